@@ -1,0 +1,46 @@
+# Two commands for a fresh Linux machine with Python 3.11+: `make up` and `make test`.
+# Both install what they need into .venv; as root they also install missing OS packages.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.kedge-installed
+
+.PHONY: up test lint unit bench os-packages clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+# mosquitto is the edge MQTT broker edgecore supervises. Debian ships it in /usr/sbin.
+os-packages:
+	@if command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing mosquitto from the OS packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+	else echo "mosquitto is missing: install it from your OS packages (e.g. apt-get install mosquitto)"; exit 1; fi
+
+up: $(STAMP) os-packages
+	$(BIN)/kedge up
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+test: $(STAMP) os-packages lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: $(STAMP) os-packages
+	$(BIN)/python -m bench.twin_ingest
+	$(BIN)/python -m bench.desired_latency
+	$(BIN)/python -m bench.edgecore_memory
+
+clean:
+	rm -rf $(VENV) .kedge .mypy_cache .ruff_cache .pytest_cache
