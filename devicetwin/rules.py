@@ -1,0 +1,267 @@
+"""Twin rules: validation, edge and cloud writes, deltas, device state. Pure, no I/O.
+
+KubeEdge's semantics (reference/kubeedge.md section 2), with these deliberate differences:
+- `double` and `bytes` are accepted types, `disconnected` is an accepted device state;
+- values are checked against the property type (and, for desired values, against the model's
+  `minimum`/`maximum` and `accessMode`) instead of KubeEdge's character whitelist;
+- an update that names versions (`expected_version`/`actual_version`) is a compare-and-set and
+  fails with 409 when the stored version differs;
+- a message is applied all or nothing: one bad property rejects the whole update.
+
+Conflict rule (also in the README): an edge write always wins and bumps the `edge` counter; a
+cloud write is accepted only if it has seen the edge's latest write, i.e. its version vector is
+not behind the stored one on either side.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from devicetwin.model import (
+    DEVICE_STATES,
+    ONLINE_STATES,
+    TWIN_TYPES,
+    TYPE_ALIASES,
+    Device,
+    Twin,
+    TwinValue,
+    Version,
+)
+
+KEY_PATTERN = re.compile(r"^[a-zA-Z0-9\-_.,:/@#]{1,128}$")
+MAX_VALUE_LENGTH = 4096
+MAX_TWINS_PER_DEVICE = 1024
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_INT = re.compile(r"^[+-]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class TwinError(Exception):
+    """A request the twin refuses; `code` is the result code KubeEdge clients expect."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class TwinPatch:
+    """One property of an edge update; `None` fields were absent from the request."""
+
+    expected: str | None = None
+    actual: str | None = None
+    type: str | None = None
+    optional: bool | None = None
+    expected_version: Version | None = None
+    actual_version: Version | None = None
+    delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TwinChange:
+    """What an accepted update did: new twins, and `{name: (last, current)}` for real changes."""
+
+    twins: dict[str, Twin]
+    document: dict[str, tuple[Twin | None, Twin]]
+    delta_touched: bool
+
+
+def normalize_type(raw: str) -> str:
+    """Map a model or metadata type (`FLOAT`, `integer`, ...) to one of TWIN_TYPES."""
+    lowered = raw.strip().lower()
+    lowered = TYPE_ALIASES.get(lowered, lowered)
+    if lowered not in TWIN_TYPES:
+        raise TwinError(400, f"unknown type {raw!r}; expected one of {', '.join(TWIN_TYPES)}")
+    return lowered
+
+
+def validate_key(name: str) -> None:
+    if not KEY_PATTERN.match(name):
+        raise TwinError(
+            400, f"invalid property name {name!r}: 1-128 characters of a-z A-Z 0-9 - _ . , : / @ #"
+        )
+
+
+def validate_value(name: str, value: str, type_: str) -> None:
+    """Refuse a value that does not read as `type_`; error names the property."""
+    if len(value) > MAX_VALUE_LENGTH:
+        raise TwinError(400, f"{name}: value longer than {MAX_VALUE_LENGTH} characters")
+    if _CONTROL.search(value):
+        raise TwinError(400, f"{name}: value contains control characters")
+    if type_ == "int":
+        if not _INT.match(value) or not INT64_MIN <= int(value) <= INT64_MAX:
+            raise TwinError(400, f"{name}: {value!r} is not a 64-bit integer")
+    elif type_ in ("float", "double"):
+        if not _FLOAT.match(value) or not math.isfinite(float(value)):
+            raise TwinError(400, f"{name}: {value!r} is not a finite {type_}")
+    elif type_ == "boolean":
+        if value not in ("true", "false"):
+            raise TwinError(400, f"{name}: {value!r} is not a boolean (true or false)")
+    elif type_ == "bytes":
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise TwinError(400, f"{name}: {value!r} is not base64-encoded bytes") from exc
+
+
+def _check_desired_allowed(device: Device, name: str, value: str, type_: str) -> None:
+    prop = device.properties.get(name)
+    if prop is None:
+        return
+    if prop.access_mode == "ReadOnly":
+        raise TwinError(400, f"{name}: property is ReadOnly; desired values cannot be set")
+    if type_ in ("int", "float", "double") and value != "":
+        number = float(value)
+        if prop.minimum is not None and number < prop.minimum:
+            raise TwinError(400, f"{name}: {value} is below the minimum {prop.minimum:g}")
+        if prop.maximum is not None and number > prop.maximum:
+            raise TwinError(400, f"{name}: {value} is above the maximum {prop.maximum:g}")
+
+
+def _check_version(name: str, side: str, wanted: Version | None, stored: Version) -> None:
+    if wanted is not None and wanted != stored:
+        raise TwinError(
+            409,
+            f"{name}: {side} version is {stored.to_json()}, request expected {wanted.to_json()}",
+        )
+
+
+def _resolve_type(device: Device, twin: Twin | None, patch: TwinPatch, name: str) -> str:
+    declared = name in device.properties
+    if patch.type is None:
+        return twin.type if twin is not None else "string"
+    wanted = normalize_type(patch.type)
+    if declared and twin is not None and wanted != twin.type:
+        raise TwinError(400, f"{name}: type is {twin.type} in the device model, not {wanted}")
+    return wanted
+
+
+def _delete(device: Device, name: str, twin: Twin | None) -> Twin | None:
+    if twin is None or twin.deleted:
+        return None
+    if name in device.properties or not twin.optional:
+        raise TwinError(400, f"{name}: declared by the device model, cannot be deleted")
+    return replace(
+        twin,
+        deleted=True,
+        expected=None,
+        actual=None,
+        observed_desired=None,
+        expected_version=twin.expected_version.bump_edge(),
+        actual_version=twin.actual_version.bump_edge(),
+    )
+
+
+def _update(device: Device, name: str, twin: Twin | None, patch: TwinPatch, now: int) -> Twin:
+    type_ = _resolve_type(device, twin, patch, name)
+    declared = name in device.properties
+    if declared and patch.optional:
+        raise TwinError(400, f"{name}: declared by the device model, cannot be made optional")
+    current = twin if twin is not None else Twin(name=name, type=type_, optional=True)
+    if current.deleted:
+        current = replace(current, deleted=False)
+    optional = current.optional if patch.optional is None or declared else patch.optional
+    current = replace(current, type=type_, optional=optional)
+    if patch.expected is not None:
+        validate_value(name, patch.expected, type_)
+        _check_desired_allowed(device, name, patch.expected, type_)
+        _check_version(name, "expected", patch.expected_version, current.expected_version)
+        current = replace(
+            current,
+            expected=TwinValue(patch.expected, now),
+            expected_version=current.expected_version.bump_edge(),
+        )
+    if patch.actual is not None:
+        validate_value(name, patch.actual, type_)
+        _check_version(name, "actual", patch.actual_version, current.actual_version)
+        current = replace(
+            current,
+            actual=TwinValue(patch.actual, now),
+            actual_version=current.actual_version.bump_edge(),
+            observed_desired=current.expected,
+        )
+    return current
+
+
+def _changed(last: Twin | None, current: Twin) -> bool:
+    if last is None:
+        return True
+    return (
+        last.deleted != current.deleted
+        or _value(last.expected) != _value(current.expected)
+        or _value(last.actual) != _value(current.actual)
+    )
+
+
+def _value(side: TwinValue | None) -> str | None:
+    return None if side is None else side.value
+
+
+def apply_edge_update(device: Device, patches: Mapping[str, TwinPatch], now: int) -> TwinChange:
+    """Apply an edge-side (MQTT or HTTP) twin update, all or nothing.
+
+    Raises TwinError(400) for invalid keys/values/types and TwinError(409) for a failed
+    compare-and-set; on error nothing of the update is applied.
+    """
+    new_twins: dict[str, Twin] = {}
+    document: dict[str, tuple[Twin | None, Twin]] = {}
+    touched = False
+    for name, patch in patches.items():
+        validate_key(name)
+        twin = device.twins.get(name)
+        if patch.delete:
+            updated = _delete(device, name, twin)
+            if updated is None:
+                continue
+        else:
+            if twin is None and len(device.twins) + len(new_twins) >= MAX_TWINS_PER_DEVICE:
+                raise TwinError(400, f"{name}: device already has {MAX_TWINS_PER_DEVICE} twins")
+            updated = _update(device, name, twin, patch, now)
+        new_twins[name] = updated
+        if _changed(twin, updated):
+            document[name] = (twin, updated)
+        touched = touched or updated.has_delta()
+    return TwinChange(new_twins, document, touched)
+
+
+def apply_cloud_desired(twin: Twin, value: str, version: Version, now: int) -> Twin | None:
+    """Apply a desired value written by the cloud, or return None if the edge wins.
+
+    Rejected when the stored version is ahead on either side: the cloud is stale, or the edge
+    changed the value after the cloud last saw it. Accepted writes adopt the cloud's vector.
+    """
+    stored = twin.expected_version
+    if stored.cloud > version.cloud or stored.edge > version.edge:
+        return None
+    validate_value(twin.name, value, twin.type)
+    return replace(twin, expected=TwinValue(value, now), expected_version=version, deleted=False)
+
+
+def build_delta(device: Device) -> dict[str, str]:
+    """`{property: desired}` for every twin whose desired differs from its reported value."""
+    return {
+        name: twin.expected.value
+        for name, twin in device.twins.items()
+        if twin.has_delta() and twin.expected is not None
+    }
+
+
+def normalize_state(raw: str) -> str:
+    state = raw.strip().lower()
+    if state not in DEVICE_STATES:
+        raise TwinError(400, f"unknown device state {raw!r}; expected one of {DEVICE_STATES}")
+    return state
+
+
+def apply_state(device: Device, raw: str, now_rfc3339: str) -> Device:
+    """New device state; `last_online` moves only when the device says it is online or ok."""
+    state = normalize_state(raw)
+    last_online = now_rfc3339 if state in ONLINE_STATES else device.last_online
+    return replace(device, state=state, last_online=last_online)

@@ -1,0 +1,115 @@
+"""The MQTT topic contract (KubeEdge v1.17+ layout, device id `<namespace>/<name>`). Pure.
+
+    $hw/events/device/<ns>/<name>/twin/update           mapper/app -> edge
+    $hw/events/device/<ns>/<name>/twin/update/result    edge -> app
+    $hw/events/device/<ns>/<name>/twin/update/delta     edge -> mapper
+    $hw/events/device/<ns>/<name>/twin/update/document  edge -> apps
+    $hw/events/device/<ns>/<name>/twin/get[/result]     app <-> edge
+    $hw/events/device/<ns>/<name>/state/update[/result] mapper <-> edge
+    $hw/events/node/<node>/membership/get[/result]      mapper <-> edge
+    $hw/events/node/<node>/membership/updated           edge -> mappers
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from devicetwin.model import DeviceId, device_id
+
+DEVICE_PREFIX = "$hw/events/device/"
+NODE_PREFIX = "$hw/events/node/"
+DEVICE_SUBSCRIPTION = "$hw/events/device/#"
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+class Action(Enum):
+    TWIN_UPDATE = "twin/update"
+    TWIN_GET = "twin/get"
+    STATE_UPDATE = "state/update"
+
+
+_ACTIONS = {action.value: action for action in Action}
+
+
+# Topics the edge itself publishes under the device prefix: seen on the bus, never requests.
+_OUTBOUND_SUFFIXES = ("/result", "/delta", "/document")
+
+
+class TopicError(Exception):
+    """A device topic that does not parse; the reply goes to `reply_topic`."""
+
+    def __init__(self, reason: str, reply_topic: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reply_topic = reply_topic
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTopic:
+    device: DeviceId
+    action: Action
+
+
+def parse_device_topic(topic: str) -> DeviceTopic | None:
+    """Parse a request topic; None for edge-published topics, TopicError for malformed ones."""
+    if topic.endswith(_OUTBOUND_SUFFIXES) or not topic.startswith(DEVICE_PREFIX):
+        return None
+    reply = topic + "/result"
+    parts = topic[len(DEVICE_PREFIX) :].split("/")
+    if len(parts) >= 3 and "/".join(parts[1:]) in _ACTIONS:
+        raise TopicError(
+            f"topic {topic!r} names no namespace: device ids are <namespace>/<name>", reply
+        )
+    if len(parts) < 4:
+        raise TopicError(f"topic {topic!r} does not parse: expected {DEVICE_PREFIX}"
+                         "<namespace>/<name>/<twin/update|twin/get|state/update>", reply)
+    namespace, name, action = parts[0], parts[1], "/".join(parts[2:])
+    if action not in _ACTIONS:
+        raise TopicError(f"unknown action {action!r} in topic {topic!r}", reply)
+    for label, value in (("namespace", namespace), ("name", name)):
+        if not _NAME.match(value):
+            raise TopicError(f"invalid {label} {value!r} in topic {topic!r}", reply)
+    return DeviceTopic(device_id(namespace, name), _ACTIONS[action])
+
+
+
+def device_topic(device: DeviceId, suffix: str) -> str:
+    return f"{DEVICE_PREFIX}{device}/{suffix}"
+
+
+def update_topic(device: DeviceId) -> str:
+    return device_topic(device, "twin/update")
+
+
+def update_result_topic(device: DeviceId) -> str:
+    return device_topic(device, "twin/update/result")
+
+
+def delta_topic(device: DeviceId) -> str:
+    return device_topic(device, "twin/update/delta")
+
+
+def document_topic(device: DeviceId) -> str:
+    return device_topic(device, "twin/update/document")
+
+
+def get_result_topic(device: DeviceId) -> str:
+    return device_topic(device, "twin/get/result")
+
+
+def state_result_topic(device: DeviceId) -> str:
+    return device_topic(device, "state/update/result")
+
+
+def membership_get_topic(node: str) -> str:
+    return f"{NODE_PREFIX}{node}/membership/get"
+
+
+def membership_result_topic(node: str) -> str:
+    return f"{NODE_PREFIX}{node}/membership/get/result"
+
+
+def membership_updated_topic(node: str) -> str:
+    return f"{NODE_PREFIX}{node}/membership/updated"
