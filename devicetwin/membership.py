@@ -45,8 +45,10 @@ def adopt_declared(stored: Device | None, declared: Device, now: int) -> Device:
     twins: dict[str, Twin] = {}
     for name, new in declared.twins.items():
         old = stored.twins.get(name)
-        twins[name] = new if old is None else _adopt_twin(
-            old, new, before.get(name, ""), after.get(name, ""), now
+        twins[name] = (
+            new
+            if old is None
+            else _adopt_twin(old, new, before.get(name, ""), after.get(name, ""), now)
         )
     for name, old in stored.twins.items():
         if name not in twins and old.optional:
@@ -54,9 +56,7 @@ def adopt_declared(stored: Device | None, declared: Device, now: int) -> Device:
     return replace(declared, state=stored.state, last_online=stored.last_online, twins=twins)
 
 
-def reconcile(
-    stored: dict[DeviceId, Device], declared: list[Device], now: int
-) -> MembershipChange:
+def reconcile(stored: dict[DeviceId, Device], declared: list[Device], now: int) -> MembershipChange:
     """Adopt `declared` as the node's full device set and say what was added/removed/updated."""
     devices: dict[DeviceId, Device] = {}
     added: list[Device] = []

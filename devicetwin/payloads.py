@@ -76,7 +76,9 @@ def _patch_of(name: str, raw: Any) -> TwinPatch:
         return TwinPatch(delete=True)
     if not isinstance(raw, dict):
         raise TwinError(400, f"twin.{name} must be an object or null, got {_kind(raw)}")
-    metadata = raw.get("metadata") or {}
+    metadata = raw.get("metadata", {})
+    if metadata is None:
+        metadata = {}
     if not isinstance(metadata, dict):
         raise TwinError(400, f"twin.{name}.metadata must be an object")
     type_ = metadata.get("type")
@@ -218,8 +220,9 @@ def membership_updated(
             "event_id": new_event_id(),
             "timestamp": now,
             "added_devices": [membership_entry(device) for device in added],
-            "removed_devices": [{"id": d.id, "name": d.name, "namespace": d.namespace}
-                                for d in removed],
+            "removed_devices": [
+                {"id": d.id, "name": d.name, "namespace": d.namespace} for d in removed
+            ],
             "updated_devices": [membership_entry(device) for device in updated],
         }
     )

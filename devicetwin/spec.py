@@ -253,8 +253,10 @@ def parse_device(doc: Document, models: Mapping[tuple[str, str], Model], now: in
     proto = _map(doc, spec.get("protocol"), "spec.protocol")
     protocol = _str(doc, proto.get("protocolName"), "spec.protocol.protocolName") or model.protocol
     if model.protocol and protocol != model.protocol:
-        raise doc.fail("spec.protocol.protocolName",
-                       f"{protocol!r} differs from the model's protocol {model.protocol!r}")
+        raise doc.fail(
+            "spec.protocol.protocolName",
+            f"{protocol!r} differs from the model's protocol {model.protocol!r}",
+        )
     if not protocol:
         raise doc.fail("spec.protocol.protocolName", "no protocol in the device or its model")
     config = {**model.config, **_map(doc, proto.get("configData"), "spec.protocol.configData")}

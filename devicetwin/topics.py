@@ -1,13 +1,13 @@
 """The MQTT topic contract (KubeEdge v1.17+ layout, device id `<namespace>/<name>`). Pure.
 
-    $hw/events/device/<ns>/<name>/twin/update           mapper/app -> edge
-    $hw/events/device/<ns>/<name>/twin/update/result    edge -> app
-    $hw/events/device/<ns>/<name>/twin/update/delta     edge -> mapper
-    $hw/events/device/<ns>/<name>/twin/update/document  edge -> apps
-    $hw/events/device/<ns>/<name>/twin/get[/result]     app <-> edge
-    $hw/events/device/<ns>/<name>/state/update[/result] mapper <-> edge
-    $hw/events/node/<node>/membership/get[/result]      mapper <-> edge
-    $hw/events/node/<node>/membership/updated           edge -> mappers
+$hw/events/device/<ns>/<name>/twin/update           mapper/app -> edge
+$hw/events/device/<ns>/<name>/twin/update/result    edge -> app
+$hw/events/device/<ns>/<name>/twin/update/delta     edge -> mapper
+$hw/events/device/<ns>/<name>/twin/update/document  edge -> apps
+$hw/events/device/<ns>/<name>/twin/get[/result]     app <-> edge
+$hw/events/device/<ns>/<name>/state/update[/result] mapper <-> edge
+$hw/events/node/<node>/membership/get[/result]      mapper <-> edge
+$hw/events/node/<node>/membership/updated           edge -> mappers
 """
 
 from __future__ import annotations
@@ -63,8 +63,11 @@ def parse_device_topic(topic: str) -> DeviceTopic | None:
             f"topic {topic!r} names no namespace: device ids are <namespace>/<name>", reply
         )
     if len(parts) < 4:
-        raise TopicError(f"topic {topic!r} does not parse: expected {DEVICE_PREFIX}"
-                         "<namespace>/<name>/<twin/update|twin/get|state/update>", reply)
+        raise TopicError(
+            f"topic {topic!r} does not parse: expected {DEVICE_PREFIX}"
+            "<namespace>/<name>/<twin/update|twin/get|state/update>",
+            reply,
+        )
     namespace, name, action = parts[0], parts[1], "/".join(parts[2:])
     if action not in _ACTIONS:
         raise TopicError(f"unknown action {action!r} in topic {topic!r}", reply)
@@ -72,7 +75,6 @@ def parse_device_topic(topic: str) -> DeviceTopic | None:
         if not _NAME.match(value):
             raise TopicError(f"invalid {label} {value!r} in topic {topic!r}", reply)
     return DeviceTopic(device_id(namespace, name), _ACTIONS[action])
-
 
 
 def device_topic(device: DeviceId, suffix: str) -> str:

@@ -31,21 +31,38 @@ def make_device(**twins: Twin) -> Device:
     }
     base = {name: Twin(name=name, type=p.type, optional=False) for name, p in props.items()}
     base.update(twins)
-    return Device(id=DeviceId("default/t1"), name="t1", namespace="default",
-                  properties=props, twins=base)
+    return Device(
+        id=DeviceId("default/t1"), name="t1", namespace="default", properties=props, twins=base
+    )
 
 
 @pytest.mark.parametrize(
     ("value", "type_", "ok"),
     [
-        ("42", "int", True), ("-7", "int", True), ("+3", "int", True), ("abc", "int", False),
-        ("1.5", "int", False), (str(2**63), "int", False), ("", "int", False),
-        ("1.5", "float", True), ("-2e3", "double", True), (".5", "float", True),
-        ("nan", "float", False), ("inf", "double", False), ("1_000", "float", False),
-        ("abc", "double", False), ("true", "boolean", True), ("false", "boolean", True),
-        ("True", "boolean", False), ("1", "boolean", False), ("aGVsbG8=", "bytes", True),
-        ("not base64!", "bytes", False), ("any text at all", "string", True),
-        ("x" * 4097, "string", False), ("bell\x07", "string", False), ("line\nbreak", "string", True),
+        ("42", "int", True),
+        ("-7", "int", True),
+        ("+3", "int", True),
+        ("abc", "int", False),
+        ("1.5", "int", False),
+        (str(2**63), "int", False),
+        ("", "int", False),
+        ("1.5", "float", True),
+        ("-2e3", "double", True),
+        (".5", "float", True),
+        ("nan", "float", False),
+        ("inf", "double", False),
+        ("1_000", "float", False),
+        ("abc", "double", False),
+        ("true", "boolean", True),
+        ("false", "boolean", True),
+        ("True", "boolean", False),
+        ("1", "boolean", False),
+        ("aGVsbG8=", "bytes", True),
+        ("not base64!", "bytes", False),
+        ("any text at all", "string", True),
+        ("x" * 4097, "string", False),
+        ("bell\x07", "string", False),
+        ("line\nbreak", "string", True),
     ],
 )
 def test_validate_value_when_typed(value: str, type_: str, ok: bool) -> None:
@@ -59,8 +76,16 @@ def test_validate_value_when_typed(value: str, type_: str, ok: bool) -> None:
 
 @pytest.mark.parametrize(
     ("key", "ok"),
-    [("temperature", True), ("a-b_c.d,e:f/g@h#i", True), ("x" * 128, True), ("", False),
-     ("x" * 129, False), ("has space", False), ("quote\"", False), ("plus+", False)],
+    [
+        ("temperature", True),
+        ("a-b_c.d,e:f/g@h#i", True),
+        ("x" * 128, True),
+        ("", False),
+        ("x" * 129, False),
+        ("has space", False),
+        ('quote"', False),
+        ("plus+", False),
+    ],
 )
 def test_validate_key_when_given(key: str, ok: bool) -> None:
     if ok:
@@ -70,8 +95,17 @@ def test_validate_key_when_given(key: str, ok: bool) -> None:
             validate_key(key)
 
 
-@pytest.mark.parametrize(("raw", "want"), [("INT", "int"), ("integer", "int"), ("FLOAT", "float"),
-                                           ("DOUBLE", "double"), ("BYTES", "bytes"), ("bool", "boolean")])
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("INT", "int"),
+        ("integer", "int"),
+        ("FLOAT", "float"),
+        ("DOUBLE", "double"),
+        ("BYTES", "bytes"),
+        ("bool", "boolean"),
+    ],
+)
 def test_normalize_type_when_alias(raw: str, want: str) -> None:
     assert normalize_type(raw) == want
 
@@ -82,8 +116,11 @@ def test_normalize_type_when_unknown_rejects_stream() -> None:
 
 
 def test_edge_update_when_reported_bumps_edge_version_and_records_observed_desired() -> None:
-    device = make_device(setpoint=Twin("setpoint", "int", False, expected=TwinValue("20", 1),
-                                       expected_version=Version(1, 0)))
+    device = make_device(
+        setpoint=Twin(
+            "setpoint", "int", False, expected=TwinValue("20", 1), expected_version=Version(1, 0)
+        )
+    )
     change = apply_edge_update(device, {"setpoint": TwinPatch(actual="18")}, NOW)
     twin = change.twins["setpoint"]
     assert twin.actual == TwinValue("18", NOW)
@@ -94,8 +131,11 @@ def test_edge_update_when_reported_bumps_edge_version_and_records_observed_desir
 
 
 def test_edge_update_when_same_value_is_versioned_but_not_documented() -> None:
-    device = make_device(power=Twin("power", "boolean", False, actual=TwinValue("true", 1),
-                                    actual_version=Version(0, 4)))
+    device = make_device(
+        power=Twin(
+            "power", "boolean", False, actual=TwinValue("true", 1), actual_version=Version(0, 4)
+        )
+    )
     change = apply_edge_update(device, {"power": TwinPatch(actual="true")}, NOW)
     assert change.twins["power"].actual_version == Version(0, 5)
     assert change.document == {}
@@ -128,8 +168,9 @@ def test_edge_update_when_invalid_is_refused(patches, code: int, fragment: str) 
 def test_edge_update_when_one_property_bad_applies_nothing() -> None:
     device = make_device()
     with pytest.raises(TwinError):
-        apply_edge_update(device, {"power": TwinPatch(actual="true"),
-                                   "setpoint": TwinPatch(actual="x")}, NOW)
+        apply_edge_update(
+            device, {"power": TwinPatch(actual="true"), "setpoint": TwinPatch(actual="x")}, NOW
+        )
     assert device.twins["power"].actual is None
 
 
@@ -171,16 +212,17 @@ def test_edge_update_when_too_many_twins_is_refused() -> None:
 @pytest.mark.parametrize(
     ("stored", "request_version", "accepted"),
     [
-        (Version(0, 0), Version(1, 0), True),   # first cloud write
-        (Version(2, 0), Version(3, 0), True),   # newer cloud write
-        (Version(2, 1), Version(3, 1), True),   # cloud has seen the edge's write
+        (Version(0, 0), Version(1, 0), True),  # first cloud write
+        (Version(2, 0), Version(3, 0), True),  # newer cloud write
+        (Version(2, 1), Version(3, 1), True),  # cloud has seen the edge's write
         (Version(3, 0), Version(2, 0), False),  # stale cloud
         (Version(2, 1), Version(3, 0), False),  # edge changed since the cloud last looked
-        (Version(2, 2), Version(2, 2), True),   # same vector: idempotent
+        (Version(2, 2), Version(2, 2), True),  # same vector: idempotent
     ],
 )
-def test_cloud_desired_when_versions_compare(stored: Version, request_version: Version,
-                                             accepted: bool) -> None:
+def test_cloud_desired_when_versions_compare(
+    stored: Version, request_version: Version, accepted: bool
+) -> None:
     twin = Twin("setpoint", "int", False, expected=TwinValue("20", 1), expected_version=stored)
     result = apply_cloud_desired(twin, "25", request_version, NOW)
     if accepted:
@@ -214,9 +256,14 @@ def test_build_delta_when_desired_differs(twin: Twin, in_delta: bool) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "state", "moves_last_online"),
-    [("online", "online", True), ("OK", "ok", True), ("offline", "offline", False),
-     ("unknown", "unknown", False), ("Unhealthy", "unhealthy", False),
-     ("disconnected", "disconnected", False)],
+    [
+        ("online", "online", True),
+        ("OK", "ok", True),
+        ("offline", "offline", False),
+        ("unknown", "unknown", False),
+        ("Unhealthy", "unhealthy", False),
+        ("disconnected", "disconnected", False),
+    ],
 )
 def test_apply_state_when_valid(raw: str, state: str, moves_last_online: bool) -> None:
     device = replace(make_device(), last_online="2020-01-01T00:00:00Z")
@@ -228,4 +275,3 @@ def test_apply_state_when_valid(raw: str, state: str, moves_last_online: bool) -
 def test_apply_state_when_unknown_is_refused() -> None:
     with pytest.raises(TwinError, match="unknown device state"):
         apply_state(make_device(), "sleepy", "2026-11-22T00:00:00Z")
-

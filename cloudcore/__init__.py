@@ -1,0 +1,1 @@
+"""Cloud process (CloudHub, embedded API server): not built yet."""

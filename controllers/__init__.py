@@ -1,0 +1,1 @@
+"""Cloud-side controllers (DeviceController, EdgeController): not built yet."""

@@ -1,0 +1,1 @@
+"""Edge process: EventBus (MQTT), supervised broker, twin service shell, HTTP API."""

@@ -1,0 +1,1 @@
+"""Command line and the pieces both sides share (logging, config)."""

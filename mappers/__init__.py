@@ -1,0 +1,1 @@
+"""Protocol mappers (Modbus, OPC UA, Bluetooth LE, ZigBee): not built yet."""

@@ -1,0 +1,1 @@
+"""Simulated devices per protocol: not built yet."""

@@ -1,0 +1,69 @@
+"""Adopting a declared device set keeps reported values and edge-local desired values."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from devicetwin.membership import reconcile
+from devicetwin.model import Device, DeviceId, Twin, TwinValue, Version
+
+NOW = 1_700_000_000_000
+
+
+def declared(desired: str = "20", did: str = "ns/d") -> Device:
+    twin = Twin(
+        "sp",
+        "int",
+        False,
+        expected=TwinValue(desired, 1) if desired else None,
+        expected_version=Version(1 if desired else 0, 0),
+    )
+    props = [{"name": "sp", "desired": desired}]
+    ns, name = did.split("/")
+    return Device(
+        id=DeviceId(did), name=name, namespace=ns, twins={"sp": twin}, spec={"properties": props}
+    )
+
+
+def stored_after_edge_write() -> Device:
+    device = declared("20")
+    twin = replace(
+        device.twins["sp"],
+        expected=TwinValue("23", 5),
+        expected_version=Version(1, 1),
+        actual=TwinValue("22", 5),
+    )
+    extra = Twin("note", actual=TwinValue("x", 5))
+    return replace(device, state="online", twins={"sp": twin, "note": extra})
+
+
+def test_reconcile_when_new_device_is_added() -> None:
+    change = reconcile({}, [declared()], NOW)
+    assert [d.id for d in change.added] == ["ns/d"] and not change.removed and not change.updated
+
+
+def test_reconcile_when_declaration_unchanged_keeps_edge_desired_and_reported() -> None:
+    stored = stored_after_edge_write()
+    change = reconcile({stored.id: stored}, [declared("20")], NOW)
+    device = change.devices[stored.id]
+    assert device.twins["sp"].expected == TwinValue("23", 5)
+    assert device.twins["sp"].actual == TwinValue("22", 5)
+    assert device.twins["note"].actual == TwinValue("x", 5)
+    assert device.state == "online"
+    assert not change.added and not change.updated
+
+
+def test_reconcile_when_declared_desired_changes_applies_it_as_cloud_write() -> None:
+    stored = stored_after_edge_write()
+    change = reconcile({stored.id: stored}, [declared("25")], NOW)
+    twin = change.devices[stored.id].twins["sp"]
+    assert twin.expected == TwinValue("25", NOW)
+    assert twin.expected_version == Version(2, 1)
+    assert [d.id for d in change.updated] == ["ns/d"]
+
+
+def test_reconcile_when_device_no_longer_declared_is_removed() -> None:
+    stored = stored_after_edge_write()
+    change = reconcile({stored.id: stored}, [declared(did="ns/other")], NOW)
+    assert [d.id for d in change.removed] == ["ns/d"]
+    assert list(change.devices) == ["ns/other"]
