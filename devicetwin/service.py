@@ -1,0 +1,245 @@
+"""The twin service: in-memory devices + rules + store; turns requests into replies.
+
+It knows topics and payloads but not MQTT: the EventBus (edgecore) hands it (topic, payload)
+pairs in bursts, calls `flush()` once per burst so SQLite sees one transaction, and only then
+publishes the replies. Durability therefore comes before acknowledgement. If the commit fails,
+the in-memory state is reloaded from SQLite and each request gets its 500 reply instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from devicetwin import payloads
+from devicetwin.membership import reconcile
+from devicetwin.model import Device, DeviceId, Twin, Version
+from devicetwin.rules import (
+    TwinChange,
+    TwinError,
+    TwinPatch,
+    apply_edge_update,
+    apply_state,
+    build_delta,
+)
+from devicetwin.store import Batch, TwinStore
+from devicetwin.topics import (
+    Action,
+    TopicError,
+    delta_topic,
+    document_topic,
+    get_result_topic,
+    membership_result_topic,
+    membership_updated_topic,
+    parse_device_topic,
+    state_result_topic,
+    update_result_topic,
+)
+
+log = logging.getLogger("kedge.devicetwin")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def rfc3339(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    topic: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class Handled:
+    """Replies for one request, and the reply to send instead if the batch fails to commit."""
+
+    action: str
+    code: int = 200
+    replies: list[Outbound] = field(default_factory=list)
+    on_failure: Outbound | None = None
+
+
+class TwinService:
+    def __init__(self, node: str, store: TwinStore, clock: Callable[[], int] = now_ms) -> None:
+        self.node = node
+        self.store = store
+        self.clock = clock
+        self.devices: dict[DeviceId, Device] = store.load()
+        self._batch = Batch()
+
+    # ---- requests from the bus ----------------------------------------------------------
+
+    def handle(self, topic: str, payload: bytes) -> Handled:
+        """Answer one MQTT request; never raises for anything a client can send."""
+        if topic.startswith("$hw/events/node/"):
+            return self._membership_get(topic, payload)
+        try:
+            parsed = parse_device_topic(topic)
+        except TopicError as exc:
+            return self._error("topic", exc.reply_topic, "", TwinError(400, exc.reason))
+        if parsed is None:
+            return Handled("ignored")
+        handler = self._handlers[parsed.action]
+        return handler(self, parsed.device, payload)
+
+    def _error(self, action: str, topic: str, event_id: str, error: TwinError) -> Handled:
+        log.info(
+            "request refused: %s",
+            error.reason,
+            extra={"node": self.node, "topic": topic, "code": error.code},
+        )
+        reply = Outbound(topic, payloads.error_result(event_id, self.clock(), error))
+        return Handled(action, error.code, [reply])
+
+    def _device(self, device_id: DeviceId) -> Device:
+        device = self.devices.get(device_id)
+        if device is None:
+            raise TwinError(404, f"device {device_id} is not bound to node {self.node}")
+        return device
+
+    def _twin_update(self, device_id: DeviceId, payload: bytes) -> Handled:
+        topic, event_id = update_result_topic(device_id), ""
+        try:
+            body = payloads.decode(payload)
+            event_id = payloads.event_id_of(body)
+            patches = payloads.parse_twin_update(body)
+            device = self._device(device_id)
+            change = apply_edge_update(device, patches, self.clock())
+        except TwinError as exc:
+            return self._error("twin/update", topic, event_id, exc)
+        now = self.clock()
+        replies = [Outbound(topic, payloads.update_result(event_id, now, change))]
+        replies.extend(self._apply_change(device, change, now))
+        failure = TwinError(500, "twin store write failed; nothing was applied")
+        return Handled(
+            "twin/update",
+            200,
+            replies,
+            Outbound(topic, payloads.error_result(event_id, now, failure)),
+        )
+
+    def _apply_change(self, device: Device, change: TwinChange, now: int) -> list[Outbound]:
+        """Adopt an accepted change in memory, queue it for the store, return events."""
+        updated = replace(device, twins={**device.twins, **change.twins})
+        self.devices[device.id] = updated
+        for name, twin in change.twins.items():
+            self._batch.twins[(device.id, name)] = twin
+        events = []
+        if change.document:
+            events.append(Outbound(document_topic(device.id), payloads.document(now, change)))
+        if change.delta_touched:
+            delta = build_delta(updated)
+            events.append(Outbound(delta_topic(device.id), payloads.delta(now, updated, delta)))
+        return events
+
+    def _twin_get(self, device_id: DeviceId, payload: bytes) -> Handled:
+        topic, event_id = get_result_topic(device_id), ""
+        try:
+            event_id = payloads.event_id_of(payloads.decode(payload))
+            device = self._device(device_id)
+        except TwinError as exc:
+            return self._error("twin/get", topic, event_id, exc)
+        reply = Outbound(topic, payloads.get_result(event_id, self.clock(), device))
+        return Handled("twin/get", 200, [reply])
+
+    def _state_update(self, device_id: DeviceId, payload: bytes) -> Handled:
+        topic, event_id = state_result_topic(device_id), ""
+        try:
+            body = payloads.decode(payload)
+            event_id = payloads.event_id_of(body)
+            state = payloads.parse_state(body)
+            now = self.clock()
+            device = apply_state(self._device(device_id), state, rfc3339(now))
+        except TwinError as exc:
+            return self._error("state/update", topic, event_id, exc)
+        self.devices[device_id] = device
+        self._batch.states[device_id] = device
+        reply = Outbound(topic, payloads.state_result(event_id, now, device))
+        failure = payloads.error_result(event_id, now, TwinError(500, "state write failed"))
+        return Handled("state/update", 200, [reply], Outbound(topic, failure))
+
+    def _membership_get(self, topic: str, payload: bytes) -> Handled:
+        reply_topic, event_id = membership_result_topic(self.node), ""
+        if topic != f"$hw/events/node/{self.node}/membership/get":
+            return Handled("ignored")
+        try:
+            body = payloads.decode(payload)
+            event_id = payloads.event_id_of(body)
+            protocol = payloads.parse_protocol_filter(body)
+        except TwinError as exc:
+            return self._error("membership/get", reply_topic, event_id, exc)
+        devices = [d for d in self.devices.values() if protocol in (None, d.protocol)]
+        result = payloads.membership_result(event_id, self.clock(), devices)
+        return Handled("membership/get", 200, [Outbound(reply_topic, result)])
+
+    _handlers: dict[Action, Callable[[TwinService, DeviceId, bytes], Handled]] = {
+        Action.TWIN_UPDATE: _twin_update,
+        Action.TWIN_GET: _twin_get,
+        Action.STATE_UPDATE: _state_update,
+    }
+
+    # ---- writes from the edge API and the manifests ---------------------------------------
+
+    def set_desired(
+        self, device_id: DeviceId, name: str, value: str, version: Version | None = None
+    ) -> tuple[Twin, list[Outbound]]:
+        """Edge-local desired write (HTTP); committed before it returns."""
+        device = self._device(device_id)
+        twin = device.twins.get(name)
+        if twin is None or twin.deleted:
+            raise TwinError(404, f"device {device_id} has no property {name!r}")
+        patch = TwinPatch(expected=value, expected_version=version)
+        now = self.clock()
+        change = apply_edge_update(device, {name: patch}, now)
+        events = self._apply_change(device, change, now)
+        try:
+            self.flush()
+        except Exception as exc:
+            raise TwinError(500, "twin store write failed; nothing was applied") from exc
+        return change.twins[name], events
+
+    def adopt(self, declared: list[Device]) -> list[Outbound]:
+        """Make `declared` the node's device set; committed before it returns."""
+        now = self.clock()
+        change = reconcile(self.devices, declared, now)
+        self.devices = change.devices
+        self._batch.removed.update(device.id for device in change.removed)
+        for device in (*change.added, *change.updated):
+            self._batch.devices[device.id] = device
+        self.flush()
+        events = []
+        if change.added or change.removed or change.updated:
+            body = payloads.membership_updated(now, change.added, change.removed, change.updated)
+            events.append(Outbound(membership_updated_topic(self.node), body))
+        events.extend(self.all_deltas([*change.added, *change.updated]))
+        return events
+
+    def all_deltas(self, devices: Iterable[Device] | None = None) -> list[Outbound]:
+        """Delta messages for `devices` (default: all) that still have desired != reported."""
+        now, events = self.clock(), []
+        for device in self.devices.values() if devices is None else devices:
+            delta = build_delta(device)
+            if delta:
+                events.append(Outbound(delta_topic(device.id), payloads.delta(now, device, delta)))
+        return events
+
+    # ---- persistence ----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Commit pending writes; on failure reload memory from SQLite and re-raise."""
+        batch, self._batch = self._batch, Batch()
+        try:
+            self.store.commit(batch)
+        except Exception:
+            log.exception(
+                "twin store commit failed; reloading from disk", extra={"node": self.node}
+            )
+            self.devices = self.store.load()
+            raise

@@ -1,0 +1,292 @@
+"""Twin store: SQLite (WAL) through SQLAlchemy Core, with KubeEdge's three tables.
+
+    device       id (ns/name), name, description, state, last_online  (+ namespace, spec JSON)
+    device_attr  deviceid, name, value, optional, attr_type, metadata
+    device_twin  deviceid, name, expected/actual (+ _meta, _version), optional, attr_type,
+                 metadata  (+ observed_desired, observed_desired_meta)
+
+Writes come in batches (`Batch`), one transaction each, so `kill -9` leaves either the whole batch
+or none of it. The in-memory devices of the twin service are the read path; SQLite is read once at
+start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert
+
+from devicetwin.model import Device, DeviceId, PropertySpec, Twin, TwinValue, Version
+
+SCHEMA_VERSION = 1
+metadata = MetaData()
+
+device_table = Table(
+    "device",
+    metadata,
+    Column("id", String(256), primary_key=True),
+    Column("name", String(253), nullable=False),
+    Column("namespace", String(253), nullable=False),
+    Column("description", Text, default=""),
+    Column("state", String(32), default="unknown"),
+    Column("last_online", String(64), default=""),
+    Column("spec", Text, default="{}"),
+)
+
+attr_table = Table(
+    "device_attr",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deviceid", String(256), nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("description", Text, default=""),
+    Column("value", Text, default=""),
+    Column("optional", Boolean, default=False),
+    Column("attr_type", String(32), default="string"),
+    Column("metadata", Text, default="{}"),
+    UniqueConstraint("deviceid", "name"),
+)
+
+twin_table = Table(
+    "device_twin",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deviceid", String(256), nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("description", Text, default=""),
+    Column("expected", Text),
+    Column("actual", Text),
+    Column("expected_meta", Text),
+    Column("actual_meta", Text),
+    Column("expected_version", Text),
+    Column("actual_version", Text),
+    Column("optional", Boolean, default=True),
+    Column("attr_type", String(32), default="string"),
+    Column("metadata", Text, default="{}"),
+    Column("observed_desired", Text),
+    Column("observed_desired_meta", Text),
+    UniqueConstraint("deviceid", "name"),
+)
+
+_TWIN_COLUMNS = [c.name for c in twin_table.columns if c.name not in ("id", "deviceid", "name")]
+
+
+@dataclass(slots=True)
+class Batch:
+    """Writes that must land together; the twin service fills one per processed burst."""
+
+    twins: dict[tuple[DeviceId, str], Twin] = field(default_factory=dict)
+    states: dict[DeviceId, Device] = field(default_factory=dict)
+    devices: dict[DeviceId, Device] = field(default_factory=dict)
+    removed: set[DeviceId] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.twins or self.states or self.devices or self.removed)
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _meta(value: TwinValue | None) -> str | None:
+    return None if value is None else f'{{"timestamp":{value.timestamp}}}'
+
+
+def _version(version: Version) -> str:
+    return f'{{"cloud":{version.cloud},"edge":{version.edge}}}'
+
+
+def twin_row(twin: Twin) -> dict[str, Any]:
+    """A Twin as a device_twin row (without deviceid and name)."""
+    return {
+        "description": twin.description,
+        "expected": None if twin.expected is None else twin.expected.value,
+        "actual": None if twin.actual is None else twin.actual.value,
+        "expected_meta": _meta(twin.expected),
+        "actual_meta": _meta(twin.actual),
+        "expected_version": _version(twin.expected_version),
+        "actual_version": _version(twin.actual_version),
+        "optional": twin.optional,
+        "attr_type": twin.type,
+        "metadata": '{"type":"deleted"}' if twin.deleted else f'{{"type":"{twin.type}"}}',
+        "observed_desired": None if twin.observed_desired is None else twin.observed_desired.value,
+        "observed_desired_meta": _meta(twin.observed_desired),
+    }
+
+
+def _value(value: str | None, meta: str | None) -> TwinValue | None:
+    if value is None:
+        return None
+    return TwinValue(value, int(orjson.loads(meta or "{}").get("timestamp", 0)))
+
+
+def _parse_version(raw: str | None) -> Version:
+    data = orjson.loads(raw or "{}")
+    return Version(int(data.get("cloud", 0)), int(data.get("edge", 0)))
+
+
+def _twin_from_row(row: Any) -> Twin:
+    return Twin(
+        name=row.name,
+        type=row.attr_type,
+        optional=bool(row.optional),
+        deleted=orjson.loads(row.metadata or "{}").get("type") == "deleted",
+        expected=_value(row.expected, row.expected_meta),
+        actual=_value(row.actual, row.actual_meta),
+        observed_desired=_value(row.observed_desired, row.observed_desired_meta),
+        expected_version=_parse_version(row.expected_version),
+        actual_version=_parse_version(row.actual_version),
+        description=row.description or "",
+    )
+
+
+def properties_of(spec: dict[str, Any]) -> dict[str, PropertySpec]:
+    """Rebuild the model's property facts from a stored merged spec."""
+    return {
+        p["name"]: PropertySpec(
+            name=p["name"],
+            type=p.get("type", "string"),
+            access_mode=p.get("accessMode", "ReadWrite"),
+            minimum=p.get("minimum"),
+            maximum=p.get("maximum"),
+            unit=p.get("unit", ""),
+            description=p.get("description", ""),
+        )
+        for p in spec.get("properties", [])
+    }
+
+
+class TwinStore:
+    """Owns the SQLite file; used from one thread (the edgecore event loop)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._engine: Engine = create_engine(f"sqlite:///{path}")
+        event.listen(self._engine, "connect", _on_connect)
+        metadata.create_all(self._engine)
+        with self._engine.begin() as conn:
+            conn.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def load(self) -> dict[DeviceId, Device]:
+        """Every stored device with its attributes and twins."""
+        with self._engine.connect() as conn:
+            twins: dict[str, dict[str, Twin]] = {}
+            for row in conn.execute(select(twin_table)):
+                twins.setdefault(row.deviceid, {})[row.name] = _twin_from_row(row)
+            attrs: dict[str, dict[str, str]] = {}
+            for row in conn.execute(select(attr_table)):
+                attrs.setdefault(row.deviceid, {})[row.name] = row.value or ""
+            devices: dict[DeviceId, Device] = {}
+            for row in conn.execute(select(device_table)):
+                spec = orjson.loads(row.spec or "{}")
+                devices[DeviceId(row.id)] = Device(
+                    id=DeviceId(row.id),
+                    name=row.name,
+                    namespace=row.namespace,
+                    description=row.description or "",
+                    state=row.state or "unknown",
+                    last_online=row.last_online or "",
+                    protocol=spec.get("protocol", {}).get("protocolName", ""),
+                    attributes=attrs.get(row.id, {}),
+                    properties=properties_of(spec),
+                    twins=twins.get(row.id, {}),
+                    spec=spec,
+                )
+        return devices
+
+    def commit(self, batch: Batch) -> None:
+        """Write a batch in one transaction."""
+        if not batch:
+            return
+        with self._engine.begin() as conn:
+            if batch.removed:
+                self._remove(conn, batch.removed)
+            for device in batch.devices.values():
+                self._replace_device(conn, device)
+            if batch.twins:
+                self._upsert_twins(conn, batch.twins.items())
+            for device in batch.states.values():
+                conn.execute(
+                    update(device_table)
+                    .where(device_table.c.id == device.id)
+                    .values(state=device.state, last_online=device.last_online)
+                )
+
+    def _remove(self, conn: Connection, ids: Iterable[DeviceId]) -> None:
+        ids = list(ids)
+        for table, column in (
+            (twin_table, twin_table.c.deviceid),
+            (attr_table, attr_table.c.deviceid),
+            (device_table, device_table.c.id),
+        ):
+            conn.execute(delete(table).where(column.in_(ids)))
+
+    def _replace_device(self, conn: Connection, device: Device) -> None:
+        self._remove(conn, [device.id])
+        conn.execute(
+            insert(device_table).values(
+                id=device.id,
+                name=device.name,
+                namespace=device.namespace,
+                description=device.description,
+                state=device.state,
+                last_online=device.last_online,
+                spec=orjson.dumps(device.spec).decode(),
+            )
+        )
+        if device.attributes:
+            conn.execute(
+                insert(attr_table),
+                [
+                    {"deviceid": device.id, "name": key, "value": value, "attr_type": "string"}
+                    for key, value in device.attributes.items()
+                ],
+            )
+        if device.twins:
+            self._upsert_twins(conn, (((device.id, n), t) for n, t in device.twins.items()))
+
+    def _upsert_twins(
+        self, conn: Connection, twins: Iterable[tuple[tuple[DeviceId, str], Twin]]
+    ) -> None:
+        rows = [
+            {"deviceid": device, "name": name, **twin_row(twin)} for (device, name), twin in twins
+        ]
+        statement = insert(twin_table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["deviceid", "name"],
+            set_={column: statement.excluded[column] for column in _TWIN_COLUMNS},
+        )
+        conn.execute(statement, rows)
+
+    def integrity_check(self) -> str:
+        with self._engine.connect() as conn:
+            return str(conn.exec_driver_sql("PRAGMA integrity_check").scalar())
+
+    def close(self) -> None:
+        self._engine.dispose()

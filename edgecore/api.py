@@ -1,0 +1,184 @@
+"""Edge HTTP API (FastAPI): twin queries, edge-local desired writes, health and metrics.
+
+Every error is JSON `{code, reason}`; the body of a write is limited to 64 KiB and must match the
+schema, so nothing a client sends reaches the twin service unchecked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiomqtt
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from starlette.exceptions import HTTPException
+
+from devicetwin.model import Device, DeviceId, Twin, TwinValue, Version, device_id
+from devicetwin.payloads import MAX_PAYLOAD
+from devicetwin.rules import TwinError
+from devicetwin.service import TwinService
+from edgecore.eventbus import EventBus
+from edgecore.metrics import EdgeMetrics
+
+log = logging.getLogger("kedge.api")
+JSON = dict[str, Any]
+
+
+class VersionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cloud: int = Field(ge=0)
+    edge: int = Field(ge=0)
+
+
+class DesiredBody(BaseModel):
+    """Edge-local desired value; `version` makes it a compare-and-set (409 if stale)."""
+
+    model_config = ConfigDict(extra="forbid")
+    value: StrictStr
+    version: VersionBody | None = None
+
+
+def _side(value: TwinValue | None, version: Version | None) -> JSON | None:
+    if value is None:
+        return None
+    out: JSON = {"value": value.value, "timestamp": value.timestamp}
+    if version is not None:
+        out["version"] = version.to_json()
+    return out
+
+
+def twin_json(device: Device, twin: Twin) -> JSON:
+    prop = device.properties.get(twin.name)
+    return {
+        "propertyName": twin.name,
+        "type": twin.type,
+        "optional": twin.optional,
+        "accessMode": prop.access_mode if prop else "ReadWrite",
+        "unit": prop.unit if prop else "",
+        "desired": _side(twin.expected, twin.expected_version),
+        "reported": _side(twin.actual, twin.actual_version),
+        "observedDesired": _side(twin.observed_desired, None),
+        "inSync": not twin.has_delta(),
+    }
+
+
+def device_json(device: Device) -> JSON:
+    return {
+        "id": device.id,
+        "namespace": device.namespace,
+        "name": device.name,
+        "description": device.description,
+        "protocol": device.protocol,
+        "model": device.spec.get("model", ""),
+        "state": device.state,
+        "lastOnlineTime": device.last_online,
+        "attributes": device.attributes,
+        "twins": [twin_json(device, t) for t in device.twins.values() if not t.deleted],
+    }
+
+
+def _error(code: int, reason: str) -> JSONResponse:
+    return JSONResponse({"code": code, "reason": reason}, status_code=code)
+
+
+def create_app(service: TwinService, bus: EventBus, metrics: EdgeMetrics) -> FastAPI:
+    app = FastAPI(title="kedge edgecore", version="0.1.0")
+
+    @app.middleware("http")
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.method in ("PUT", "POST", "PATCH"):
+            body = await request.body()
+            if len(body) > MAX_PAYLOAD:
+                return _error(413, f"body is {len(body)} bytes; the limit is {MAX_PAYLOAD}")
+        return await call_next(request)
+
+    @app.exception_handler(TwinError)
+    async def twin_error(_: Request, exc: TwinError) -> JSONResponse:
+        return _error(exc.code, exc.reason)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return _error(422, problems or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    def find(namespace: str, name: str) -> Device:
+        device = service.devices.get(device_id(namespace, name))
+        if device is None:
+            raise TwinError(404, f"device {namespace}/{name} is not bound to node {service.node}")
+        return device
+
+    def find_twin(device: Device, prop: str) -> Twin:
+        twin = device.twins.get(prop)
+        if twin is None or twin.deleted:
+            raise TwinError(404, f"device {device.id} has no property {prop!r}")
+        return twin
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        ok = bus.connected.is_set()
+        body = {
+            "status": "ok" if ok else "degraded",
+            "node": service.node,
+            "mqttConnected": ok,
+            "devices": len(service.devices),
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        metrics.devices.set(len(service.devices))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/devices")
+    async def list_devices() -> JSON:
+        return {"node": service.node, "items": [device_json(d) for d in service.devices.values()]}
+
+    @app.get("/v1/devices/{namespace}/{name}")
+    async def get_device(namespace: str, name: str) -> JSON:
+        return device_json(find(namespace, name))
+
+    @app.get("/v1/devices/{namespace}/{name}/twin")
+    async def get_twins(namespace: str, name: str) -> JSON:
+        device = find(namespace, name)
+        return {"id": device.id, "twins": device_json(device)["twins"]}
+
+    @app.get("/v1/devices/{namespace}/{name}/twin/{prop}")
+    async def get_twin(namespace: str, name: str, prop: str) -> JSON:
+        device = find(namespace, name)
+        return twin_json(device, find_twin(device, prop))
+
+    @app.put("/v1/devices/{namespace}/{name}/twin/{prop}/desired")
+    async def put_desired(namespace: str, name: str, prop: str, body: DesiredBody) -> JSON:
+        version = None if body.version is None else Version(body.version.cloud, body.version.edge)
+        try:
+            twin, events = service.set_desired(
+                DeviceId(f"{namespace}/{name}"), prop, body.value, version
+            )
+        except TwinError as exc:
+            metrics.http_desired.labels(str(exc.code)).inc()
+            raise
+        metrics.http_desired.labels("200").inc()
+        try:
+            await bus.publish(events)
+        except aiomqtt.MqttError as exc:  # stored; the delta is republished on reconnect
+            log.warning(
+                "delta not published: %s",
+                exc,
+                extra={"node": service.node, "device": f"{namespace}/{name}"},
+            )
+        return twin_json(service.devices[DeviceId(f"{namespace}/{name}")], twin)
+
+    return app

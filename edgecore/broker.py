@@ -1,0 +1,176 @@
+"""Supervise a local mosquitto: loopback-only config and password file in the state dir.
+
+Pure-Python brokers cannot serve KubeEdge's `$hw/...` topics (amqtt refuses `$` topics, rumqttd
+drops them), so the single-machine default is the OS's mosquitto, restarted if it dies. The
+credentials live in `<state>/broker/mqtt-url` (mode 0600) for mappers and tools on this node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+from edgecore.config import MqttSettings
+
+log = logging.getLogger("kedge.broker")
+USERNAME = "kedge"
+READY_TIMEOUT = 10.0
+
+
+class BrokerError(Exception):
+    """mosquitto is missing or cannot start; the message says what to do."""
+
+
+def find_mosquitto() -> str:
+    found = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)),
+        None,
+    )
+    if not found:
+        raise BrokerError(
+            "mosquitto is not installed: install it from the OS packages "
+            "(apt-get install mosquitto) or pass --mqtt URL"
+        )
+    return found
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+class LocalBroker:
+    """A mosquitto child process on 127.0.0.1:`port`, restarted when it exits unexpectedly."""
+
+    def __init__(self, state_dir: Path, port: int, node: str) -> None:
+        self.dir = state_dir / "broker"
+        self.port = port
+        self.node = node
+        self.restarts = 0
+        self._process: asyncio.subprocess.Process | None = None
+        self._stopping = False
+
+    def prepare(self) -> MqttSettings:
+        """Write config and password file (keeping an existing password) and return settings."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        secret_file = self.dir / "password"
+        if not secret_file.exists():
+            _write_private(secret_file, secrets.token_urlsafe(24))
+        password = secret_file.read_text().strip()
+        passwd = self.dir / "passwd"
+        _write_private(passwd, "")
+        tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+        result = subprocess.run(  # noqa: ASYNC221 - runs once before the loop serves anything
+            [tool, "-b", str(passwd), USERNAME, password],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BrokerError(f"mosquitto_passwd failed: {result.stderr.strip()}")
+        (self.dir / "mosquitto.conf").write_text(
+            "\n".join(
+                [
+                    f"listener {self.port} 127.0.0.1",
+                    "allow_anonymous false",
+                    f"password_file {passwd}",
+                    "persistence false",
+                    f"user {getpass.getuser()}",
+                    "log_dest stderr",
+                    "log_type error",
+                    "log_type warning",
+                    "max_queued_messages 100000",
+                    "",
+                ]
+            )
+        )
+        settings = MqttSettings("127.0.0.1", self.port, USERNAME, password)
+        _write_private(self.dir / "mqtt-url", settings.url() + "\n")
+        return settings
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        with (self.dir / "mosquitto.log").open("ab") as log_file:
+            return await asyncio.create_subprocess_exec(
+                find_mosquitto(),
+                "-c",
+                str(self.dir / "mosquitto.conf"),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log_file,
+            )
+
+    def _log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            lines = (self.dir / "mosquitto.log").read_text(errors="replace").splitlines()
+            return " | ".join(lines[-3:])
+        return ""
+
+    async def start(self) -> None:
+        """Start mosquitto and wait until it accepts connections."""
+        find_mosquitto()
+        self._process = await self._spawn()
+        await self._wait_ready(self._process)
+        log.info(
+            "mosquitto listening",
+            extra={"node": self.node, "port": self.port, "pid": self._process.pid},
+        )
+
+    async def _wait_ready(self, process: asyncio.subprocess.Process) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_TIMEOUT
+        while loop.time() < deadline:
+            if process.returncode is not None:
+                raise BrokerError(f"mosquitto exited with {process.returncode}: {self._log_tail()}")
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return
+            await asyncio.sleep(0.02)
+        raise BrokerError(
+            f"mosquitto did not listen on 127.0.0.1:{self.port} within {READY_TIMEOUT:.0f}s"
+        )
+
+    async def supervise(self) -> None:
+        """Restart mosquitto whenever it exits, with a capped backoff, until `stop()`."""
+        backoff = 0.1
+        while not self._stopping:
+            assert self._process is not None
+            code = await self._process.wait()
+            if self._stopping:
+                return
+            self.restarts += 1
+            log.warning(
+                "mosquitto exited; restarting",
+                extra={"node": self.node, "code": code, "restarts": self.restarts},
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+            try:
+                self._process = await self._spawn()
+                await self._wait_ready(self._process)
+                backoff = 0.1
+            except BrokerError as exc:
+                log.error("mosquitto restart failed: %s", exc, extra={"node": self.node})
+
+    async def stop(self) -> None:
+        self._stopping = True
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 5)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid

@@ -1,0 +1,148 @@
+"""edgecore settings from a YAML config file and command-line flags (flags win)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+DEFAULT_MQTT_PORT = 1883
+DEFAULT_HTTP = "127.0.0.1:10550"
+
+
+class ConfigError(Exception):
+    """Settings that cannot work; the message says which setting and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    def url(self) -> str:
+        auth = f"{self.username}:{self.password}@" if self.username else ""
+        return f"mqtt://{auth}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeConfig:
+    node: str
+    state_dir: Path
+    mqtt: MqttSettings | None = None  # None: supervise a local mosquitto on `broker_port`
+    broker_port: int = DEFAULT_MQTT_PORT
+    http_host: str = "127.0.0.1"
+    http_port: int = 10550
+    devices: list[Path] = field(default_factory=list)
+    log_level: str = "info"
+
+
+def parse_mqtt_url(url: str) -> MqttSettings:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+        raise ConfigError(f"mqtt: {url!r} is not mqtt://[user:password@]host[:port]")
+    try:
+        port = parts.port or DEFAULT_MQTT_PORT
+    except ValueError as exc:
+        raise ConfigError(f"mqtt: {url!r} has an invalid port") from exc
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return MqttSettings(parts.hostname, port, user, password)
+
+
+def _parse_port(text: str, what: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError(f"{what}: {text!r} is not a TCP port")
+    return int(text)
+
+
+def parse_broker(spec: str) -> int:
+    """`local` or `local:PORT` -> the port of the supervised mosquitto."""
+    name, _, port = spec.partition(":")
+    if name != "local":
+        raise ConfigError(f"broker: {spec!r} is not local or local:PORT (use --mqtt for others)")
+    return _parse_port(port, "broker") if port else DEFAULT_MQTT_PORT
+
+
+def parse_http(spec: str) -> tuple[str, int]:
+    host, sep, port = spec.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"http: {spec!r} is not HOST:PORT")
+    return host, _parse_port(port, "http")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML file with the same keys as the flags")
+    parser.add_argument("--node", help="name of this edge node")
+    parser.add_argument("--state-dir", type=Path, help="where the twin database lives")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--mqtt", help="external broker, mqtt://[user:password@]host[:port]")
+    group.add_argument("--broker", help="supervise a local mosquitto: local[:PORT]")
+    parser.add_argument("--http", help=f"edge HTTP API address (default {DEFAULT_HTTP})")
+    parser.add_argument(
+        "--devices",
+        type=Path,
+        nargs="+",
+        action="extend",
+        help="DeviceModel/Device YAML files for this node",
+    )
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
+def _file_settings(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: must be a mapping of settings")
+    known = {"node", "state_dir", "mqtt", "broker", "http", "devices", "log_level"}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"config {path}: unknown settings {sorted(unknown)}")
+    return data
+
+
+def from_args(args: argparse.Namespace) -> EdgeConfig:
+    """Merge the config file with flags and validate the result once."""
+    file = _file_settings(args.config)
+    flags = {
+        "node": args.node,
+        "state_dir": args.state_dir,
+        "mqtt": args.mqtt,
+        "broker": args.broker,
+        "http": args.http,
+        "devices": args.devices,
+        "log_level": args.log_level,
+    }
+    merged = {**file, **{k: v for k, v in flags.items() if v is not None}}
+    if args.mqtt is not None or args.broker is not None:
+        merged.pop("broker" if args.mqtt is not None else "mqtt", None)
+    node, state_dir = merged.get("node"), merged.get("state_dir")
+    if not isinstance(node, str) or not node:
+        raise ConfigError("node: required (--node NAME)")
+    if not state_dir:
+        raise ConfigError("state_dir: required (--state-dir DIR)")
+    if merged.get("mqtt") and merged.get("broker"):
+        raise ConfigError("mqtt and broker: give one, not both")
+    host, port = parse_http(str(merged.get("http") or DEFAULT_HTTP))
+    devices = merged.get("devices") or []
+    if not isinstance(devices, list):
+        raise ConfigError("devices: must be a list of files")
+    return EdgeConfig(
+        node=node,
+        state_dir=Path(state_dir),
+        mqtt=parse_mqtt_url(str(merged["mqtt"])) if merged.get("mqtt") else None,
+        broker_port=parse_broker(str(merged.get("broker") or "local")),
+        http_host=host,
+        http_port=port,
+        devices=[Path(p) for p in devices],
+        log_level=str(merged.get("log_level") or "info"),
+    )

@@ -1,0 +1,5 @@
+import sys
+
+from kedge.cli import main
+
+sys.exit(main())

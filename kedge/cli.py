@@ -1,0 +1,84 @@
+"""`kedge` command line: one subcommand per process, each also runnable as `python -m`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kedge.logs import setup_logging
+
+SAMPLES = Path(__file__).resolve().parent.parent / "crds" / "samples"
+log = logging.getLogger("kedge")
+
+
+def _edgecore(args: argparse.Namespace) -> int:
+    from devicetwin.spec import ManifestError
+    from edgecore.app import run_edgecore
+    from edgecore.broker import BrokerError
+    from edgecore.config import ConfigError, from_args
+
+    try:
+        config = from_args(args)
+        setup_logging(config.log_level)
+        asyncio.run(run_edgecore(config))
+    except (ConfigError, ManifestError, BrokerError) as exc:
+        print(f"kedge edgecore: {exc}", file=sys.stderr)  # noqa: T201 - the user's terminal
+        return 2
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    """Standalone edge node `edge-node-1` with a local mosquitto and the sample devices."""
+    state = args.state_dir
+    argv = [
+        "--node",
+        "edge-node-1",
+        "--state-dir",
+        str(state),
+        "--broker",
+        f"local:{args.mqtt_port}",
+        "--http",
+        f"127.0.0.1:{args.http_port}",
+        "--devices",
+        *[str(p) for p in sorted(SAMPLES.glob("*.yaml"))],
+    ]
+    parser = build_parser()
+    edge_args = parser.parse_args(["edgecore", *argv])
+    print(  # noqa: T201 - the quick start shows where to look
+        f"kedge up: standalone edge node edge-node-1\n"
+        f"  twins (HTTP):  http://127.0.0.1:{args.http_port}/v1/devices  (docs at /docs)\n"
+        f"  MQTT broker:   credentials in {state / 'broker' / 'mqtt-url'}\n"
+        f"  state:         {state}\n"
+        f"Ctrl-C stops everything.",
+        file=sys.stderr,
+    )
+    return _edgecore(edge_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edgecore.config import add_arguments
+
+    parser = argparse.ArgumentParser(prog="kedge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    edge = sub.add_parser("edgecore", help="run an edge node (twins, MQTT EventBus, HTTP API)")
+    add_arguments(edge)
+    edge.set_defaults(func=_edgecore)
+    up = sub.add_parser("up", help="run the system on this machine (today: a standalone edge node)")
+    up.add_argument("--state-dir", type=Path, default=Path(".kedge"))
+    up.add_argument("--http-port", type=int, default=10550)
+    up.add_argument("--mqtt-port", type=int, default=1883)
+    up.set_defaults(func=_up)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
