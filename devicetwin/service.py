@@ -1,8 +1,8 @@
 """The twin service: in-memory devices + rules + store; turns requests into replies.
 
 It knows topics and payloads but not MQTT: the EventBus (edgecore) hands it (topic, payload)
-pairs in bursts, calls `flush()` once per burst so SQLite sees one transaction, and only then
-publishes the replies. Durability therefore comes before acknowledgement. If the commit fails,
+pairs in bursts, takes the burst's writes (`take_batch()`), awaits `commit()` and only then
+publishes the replies. Durability therefore comes before acknowledgement. If a commit fails,
 the in-memory state is reloaded from SQLite and each request gets its 500 reply instead.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from devicetwin import payloads
+from devicetwin.committer import Committer
 from devicetwin.membership import reconcile
 from devicetwin.model import Device, DeviceId, Twin, Version
 from devicetwin.rules import (
@@ -73,6 +74,7 @@ class TwinService:
         self.clock = clock
         self.devices: dict[DeviceId, Device] = store.load()
         self._batch = Batch()
+        self._committer = Committer(store, self.reload)
 
     # ---- requests from the bus ----------------------------------------------------------
 
@@ -187,7 +189,7 @@ class TwinService:
 
     # ---- writes from the edge API and the manifests ---------------------------------------
 
-    def set_desired(
+    async def set_desired(
         self, device_id: DeviceId, name: str, value: str, version: Version | None = None
     ) -> tuple[Twin, list[Outbound]]:
         """Edge-local desired write (HTTP); committed before it returns."""
@@ -200,12 +202,12 @@ class TwinService:
         change = apply_edge_update(device, {name: patch}, now)
         events = self._apply_change(device, change, now)
         try:
-            self.flush()
+            await self.commit(self.take_batch())
         except Exception as exc:
             raise TwinError(500, "twin store write failed; nothing was applied") from exc
         return change.twins[name], events
 
-    def adopt(self, declared: list[Device]) -> list[Outbound]:
+    async def adopt(self, declared: list[Device]) -> list[Outbound]:
         """Make `declared` the node's device set; committed before it returns."""
         now = self.clock()
         change = reconcile(self.devices, declared, now)
@@ -213,7 +215,7 @@ class TwinService:
         self._batch.removed.update(device.id for device in change.removed)
         for device in (*change.added, *change.updated):
             self._batch.devices[device.id] = device
-        self.flush()
+        await self.commit(self.take_batch())
         events = []
         if change.added or change.removed or change.updated:
             body = payloads.membership_updated(now, change.added, change.removed, change.updated)
@@ -232,14 +234,21 @@ class TwinService:
 
     # ---- persistence ----------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Commit pending writes; on failure reload memory from SQLite and re-raise."""
+    def take_batch(self) -> Batch:
+        """The writes made since the last call, for `commit()`."""
         batch, self._batch = self._batch, Batch()
-        try:
-            self.store.commit(batch)
-        except Exception:
-            log.exception(
-                "twin store commit failed; reloading from disk", extra={"node": self.node}
-            )
-            self.devices = self.store.load()
-            raise
+        return batch
+
+    async def commit(self, batch: Batch) -> None:
+        """Return once `batch` is in SQLite (group-committed with concurrent batches)."""
+        await self._committer.commit(batch)
+
+    def reload(self) -> None:
+        """After a failed commit: forget unsaved changes, take SQLite's state as the truth."""
+        log.error("twin store commit failed; reloading twins from disk", extra={"node": self.node})
+        self._batch = Batch()
+        self.devices = self.store.load()
+
+    async def close(self) -> None:
+        await self.commit(self.take_batch())
+        await self._committer.close()

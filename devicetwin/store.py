@@ -187,7 +187,9 @@ class TwinStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._engine: Engine = create_engine(f"sqlite:///{path}")
+        self._engine: Engine = create_engine(
+            f"sqlite:///{path}", connect_args={"check_same_thread": False}
+        )
         event.listen(self._engine, "connect", _on_connect)
         metadata.create_all(self._engine)
         with self._engine.begin() as conn:

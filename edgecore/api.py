@@ -164,7 +164,7 @@ def create_app(service: TwinService, bus: EventBus, metrics: EdgeMetrics) -> Fas
     async def put_desired(namespace: str, name: str, prop: str, body: DesiredBody) -> JSON:
         version = None if body.version is None else Version(body.version.cloud, body.version.edge)
         try:
-            twin, events = service.set_desired(
+            twin, events = await service.set_desired(
                 DeviceId(f"{namespace}/{name}"), prop, body.value, version
             )
         except TwinError as exc:

@@ -45,7 +45,7 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         await broker.start()
     bus = EventBus(service, settings, metrics)
     if declared is not None:
-        await bus.publish(service.adopt(declared))
+        await bus.publish(await service.adopt(declared))
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(service, bus, metrics),
@@ -85,7 +85,7 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
     if broker is not None:
         metrics.broker_restarts.set(broker.restarts)
         await broker.stop()
-    service.flush()
+    await service.close()
     store.close()
     log.info("edgecore stopped", extra={"node": config.node})
     if failed:

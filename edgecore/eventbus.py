@@ -1,8 +1,9 @@
 """EventBus: the MQTT side of the edge. Feeds requests to the twin service, publishes replies.
 
 Messages are taken in bursts (whatever is queued, up to MAX_BURST): each burst is handled in
-memory, committed to SQLite in one transaction, and only then are its replies published. That
-keeps durability ahead of acknowledgement while amortising the commit over many updates.
+memory at once, its writes go to the group committer, and its replies are published only once
+they are in SQLite. Several bursts can wait on commits at a time (MAX_INFLIGHT); replies leave
+in the order the requests arrived.
 
 Subscriptions use MQTT v5 `noLocal`, so the edge never receives its own `/result`, `/delta` and
 `/document` publications back, while `$hw/events/device/#` still catches malformed topics that
@@ -19,6 +20,7 @@ import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from devicetwin.service import Handled, Outbound, TwinService
+from devicetwin.store import Batch
 from devicetwin.topics import DEVICE_SUBSCRIPTION, membership_get_topic
 from edgecore.config import MqttSettings
 from edgecore.metrics import EdgeMetrics
@@ -27,6 +29,7 @@ log = logging.getLogger("kedge.eventbus")
 MAX_BURST = 512
 MAX_QUEUED = 100_000
 MAX_PENDING = 10_000
+MAX_INFLIGHT = 64
 
 
 class EventBus:
@@ -37,6 +40,8 @@ class EventBus:
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._pending: list[Outbound] = []
+        self._slots = asyncio.Semaphore(MAX_INFLIGHT)
+        self._finishing: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Stay connected: reconnect with a capped backoff whenever the broker goes away."""
@@ -85,23 +90,28 @@ class EventBus:
             burst = [first]
             while len(messages) and len(burst) < MAX_BURST:
                 burst.append(await anext(messages))
-            await self.publish(self._handle_burst(burst))
+            handled = [self.service.handle(m.topic.value, _body(m)) for m in burst]
+            await self._slots.acquire()
+            task = asyncio.create_task(self._finish(handled, self.service.take_batch()))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
 
-    def _handle_burst(self, burst: list[aiomqtt.Message]) -> list[Outbound]:
-        handled: list[Handled] = []
-        for message in burst:
-            payload = message.payload
-            body = payload if isinstance(payload, bytes) else str(payload or "").encode()
-            handled.append(self.service.handle(message.topic.value, body))
+    async def _finish(self, handled: list[Handled], batch: Batch) -> None:
+        """Wait for the burst's commit, then publish its replies (or its 500s)."""
         try:
-            self.service.flush()
-        except Exception:  # the service logged it and reloaded; tell every client
-            handled = [
-                Handled(h.action, 500, [h.on_failure]) if h.on_failure else h for h in handled
-            ]
-        for item in handled:
-            self.metrics.requests.labels(item.action, str(item.code)).inc()
-        return [reply for item in handled for reply in item.replies]
+            try:
+                await self.service.commit(batch)
+            except Exception:  # the service reloaded from disk; tell every client
+                handled = [
+                    Handled(h.action, 500, [h.on_failure]) if h.on_failure else h for h in handled
+                ]
+            for item in handled:
+                self.metrics.requests.labels(item.action, str(item.code)).inc()
+            await self.publish([reply for item in handled for reply in item.replies])
+        except aiomqtt.MqttError as exc:
+            log.warning("replies not published: %s", exc, extra={"node": self.service.node})
+        finally:
+            self._slots.release()
 
     async def publish(self, messages: Iterable[Outbound]) -> None:
         """Publish at QoS 0 (KubeEdge's choice); hold them until connected if the broker is away.
@@ -116,3 +126,8 @@ class EventBus:
             return
         await asyncio.gather(*(client.publish(m.topic, m.payload) for m in messages))
         self.metrics.published.inc(len(messages))
+
+
+def _body(message: aiomqtt.Message) -> bytes:
+    payload = message.payload
+    return payload if isinstance(payload, bytes) else str(payload or "").encode()

@@ -92,7 +92,7 @@ class MqttProbe:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4()}")
         if username:
             self.client.username_pw_set(username, password)
-        self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, m.payload))
+        self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         wait_for(self.client.is_connected, what="probe to connect")

@@ -1,0 +1,79 @@
+"""Shared set-up for benchmarks: a 100-device manifest, mosquitto and edgecore processes."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.support import EdgeProcess, Mosquitto
+
+NODE = "bench-node"
+MODEL = """apiVersion: devices.kubeedge.io/v1beta1
+kind: DeviceModel
+metadata: {name: bench-model, namespace: default}
+spec:
+  protocol: modbus
+  properties:
+    - {name: temperature, type: FLOAT, accessMode: ReadOnly}
+    - {name: humidity, type: FLOAT, accessMode: ReadOnly}
+    - {name: setpoint, type: INT, accessMode: ReadWrite, minimum: "0", maximum: "1000000"}
+    - {name: power, type: BOOLEAN, accessMode: ReadWrite}
+    - {name: label, type: STRING, accessMode: ReadWrite}
+"""
+DEVICE = """---
+apiVersion: devices.kubeedge.io/v1beta1
+kind: Device
+metadata: {{name: bench-{i:03d}, namespace: default}}
+spec:
+  deviceModelRef: {{name: bench-model}}
+  nodeName: {node}
+  protocol: {{protocolName: modbus, configData: {{ip: 127.0.0.1, port: 5020, slaveID: {i}}}}}
+  properties:
+    - name: setpoint
+      desired: {{value: "20"}}
+      visitors: {{protocolName: modbus, configData: {{register: HoldingRegister, offset: {i}}}}}
+"""
+
+
+def device_ids(count: int = 100) -> list[str]:
+    return [f"default/bench-{i:03d}" for i in range(count)]
+
+
+def write_manifest(path: Path, count: int = 100) -> Path:
+    path.write_text(MODEL + "".join(DEVICE.format(i=i, node=NODE) for i in range(count)))
+    return path
+
+
+@contextlib.contextmanager
+def edge_node(count: int = 100) -> Iterator[tuple[Mosquitto, EdgeProcess]]:
+    """mosquitto plus an edgecore holding `count` devices, both stopped afterwards."""
+    with tempfile.TemporaryDirectory(prefix="kedge-bench-") as tmp:
+        workdir = Path(tmp)
+        broker = Mosquitto(workdir).start()
+        edge = EdgeProcess(
+            workdir / "state",
+            node=NODE,
+            mqtt_url=broker.url,
+            devices=[write_manifest(workdir / "devices.yaml", count)],
+        )
+        try:
+            edge.start()
+            yield broker, edge
+        finally:
+            edge.stop()
+            broker.stop()
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def summary(samples: list[float]) -> str:
+    return (
+        f"p50 {percentile(samples, 50):.2f} ms, p99 {percentile(samples, 99):.2f} ms, "
+        f"mean {statistics.fmean(samples):.2f} ms, n={len(samples)}"
+    )
