@@ -20,7 +20,6 @@ from devicetwin.model import DeviceId, device_id
 
 DEVICE_PREFIX = "$hw/events/device/"
 NODE_PREFIX = "$hw/events/node/"
-DEVICE_SUBSCRIPTION = "$hw/events/device/#"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
@@ -75,6 +74,20 @@ def parse_device_topic(topic: str) -> DeviceTopic | None:
         if not _NAME.match(value):
             raise TopicError(f"invalid {label} {value!r} in topic {topic!r}", reply)
     return DeviceTopic(device_id(namespace, name), _ACTIONS[action])
+
+
+def request_subscriptions() -> list[str]:
+    """KubeEdge's request patterns plus malformed shapes that deserve an error reply.
+
+    None overlaps another, and none matches what the edge publishes (one level deeper).
+    """
+    return [
+        f"{DEVICE_PREFIX}+/+/twin/+",  # twin/update, twin/get, unknown twin actions
+        f"{DEVICE_PREFIX}+/+/state/+",  # state/update, unknown state actions
+        f"{DEVICE_PREFIX}+/twin/+",  # pre-1.17 layout without a namespace
+        f"{DEVICE_PREFIX}+/state/+",
+        f"{DEVICE_PREFIX}+/+",  # no action at all
+    ]
 
 
 def device_topic(device: DeviceId, suffix: str) -> str:

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiomqtt
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -171,14 +170,7 @@ def create_app(service: TwinService, bus: EventBus, metrics: EdgeMetrics) -> Fas
             metrics.http_desired.labels(str(exc.code)).inc()
             raise
         metrics.http_desired.labels("200").inc()
-        try:
-            await bus.publish(events)
-        except aiomqtt.MqttError as exc:  # stored; the delta is republished on reconnect
-            log.warning(
-                "delta not published: %s",
-                exc,
-                extra={"node": service.node, "device": f"{namespace}/{name}"},
-            )
+        bus.publish(events)  # held while the broker is away; deltas are republished on connect
         return twin_json(service.devices[DeviceId(f"{namespace}/{name}")], twin)
 
     return app

@@ -45,7 +45,7 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         await broker.start()
     bus = EventBus(service, settings, metrics)
     if declared is not None:
-        await bus.publish(await service.adopt(declared))
+        bus.publish(await service.adopt(declared))
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(service, bus, metrics),

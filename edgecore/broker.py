@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from edgecore.config import MqttSettings
+from kedge.mqtt import MqttSettings
 
 log = logging.getLogger("kedge.broker")
 USERNAME = "kedge"

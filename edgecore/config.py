@@ -6,28 +6,17 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import yaml
 
-DEFAULT_MQTT_PORT = 1883
+from kedge.mqtt import DEFAULT_PORT as DEFAULT_MQTT_PORT
+from kedge.mqtt import MqttSettings, parse_mqtt_url
+
 DEFAULT_HTTP = "127.0.0.1:10550"
 
 
 class ConfigError(Exception):
     """Settings that cannot work; the message says which setting and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class MqttSettings:
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-
-    def url(self) -> str:
-        auth = f"{self.username}:{self.password}@" if self.username else ""
-        return f"mqtt://{auth}{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +31,11 @@ class EdgeConfig:
     log_level: str = "info"
 
 
-def parse_mqtt_url(url: str) -> MqttSettings:
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-        raise ConfigError(f"mqtt: {url!r} is not mqtt://[user:password@]host[:port]")
+def _mqtt(url: str) -> MqttSettings:
     try:
-        port = parts.port or DEFAULT_MQTT_PORT
+        return parse_mqtt_url(url)
     except ValueError as exc:
-        raise ConfigError(f"mqtt: {url!r} has an invalid port") from exc
-    user = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password else None
-    return MqttSettings(parts.hostname, port, user, password)
+        raise ConfigError(f"mqtt: {exc}") from exc
 
 
 def _parse_port(text: str, what: str) -> int:
@@ -139,7 +122,7 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
     return EdgeConfig(
         node=node,
         state_dir=Path(state_dir),
-        mqtt=parse_mqtt_url(str(merged["mqtt"])) if merged.get("mqtt") else None,
+        mqtt=_mqtt(str(merged["mqtt"])) if merged.get("mqtt") else None,
         broker_port=parse_broker(str(merged.get("broker") or "local")),
         http_host=host,
         http_port=port,

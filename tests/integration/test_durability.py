@@ -104,6 +104,7 @@ def test_kill_9_during_update_stream_leaves_consistent_store(
             a, b = int(twins["a"]["reported"]["value"]), int(twins["b"]["reported"]["value"])
             assert a == b, f"{device}: one message applied half-way ({a} vs {b})"
             assert acked[device] <= a <= sent["n"], f"{device}: acked {acked[device]}, stored {a}"
-            assert twins["a"]["reported"]["version"]["edge"] == a
+            # QoS 0: the broker may drop some of a flood, so writes <= n, never more
+            assert 0 < twins["a"]["reported"]["version"]["edge"] <= a
     finally:
         edge.stop()
