@@ -164,30 +164,31 @@ def _update(device: Device, name: str, twin: Twin | None, patch: TwinPatch, now:
     declared = name in device.properties
     if declared and patch.optional:
         raise TwinError(400, f"{name}: declared by the device model, cannot be made optional")
-    current = twin if twin is not None else Twin(name=name, type=type_, optional=True)
-    if current.deleted:
-        current = replace(current, deleted=False)
-    optional = current.optional if patch.optional is None or declared else patch.optional
-    current = replace(current, type=type_, optional=optional)
+    old = twin if twin is not None else Twin(name=name, type=type_, optional=True)
+    expected, expected_version = old.expected, old.expected_version
+    actual, actual_version, observed = old.actual, old.actual_version, old.observed_desired
     if patch.expected is not None:
         validate_value(name, patch.expected, type_)
         _check_desired_allowed(device, name, patch.expected, type_)
-        _check_version(name, "expected", patch.expected_version, current.expected_version)
-        current = replace(
-            current,
-            expected=TwinValue(patch.expected, now),
-            expected_version=current.expected_version.bump_edge(),
-        )
+        _check_version(name, "expected", patch.expected_version, expected_version)
+        expected, expected_version = TwinValue(patch.expected, now), expected_version.bump_edge()
     if patch.actual is not None:
         validate_value(name, patch.actual, type_)
-        _check_version(name, "actual", patch.actual_version, current.actual_version)
-        current = replace(
-            current,
-            actual=TwinValue(patch.actual, now),
-            actual_version=current.actual_version.bump_edge(),
-            observed_desired=current.expected,
-        )
-    return current
+        _check_version(name, "actual", patch.actual_version, actual_version)
+        actual, actual_version = TwinValue(patch.actual, now), actual_version.bump_edge()
+        observed = expected
+    return Twin(
+        name=name,
+        type=type_,
+        optional=old.optional if patch.optional is None or declared else patch.optional,
+        deleted=False,
+        expected=expected,
+        actual=actual,
+        observed_desired=observed,
+        expected_version=expected_version,
+        actual_version=actual_version,
+        description=old.description,
+    )
 
 
 def _changed(last: Twin | None, current: Twin) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from devicetwin import payloads
@@ -59,12 +59,21 @@ class Outbound:
 
 @dataclass(slots=True)
 class Handled:
-    """Replies for one request, and the reply to send instead if the batch fails to commit."""
+    """Replies for one request; `failure_topic` names where a 500 goes if its commit fails."""
 
     action: str
     code: int = 200
     replies: list[Outbound] = field(default_factory=list)
-    on_failure: Outbound | None = None
+    failure_topic: str | None = None
+    event_id: str = ""
+
+    def failed(self, now: int) -> Handled:
+        """This request as answered after its batch failed to commit."""
+        if self.failure_topic is None:
+            return self
+        error = TwinError(500, "twin store write failed; nothing was applied")
+        reply = Outbound(self.failure_topic, payloads.error_result(self.event_id, now, error))
+        return Handled(self.action, 500, [reply])
 
 
 class TwinService:
@@ -119,26 +128,23 @@ class TwinService:
         now = self.clock()
         replies = [Outbound(topic, payloads.update_result(event_id, now, change))]
         replies.extend(self._apply_change(device, change, now))
-        failure = TwinError(500, "twin store write failed; nothing was applied")
-        return Handled(
-            "twin/update",
-            200,
-            replies,
-            Outbound(topic, payloads.error_result(event_id, now, failure)),
-        )
+        return Handled("twin/update", 200, replies, topic, event_id)
 
     def _apply_change(self, device: Device, change: TwinChange, now: int) -> list[Outbound]:
-        """Adopt an accepted change in memory, queue it for the store, return events."""
-        updated = replace(device, twins={**device.twins, **change.twins})
-        self.devices[device.id] = updated
+        """Adopt an accepted change in memory, queue it for the store, return events.
+
+        The device's twin map is updated in place: the service owns it, the rules that read it
+        have finished, and copying every device per update showed in profiles.
+        """
+        device.twins.update(change.twins)
         for name, twin in change.twins.items():
             self._batch.twins[(device.id, name)] = twin
         events = []
         if change.document:
             events.append(Outbound(document_topic(device.id), payloads.document(now, change)))
         if change.delta_touched:
-            delta = build_delta(updated)
-            events.append(Outbound(delta_topic(device.id), payloads.delta(now, updated, delta)))
+            delta = build_delta(device)
+            events.append(Outbound(delta_topic(device.id), payloads.delta(now, device, delta)))
         return events
 
     def _twin_get(self, device_id: DeviceId, payload: bytes) -> Handled:
@@ -164,8 +170,7 @@ class TwinService:
         self.devices[device_id] = device
         self._batch.states[device_id] = device
         reply = Outbound(topic, payloads.state_result(event_id, now, device))
-        failure = payloads.error_result(event_id, now, TwinError(500, "state write failed"))
-        return Handled("state/update", 200, [reply], Outbound(topic, failure))
+        return Handled("state/update", 200, [reply], topic, event_id)
 
     def _membership_get(self, topic: str, payload: bytes) -> Handled:
         reply_topic, event_id = membership_result_topic(self.node), ""

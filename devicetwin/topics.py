@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 from devicetwin.model import DeviceId, device_id
 
@@ -51,8 +52,12 @@ class DeviceTopic:
     action: Action
 
 
+@lru_cache(maxsize=8192)
 def parse_device_topic(topic: str) -> DeviceTopic | None:
-    """Parse a request topic; None for edge-published topics, TopicError for malformed ones."""
+    """Parse a request topic; None for edge-published topics, TopicError for malformed ones.
+
+    Cached: a node sees the same few hundred topics over and over.
+    """
     if topic.endswith(_OUTBOUND_SUFFIXES) or not topic.startswith(DEVICE_PREFIX):
         return None
     reply = topic + "/result"

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from devicetwin.service import Handled, Outbound, TwinService
+from devicetwin.service import Handled, Outbound, TwinService, now_ms
 from devicetwin.store import Batch
 from devicetwin.topics import membership_get_topic, request_subscriptions
 from edgecore.metrics import EdgeMetrics
@@ -82,9 +82,8 @@ class EventBus:
         try:
             await self.service.commit(batch)
         except Exception:  # the service reloaded from disk; tell every client
-            handled = [
-                Handled(h.action, 500, [h.on_failure]) if h.on_failure else h for h in handled
-            ]
+            now = now_ms()
+            handled = [item.failed(now) for item in handled]
         finally:
             self._inflight -= 1
             if self._connection is not None:
