@@ -1,0 +1,65 @@
+"""MQTT 3.1.1 frames against byte vectors, including frames split across reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from kedge import mqttwire
+from kedge.mqttwire import Frame, FrameReader, ProtocolError
+
+
+def test_publish_when_encoded_matches_spec_layout() -> None:
+    assert mqttwire.publish("a/b", b"hi") == b"\x30\x07\x00\x03a/bhi"
+
+
+def test_publish_when_body_over_127_bytes_uses_two_length_bytes() -> None:
+    frame = mqttwire.publish("t", b"x" * 200)
+    assert frame[:3] == b"\x30\xcb\x01"  # 203 = 0x4b | 0x80, then 1
+
+
+def test_connect_when_credentials_given_sets_flags_and_payload() -> None:
+    frame = mqttwire.connect("c1", 30, "u", "p")
+    assert frame == (b"\x10\x14\x00\x04MQTT\x04\xc2\x00\x1e\x00\x02c1\x00\x01u\x00\x01p")
+
+
+def test_connect_when_anonymous_sets_only_clean_session() -> None:
+    assert mqttwire.connect("c", 60, None, None)[9] == 0x02
+
+
+def test_subscribe_when_encoded_has_packet_id_and_qos0_filters() -> None:
+    assert mqttwire.subscribe(7, ["a/#"]) == b"\x82\x08\x00\x07\x00\x03a/#\x00"
+
+
+def test_reader_when_frames_split_across_reads_yields_each_once() -> None:
+    data = mqttwire.publish("t/1", b"one") + b"\xd0\x00" + mqttwire.publish("t/2", b"x" * 300)
+    reader = FrameReader()
+    frames = []
+    for i in range(len(data)):
+        frames += reader.feed(data[i : i + 1])
+    assert [f.type for f in frames] == [mqttwire.PUBLISH, mqttwire.PINGRESP, mqttwire.PUBLISH]
+    assert mqttwire.parse_publish(frames[0]) == ("t/1", b"one")
+    assert mqttwire.parse_publish(frames[2]) == ("t/2", b"x" * 300)
+
+
+def test_reader_when_burst_in_one_read_yields_all() -> None:
+    data = b"".join(mqttwire.publish(f"t/{i}", b"v") for i in range(100))
+    assert len(FrameReader().feed(data)) == 100
+
+
+def test_parse_publish_when_qos1_skips_packet_id() -> None:
+    assert mqttwire.parse_publish(Frame(3, 0x2, b"\x00\x01t\x00\x09body")) == ("t", b"body")
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [(b"\x30\xff\xff\xff\xff\x01", "longer than 4 bytes"), (b"\x30\xff\xff\xff\x7f", "exceeds")],
+)
+def test_reader_when_length_invalid_raises(data: bytes, fragment: str) -> None:
+    with pytest.raises(ProtocolError, match=fragment):
+        FrameReader().feed(data)
+
+
+@pytest.mark.parametrize("body", [b"\x00", b"\x00\x09ab"])
+def test_parse_publish_when_truncated_raises(body: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        mqttwire.parse_publish(Frame(3, 0, body))
