@@ -8,7 +8,7 @@ how to read it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NewType
+from typing import NamedTuple, NewType
 
 DeviceId = NewType("DeviceId", str)  # "<namespace>/<name>", KubeEdge v1.16+
 NodeId = NewType("NodeId", str)
@@ -19,9 +19,12 @@ DEVICE_STATES = ("online", "offline", "ok", "unknown", "unhealthy", "disconnecte
 ONLINE_STATES = ("online", "ok")
 
 
-@dataclass(frozen=True, slots=True)
-class Version:
-    """KubeEdge's version vector: how many writes each side has made to a value."""
+class Version(NamedTuple):
+    """KubeEdge's version vector: how many writes each side has made to a value.
+
+    A NamedTuple rather than a frozen dataclass: several are built per update, and tuple
+    construction is several times cheaper.
+    """
 
     cloud: int = 0
     edge: int = 0
@@ -33,8 +36,7 @@ class Version:
         return {"cloud": self.cloud, "edge": self.edge}
 
 
-@dataclass(frozen=True, slots=True)
-class TwinValue:
+class TwinValue(NamedTuple):
     """One side of a twin: the value as a string and when it was written (ms since epoch)."""
 
     value: str

@@ -90,6 +90,12 @@ twin_table = Table(
 )
 
 _TWIN_COLUMNS = [c.name for c in twin_table.columns if c.name not in ("id", "deviceid", "name")]
+_UPSERT_TWIN = (
+    f"INSERT INTO device_twin (deviceid, name, {', '.join(_TWIN_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (len(_TWIN_COLUMNS) + 2))}) "
+    "ON CONFLICT (deviceid, name) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _TWIN_COLUMNS)
+)
 
 
 @dataclass(slots=True)
@@ -276,15 +282,13 @@ class TwinStore:
     def _upsert_twins(
         self, conn: Connection, twins: Iterable[tuple[tuple[DeviceId, str], Twin]]
     ) -> None:
-        rows = [
-            {"deviceid": device, "name": name, **twin_row(twin)} for (device, name), twin in twins
-        ]
-        statement = insert(twin_table)
-        statement = statement.on_conflict_do_update(
-            index_elements=["deviceid", "name"],
-            set_={column: statement.excluded[column] for column in _TWIN_COLUMNS},
-        )
-        conn.execute(statement, rows)
+        # Straight to the driver's executemany: this is the ingest hot path, and SQLAlchemy's
+        # per-row parameter processing cost more than SQLite itself.
+        rows = []
+        for (device, name), twin in twins:
+            row = twin_row(twin)
+            rows.append((device, name, *(row[column] for column in _TWIN_COLUMNS)))
+        conn.exec_driver_sql(_UPSERT_TWIN, rows)
 
     def integrity_check(self) -> str:
         with self._engine.connect() as conn:
