@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from devicetwin.model import (
     DEVICE_STATES,
@@ -51,8 +52,7 @@ class TwinError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class TwinPatch:
+class TwinPatch(NamedTuple):
     """One property of an edge update; `None` fields were absent from the request."""
 
     expected: str | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Iterable
 
 from devicetwin.service import Handled, Outbound, TwinService, now_ms
@@ -88,8 +89,8 @@ class EventBus:
             self._inflight -= 1
             if self._connection is not None:
                 self._connection.resume_reading()
-        for item in handled:
-            self.metrics.requests.labels(item.action, str(item.code)).inc()
+        for (action, code), count in Counter((h.action, h.code) for h in handled).items():
+            self.metrics.requests.labels(action, str(code)).inc(count)
         self.publish([reply for item in handled for reply in item.replies])
 
     def publish(self, messages: Iterable[Outbound]) -> None:
