@@ -215,8 +215,9 @@ def apply_edge_update(device: Device, patches: Mapping[str, TwinPatch], now: int
     document: dict[str, tuple[Twin | None, Twin]] = {}
     touched = False
     for name, patch in patches.items():
-        validate_key(name)
         twin = device.twins.get(name)
+        if twin is None:  # existing twins were validated when they were created
+            validate_key(name)
         if patch.delete:
             updated = _delete(device, name, twin)
             if updated is None:
