@@ -28,7 +28,7 @@ def _declared_desired(device: Device) -> dict[str, str]:
 
 
 def _adopt_twin(old: Twin, new: Twin, before: str, after: str, now: int) -> Twin:
-    twin = replace(old, type=new.type, optional=False, deleted=False, description=new.description)
+    twin = old._replace(type=new.type, optional=False, deleted=False, description=new.description)
     if after and after != before:
         vector = Version(twin.expected_version.cloud + 1, twin.expected_version.edge)
         adopted = apply_cloud_desired(twin, after, vector, now)

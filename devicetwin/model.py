@@ -43,12 +43,12 @@ class TwinValue(NamedTuple):
     timestamp: int
 
 
-@dataclass(frozen=True, slots=True)
-class Twin:
+class Twin(NamedTuple):
     """Desired (`expected`) and reported (`actual`) state of one device property.
 
     `observed_desired` is the desired value that was in force when `actual` was last reported,
-    so a reader can tell whether a reading already reflects the latest set-point.
+    so a reader can tell whether a reading already reflects the latest set-point. Immutable;
+    a NamedTuple because one is built per update on the ingest path.
     """
 
     name: str

@@ -20,7 +20,7 @@ import binascii
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import NamedTuple
 
 from devicetwin.model import (
@@ -64,8 +64,7 @@ class TwinPatch(NamedTuple):
     delete: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class TwinChange:
+class TwinChange(NamedTuple):
     """What an accepted update did: new twins, and `{name: (last, current)}` for real changes."""
 
     twins: dict[str, Twin]
@@ -148,8 +147,7 @@ def _delete(device: Device, name: str, twin: Twin | None) -> Twin | None:
         return None
     if name in device.properties or not twin.optional:
         raise TwinError(400, f"{name}: declared by the device model, cannot be deleted")
-    return replace(
-        twin,
+    return twin._replace(
         deleted=True,
         expected=None,
         actual=None,
@@ -243,7 +241,7 @@ def apply_cloud_desired(twin: Twin, value: str, version: Version, now: int) -> T
     if stored.cloud > version.cloud or stored.edge > version.edge:
         return None
     validate_value(twin.name, value, twin.type)
-    return replace(twin, expected=TwinValue(value, now), expected_version=version, deleted=False)
+    return twin._replace(expected=TwinValue(value, now), expected_version=version, deleted=False)
 
 
 def build_delta(device: Device) -> dict[str, str]:

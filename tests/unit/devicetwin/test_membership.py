@@ -27,8 +27,7 @@ def declared(desired: str = "20", did: str = "ns/d") -> Device:
 
 def stored_after_edge_write() -> Device:
     device = declared("20")
-    twin = replace(
-        device.twins["sp"],
+    twin = device.twins["sp"]._replace(
         expected=TwinValue("23", 5),
         expected_version=Version(1, 1),
         actual=TwinValue("22", 5),
