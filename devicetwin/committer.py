@@ -40,15 +40,20 @@ class Committer:
         self._queue: list[tuple[Batch, asyncio.Future[None]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
-    async def commit(self, batch: Batch) -> None:
-        """Return once `batch` is durable; raise if its transaction failed."""
-        if not batch:
-            return
+    def submit(self, batch: Batch) -> asyncio.Future[None]:
+        """A future that completes once `batch` is durable, or fails with the commit's error."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not batch:
+            future.set_result(None)
+            return future
         self._queue.append((batch, future))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name="twin-store-commit")
-        await future
+        return future
+
+    async def commit(self, batch: Batch) -> None:
+        """Return once `batch` is durable; raise if its transaction failed."""
+        await self.submit(batch)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()

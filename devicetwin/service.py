@@ -8,6 +8,7 @@ the in-memory state is reloaded from SQLite and each request gets its 500 reply 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -247,6 +248,10 @@ class TwinService:
     async def commit(self, batch: Batch) -> None:
         """Return once `batch` is in SQLite (group-committed with concurrent batches)."""
         await self._committer.commit(batch)
+
+    def submit(self, batch: Batch) -> asyncio.Future[None]:
+        """Like `commit()`, as a future, for callers that attach a callback instead of a task."""
+        return self._committer.submit(batch)
 
     def reload(self) -> None:
         """After a failed commit: forget unsaved changes, take SQLite's state as the truth."""

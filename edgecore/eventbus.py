@@ -16,9 +16,9 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterable
+from functools import partial
 
 from devicetwin.service import Handled, Outbound, TwinService, now_ms
-from devicetwin.store import Batch
 from devicetwin.topics import membership_get_topic, request_subscriptions
 from edgecore.metrics import EdgeMetrics
 from kedge.mqtt import Burst, MqttConnection, MqttError, MqttSettings
@@ -37,7 +37,6 @@ class EventBus:
         self._connection: MqttConnection | None = None
         self._pending: list[Outbound] = []
         self._inflight = 0
-        self._finishing: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Stay connected: reconnect with a capped backoff whenever the broker goes away."""
@@ -74,21 +73,17 @@ class EventBus:
         self._inflight += 1
         if self._inflight >= MAX_INFLIGHT and self._connection is not None:
             self._connection.pause_reading()
-        task = asyncio.create_task(self._finish(handled, self.service.take_batch()))
-        self._finishing.add(task)
-        task.add_done_callback(self._finishing.discard)
+        committed = self.service.submit(self.service.take_batch())
+        committed.add_done_callback(partial(self._committed, handled))
 
-    async def _finish(self, handled: list[Handled], batch: Batch) -> None:
-        """Wait for the burst's commit, then publish its replies (or its 500s)."""
-        try:
-            await self.service.commit(batch)
-        except Exception:  # the service reloaded from disk; tell every client
+    def _committed(self, handled: list[Handled], committed: asyncio.Future[None]) -> None:
+        """The burst's commit finished: publish its replies, or its 500s if it failed."""
+        self._inflight -= 1
+        if self._connection is not None:
+            self._connection.resume_reading()
+        if committed.exception() is not None:  # the service reloaded from disk already
             now = now_ms()
             handled = [item.failed(now) for item in handled]
-        finally:
-            self._inflight -= 1
-            if self._connection is not None:
-                self._connection.resume_reading()
         for (action, code), count in Counter((h.action, h.code) for h in handled).items():
             self.metrics.requests.labels(action, str(code)).inc(count)
         self.publish([reply for item in handled for reply in item.replies])
