@@ -18,6 +18,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 WINDOW = 2000
+SLICE = 10.0
 
 
 def _client(port: int) -> mqtt.Client:
@@ -82,8 +83,8 @@ def measure(
     seconds: float,
     warmup: float,
     window: int = WINDOW,
-) -> tuple[float, int]:
-    """Replies per second over `seconds` after `warmup`, and the error replies seen."""
+) -> tuple[float, int, list[float]]:
+    """Replies/s over `seconds` after `warmup`, error replies seen, and the rate per slice."""
     ctx = mp.get_context("spawn")
     received, errors, ready, stop, sent = (ctx.Value("q", 0, lock=False) for _ in range(5))
     sub = ctx.Process(target=_subscriber, args=(port, subscribe, received, errors, ready, stop))
@@ -99,7 +100,12 @@ def measure(
     pub.start()
     time.sleep(warmup)  # benchmark pacing, not synchronisation
     start_count, start = received.value, time.monotonic()
-    time.sleep(seconds)
+    slices, last_count, last = [], start_count, start
+    while (now := time.monotonic()) < start + seconds:
+        time.sleep(min(SLICE, start + seconds - now))  # benchmark pacing
+        count, now = received.value, time.monotonic()
+        slices.append((count - last_count) / (now - last))
+        last_count, last = count, now
     rate = (received.value - start_count) / (time.monotonic() - start)
     pub.join(30)
     deadline = time.monotonic() + 30
@@ -107,4 +113,4 @@ def measure(
         time.sleep(0.01)
     stop.value = 1
     sub.join(10)
-    return rate, int(errors.value)
+    return rate, int(errors.value), slices

@@ -39,6 +39,8 @@ class Committer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-store")
         self._queue: list[tuple[Batch, asyncio.Future[None]]] = []
         self._drainer: asyncio.Task[None] | None = None
+        self.commits = 0
+        self.rows = 0
 
     def submit(self, batch: Batch) -> asyncio.Future[None]:
         """A future that completes once `batch` is durable, or fails with the commit's error."""
@@ -59,10 +61,9 @@ class Committer:
         loop = asyncio.get_running_loop()
         while self._queue:
             group, self._queue = self._queue, []
+            merged = merge([b for b, _ in group])
             try:
-                await loop.run_in_executor(
-                    self._executor, self.store.commit, merge([b for b, _ in group])
-                )
+                await loop.run_in_executor(self._executor, self.store.commit, merged)
             except Exception as exc:
                 # Memory already holds these changes (and maybe later ones): fail everything
                 # queued and let the owner reload memory from disk before anything else runs.
@@ -72,6 +73,8 @@ class Committer:
                         future.set_exception(exc)
                 self._on_failure()
                 continue
+            self.commits += 1
+            self.rows += len(merged.twins) + len(merged.states) + len(merged.devices)
             for _, future in group:
                 if not future.done():
                     future.set_result(None)

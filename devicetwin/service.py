@@ -249,6 +249,11 @@ class TwinService:
         """Return once `batch` is in SQLite (group-committed with concurrent batches)."""
         await self._committer.commit(batch)
 
+    @property
+    def store_stats(self) -> tuple[int, int]:
+        """(transactions, rows) committed so far."""
+        return self._committer.commits, self._committer.rows
+
     def submit(self, batch: Batch) -> asyncio.Future[None]:
         """Like `commit()`, as a future, for callers that attach a callback instead of a task."""
         return self._committer.submit(batch)

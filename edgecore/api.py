@@ -139,6 +139,9 @@ def create_app(service: TwinService, bus: EventBus, metrics: EdgeMetrics) -> Fas
     @app.get("/metrics")
     async def prometheus() -> Response:
         metrics.devices.set(len(service.devices))
+        commits, rows = service.store_stats
+        metrics.store_commits.set(commits)
+        metrics.store_rows.set(rows)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/devices")

@@ -27,6 +27,16 @@ class EdgeMetrics:
             "kedge_mqtt_connected", "1 while connected to the MQTT broker", registry=self.registry
         )
         self.devices = Gauge("kedge_devices", "Devices bound to this node", registry=self.registry)
+        self.store_commits = Gauge(
+            "kedge_twin_store_commits",
+            "SQLite transactions committed by the twin store",
+            registry=self.registry,
+        )
+        self.store_rows = Gauge(
+            "kedge_twin_store_rows",
+            "Rows written by those transactions (after merging)",
+            registry=self.registry,
+        )
         self.broker_restarts = Gauge(
             "kedge_broker_restarts",
             "Times the supervised mosquitto was restarted",

@@ -14,7 +14,7 @@ of the socket yields a whole burst.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
@@ -34,14 +34,17 @@ class ProtocolError(Exception):
     """The peer sent something that is not MQTT 3.1.1."""
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
     type: int
     flags: int
     body: bytes
 
 
 def _length(n: int) -> bytes:
+    if n < 0x80:  # almost every frame edgecore writes
+        return bytes((n,))
+    if n < 0x4000:
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7

@@ -63,3 +63,9 @@ def test_reader_when_length_invalid_raises(data: bytes, fragment: str) -> None:
 def test_parse_publish_when_truncated_raises(body: bytes) -> None:
     with pytest.raises(ProtocolError):
         mqttwire.parse_publish(Frame(3, 0, body))
+
+
+@pytest.mark.parametrize("size", [0, 127, 128, 16_383, 16_384, 70_000])
+def test_publish_when_read_back_round_trips_every_length_width(size: int) -> None:
+    [frame] = FrameReader().feed(mqttwire.publish("t", b"x" * size))
+    assert mqttwire.parse_publish(frame) == ("t", b"x" * size)
