@@ -109,6 +109,11 @@ def create_app(service: TwinService, bus: EventBus, metrics: EdgeMetrics) -> Fas
         )
         return _error(422, problems or "invalid request")
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request failed", extra={"node": service.node, "path": request.url.path})
+        return _error(500, f"internal error: {type(exc).__name__}")
+
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail))

@@ -1,0 +1,76 @@
+"""edgecore settings: config file and flags merge (flags win); bad settings name themselves."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from edgecore.config import ConfigError, add_arguments, from_args
+from kedge.mqtt import MqttSettings
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_config_file_when_given_supplies_settings_and_flags_win(tmp_path: Path) -> None:
+    config = tmp_path / "edge.yaml"
+    config.write_text(
+        "node: from-file\nstate_dir: /var/kedge\nmqtt: mqtt://u:p%40ss@broker:1884\n"
+        "http: 0.0.0.0:9000\ndevices: [a.yaml, b.yaml]\n"
+    )
+    settings = from_args(parse(["--config", str(config), "--node", "from-flag"]))
+    assert settings.node == "from-flag"
+    assert settings.state_dir == Path("/var/kedge")
+    assert settings.mqtt == MqttSettings("broker", 1884, "u", "p@ss")
+    assert (settings.http_host, settings.http_port) == ("0.0.0.0", 9000)
+    assert settings.devices == [Path("a.yaml"), Path("b.yaml")]
+
+
+def test_broker_flag_when_file_names_mqtt_overrides_it(tmp_path: Path) -> None:
+    config = tmp_path / "edge.yaml"
+    config.write_text("node: n\nstate_dir: s\nmqtt: mqtt://broker\n")
+    settings = from_args(parse(["--config", str(config), "--broker", "local:1999"]))
+    assert settings.mqtt is None and settings.broker_port == 1999
+
+
+def test_defaults_when_only_required_flags() -> None:
+    settings = from_args(parse(["--node", "n", "--state-dir", "s"]))
+    assert settings.mqtt is None and settings.broker_port == 1883
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 10550)
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--state-dir", "s"], "node: required"),
+        (["--node", "n"], "state_dir: required"),
+        (["--node", "n", "--state-dir", "s", "--mqtt", "http://x"], "mqtt:"),
+        (["--node", "n", "--state-dir", "s", "--mqtt", "mqtt://x:99999"], "invalid port"),
+        (["--node", "n", "--state-dir", "s", "--broker", "remote"], "broker:"),
+        (["--node", "n", "--state-dir", "s", "--broker", "local:0"], "not a TCP port"),
+        (["--node", "n", "--state-dir", "s", "--http", "nocolon"], "http:"),
+    ],
+)
+def test_invalid_settings_when_given_name_the_setting(argv: list[str], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        from_args(parse(argv))
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("- a list", "must be a mapping"),
+        ("node: n\ncolour: red", "unknown settings"),
+        ("node: [unclosed", "config"),
+    ],
+)
+def test_config_file_when_invalid_is_refused(tmp_path: Path, text: str, fragment: str) -> None:
+    config = tmp_path / "edge.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        from_args(parse(["--config", str(config), "--node", "n", "--state-dir", "s"]))
