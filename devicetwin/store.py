@@ -290,9 +290,5 @@ class TwinStore:
             rows.append((device, name, *(row[column] for column in _TWIN_COLUMNS)))
         conn.exec_driver_sql(_UPSERT_TWIN, rows)
 
-    def integrity_check(self) -> str:
-        with self._engine.connect() as conn:
-            return str(conn.exec_driver_sql("PRAGMA integrity_check").scalar())
-
     def close(self) -> None:
         self._engine.dispose()

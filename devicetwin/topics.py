@@ -99,10 +99,6 @@ def device_topic(device: DeviceId, suffix: str) -> str:
     return f"{DEVICE_PREFIX}{device}/{suffix}"
 
 
-def update_topic(device: DeviceId) -> str:
-    return device_topic(device, "twin/update")
-
-
 def update_result_topic(device: DeviceId) -> str:
     return device_topic(device, "twin/update/result")
 

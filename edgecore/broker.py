@@ -170,7 +170,3 @@ class LocalBroker:
         except TimeoutError:
             process.kill()
             await process.wait()
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
