@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,27 +32,41 @@ def _edgecore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port_or_free(port: int, what: str) -> int:
+    """`port` if it can be bound on loopback, else a free one (e.g. a system mosquitto on 1883)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+            free = int(probe.getsockname()[1])
+    print(f"kedge up: port {port} ({what}) is in use; using {free}", file=sys.stderr)  # noqa: T201
+    return free
+
+
 def _up(args: argparse.Namespace) -> int:
     """Standalone edge node `edge-node-1` with a local mosquitto and the sample devices."""
     state = args.state_dir
+    mqtt_port = _port_or_free(args.mqtt_port, "MQTT")
+    http_port = _port_or_free(args.http_port, "HTTP")
     argv = [
         "--node",
         "edge-node-1",
         "--state-dir",
         str(state),
         "--broker",
-        f"local:{args.mqtt_port}",
+        f"local:{mqtt_port}",
         "--http",
-        f"127.0.0.1:{args.http_port}",
+        f"127.0.0.1:{http_port}",
         "--devices",
         *[str(p) for p in sorted(SAMPLES.glob("*.yaml"))],
     ]
-    parser = build_parser()
-    edge_args = parser.parse_args(["edgecore", *argv])
+    edge_args = build_parser().parse_args(["edgecore", *argv])
     print(  # noqa: T201 - the quick start shows where to look
         f"kedge up: standalone edge node edge-node-1\n"
-        f"  twins (HTTP):  http://127.0.0.1:{args.http_port}/v1/devices  (docs at /docs)\n"
-        f"  MQTT broker:   credentials in {state / 'broker' / 'mqtt-url'}\n"
+        f"  twins (HTTP):  http://127.0.0.1:{http_port}/v1/devices  (docs at /docs)\n"
+        f"  MQTT broker:   127.0.0.1:{mqtt_port}, credentials in {state / 'broker' / 'mqtt-url'}\n"
         f"  state:         {state}\n"
         f"Ctrl-C stops everything.",
         file=sys.stderr,
