@@ -32,7 +32,7 @@ def decode(payload: bytes) -> JSON:
     """Bytes -> JSON object, refusing oversized, non-JSON and non-object payloads."""
     if len(payload) > MAX_PAYLOAD:
         raise TwinError(400, f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD}")
-    if not payload.strip():
+    if not payload or payload.isspace():
         return {}
     try:
         body = orjson.loads(payload)
