@@ -89,7 +89,15 @@ class TwinService:
     # ---- requests from the bus ----------------------------------------------------------
 
     def handle(self, topic: str, payload: bytes) -> Handled:
-        """Answer one MQTT request; never raises for anything a client can send."""
+        """Answer one MQTT request; never raises, whatever a client sends."""
+        try:
+            return self._dispatch(topic, payload)
+        except Exception:  # a bug must cost one request, not the connection or the burst
+            log.exception("request failed", extra={"node": self.node, "topic": topic})
+            error = TwinError(500, "internal error while handling the request")
+            return self._error("internal", f"{topic}/result", "", error)
+
+    def _dispatch(self, topic: str, payload: bytes) -> Handled:
         if topic.startswith("$hw/events/node/"):
             return self._membership_get(topic, payload)
         try:
