@@ -82,12 +82,12 @@ async def test_failed_commit_when_replies_pending_reloads_state_from_disk(tmp_pa
 @pytest.mark.asyncio
 async def test_handle_when_a_bug_raises_answers_500_and_keeps_serving(tmp_path: Path) -> None:
     service = TwinService("n1", TwinStore(tmp_path / "db.sqlite"))
-    await service.adopt([_device(D1)])
+    await service.adopt([_device(D1), _device(D2)])
     service.devices[D1].twins["a"] = "not a twin"  # type: ignore[assignment]  # a bug
     broken = service.handle(
         "$hw/events/device/ns/d1/twin/update", b'{"twin":{"a":{"actual":{"value":"x"}}}}'
     )
     assert broken.code == 500 and b'"code":500' in broken.replies[0].payload
     assert broken.replies[0].topic == "$hw/events/device/ns/d1/twin/update/result"
-    assert service.handle("$hw/events/node/n1/membership/get", b"{}").code == 200
+    assert service.handle("$hw/events/device/ns/d2/twin/get", b"{}").code == 200
     await service.close()
