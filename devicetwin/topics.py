@@ -95,7 +95,9 @@ def request_subscriptions() -> list[str]:
     ]
 
 
+@lru_cache(maxsize=16384)
 def device_topic(device: DeviceId, suffix: str) -> str:
+    """Cached: the reply topics of a device are built for every update it sends."""
     return f"{DEVICE_PREFIX}{device}/{suffix}"
 
 

@@ -14,6 +14,7 @@ of the socket yields a whole burst.
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 from typing import NamedTuple
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
@@ -80,11 +81,16 @@ def subscribe(packet_id: int, topics: list[str]) -> bytes:
     return frame(SUBSCRIBE, 0x2, body)
 
 
+@lru_cache(maxsize=16384)
+def _topic_field(topic: str) -> bytes:
+    raw = topic.encode()
+    return struct.pack("!H", len(raw)) + raw
+
+
 def publish(topic: str, payload: bytes) -> bytes:
     """A QoS 0, non-retained PUBLISH."""
-    raw = topic.encode()
-    body_len = 2 + len(raw) + len(payload)
-    return b"".join((b"\x30", _length(body_len), struct.pack("!H", len(raw)), raw, payload))
+    field = _topic_field(topic)
+    return b"".join((b"\x30", _length(len(field) + len(payload)), field, payload))
 
 
 def parse_publish(item: Frame) -> tuple[str, bytes]:

@@ -10,12 +10,14 @@ from devicetwin.payloads import (
     MAX_PAYLOAD,
     decode,
     delta,
+    document,
     error_result,
     get_result,
     membership_result,
+    msg_twin,
     parse_twin_update,
 )
-from devicetwin.rules import TwinError, TwinPatch
+from devicetwin.rules import TwinChange, TwinError, TwinPatch
 
 
 def test_parse_twin_update_when_kubeedge_example() -> None:
@@ -105,3 +107,16 @@ def test_delta_when_built_carries_delta_map() -> None:
 def test_membership_result_when_built_carries_spec_extension() -> None:
     [entry] = orjson.loads(membership_result("e", 9, [_device()]))["devices"]
     assert entry["id"] == "ns/d" and entry["spec"] == {"model": "m"} and "gone" not in entry["twin"]
+
+
+def test_document_when_composed_equals_plain_json_encoding() -> None:
+    old = Twin("a", "int", False, actual=TwinValue("1", 1))
+    new = old._replace(actual=TwinValue("2", 2))
+    created = Twin('we"ird', "string", True, actual=TwinValue("x", 2))
+    change = TwinChange({}, {"a": (old, new), 'we"ird': (None, created)}, False)
+    body = orjson.loads(document(7, change))
+    assert body["timestamp"] == 7 and body["event_id"]
+    assert body["twin"] == {
+        "a": {"last": msg_twin(old, versions=False), "current": msg_twin(new, versions=False)},
+        'we"ird': {"last": None, "current": msg_twin(created, versions=False)},
+    }
