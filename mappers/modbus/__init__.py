@@ -1,0 +1,1 @@
+"""Modbus mapper: pymodbus driver and the pure register codec."""
