@@ -1,1 +1,1 @@
-"""Simulated devices per protocol: not built yet."""
+"""Simulated devices per protocol, sharing one pure behaviour model (`thermostat.py`)."""
