@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import socket
 import sys
@@ -74,11 +75,26 @@ def _up(args: argparse.Namespace) -> int:
     return _edgecore(edge_args)
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from simulators import modbus
+
+    setup_logging("info")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(modbus.serve(args.port, args.device_id, args.host))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from edgecore.config import add_arguments
+    from simulators import modbus
 
     parser = argparse.ArgumentParser(prog="kedge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    simulate = sub.add_parser("simulate", help="run a simulated device")
+    protocols = simulate.add_subparsers(dest="protocol", required=True)
+    modbus_parser = protocols.add_parser("modbus", help="Modbus TCP thermostat (pymodbus)")
+    modbus.add_arguments(modbus_parser)
+    modbus_parser.set_defaults(func=_simulate)
     edge = sub.add_parser("edgecore", help="run an edge node (twins, MQTT EventBus, HTTP API)")
     add_arguments(edge)
     edge.set_defaults(func=_edgecore)
