@@ -1,0 +1,69 @@
+"""What a protocol driver is, and the errors it raises. A new protocol is one module.
+
+The runtime (`mappers.runtime`) owns scheduling, MQTT and device state; a driver only talks to
+its device. Errors decide what the runtime does:
+
+    DeviceUnreachable  connection or timeout: counts towards `offline`, reconnect with backoff
+    DeviceRejected     the device answered with an error: it is online, this request failed
+    VisitorError       the manifest cannot work (bad register, bad value for the type): permanent
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class DeviceError(Exception):
+    """Base of everything a driver raises."""
+
+
+class DeviceUnreachable(DeviceError):
+    pass
+
+
+class DeviceRejected(DeviceError):
+    pass
+
+
+class VisitorError(DeviceError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyConfig:
+    """One device property as the merged spec describes it."""
+
+    name: str
+    type: str
+    access_mode: str = "ReadWrite"
+    visitor: Mapping[str, Any] = field(default_factory=dict)
+    collect_cycle_ms: int = 1000
+    report_cycle_ms: int = 1000
+    report_to_cloud: bool = True
+
+    @classmethod
+    def from_spec(cls, raw: Mapping[str, Any]) -> PropertyConfig:
+        visitors = raw.get("visitors") or {}
+        return cls(
+            name=str(raw["name"]),
+            type=str(raw.get("type", "string")),
+            access_mode=str(raw.get("accessMode", "ReadWrite")),
+            visitor=dict(visitors.get("configData") or {}),
+            collect_cycle_ms=int(raw.get("collectCycle") or 1000),
+            report_cycle_ms=int(raw.get("reportCycle") or 1000),
+            report_to_cloud=bool(raw.get("reportToCloud", True)),
+        )
+
+
+class Driver(Protocol):
+    """One device's connection. Implementations serialise access to shared buses themselves."""
+
+    async def read(self, prop: PropertyConfig) -> str:
+        """The property's current value as twin text."""
+
+    async def write(self, prop: PropertyConfig, value: str) -> None:
+        """Write a desired value (twin text)."""
+
+    async def close(self) -> None: ...
