@@ -84,8 +84,15 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mapper(args: argparse.Namespace) -> int:
+    from mappers.app import run
+
+    return run(args.protocol, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from edgecore.config import add_arguments
+    from mappers import app as mapper_app
     from simulators import modbus
 
     parser = argparse.ArgumentParser(prog="kedge", description=__doc__)
@@ -95,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     modbus_parser = protocols.add_parser("modbus", help="Modbus TCP thermostat (pymodbus)")
     modbus.add_arguments(modbus_parser)
     modbus_parser.set_defaults(func=_simulate)
+    mapper = sub.add_parser("mapper", help="run a protocol mapper for one edge node")
+    mapper_protocols = mapper.add_subparsers(dest="protocol", required=True)
+    for protocol in mapper_app.PROTOCOLS:
+        protocol_parser = mapper_protocols.add_parser(protocol, help=f"{protocol} mapper")
+        mapper_app.add_arguments(protocol_parser)
+        protocol_parser.set_defaults(func=_mapper)
     edge = sub.add_parser("edgecore", help="run an edge node (twins, MQTT EventBus, HTTP API)")
     add_arguments(edge)
     edge.set_defaults(func=_edgecore)

@@ -73,7 +73,7 @@ def _twins(edge: EdgeProcess) -> list[dict[str, Any]]:
             {
                 "twin": {
                     "setpoint": {"actual": {"value": "20"}},
-                    "heating": {"actual": {"value": "maybe"}},
+                    "power": {"actual": {"value": "maybe"}},
                 }
             },
             400,

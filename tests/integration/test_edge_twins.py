@@ -42,11 +42,11 @@ def test_desired_from_manifest_is_announced_as_delta(edge: EdgeProcess, probe: M
 
 
 def test_twin_get_answers_without_versions(edge: EdgeProcess, probe: MqttProbe) -> None:
-    probe.request(f"{T}/twin/update", {"twin": {"heating": {"actual": {"value": "true"}}}})
+    probe.request(f"{T}/twin/update", {"twin": {"power": {"actual": {"value": "true"}}}})
     result = probe.request(f"{T}/twin/get", {})
-    heating = result["twin"]["heating"]
-    assert heating["actual"]["value"] == "true" and heating["metadata"]["type"] == "boolean"
-    assert "actual_version" not in heating
+    power = result["twin"]["power"]
+    assert power["actual"]["value"] == "true" and power["metadata"]["type"] == "boolean"
+    assert "actual_version" not in power
 
 
 def test_membership_get_answers_with_merged_spec_and_protocol_filter(

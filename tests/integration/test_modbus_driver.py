@@ -13,15 +13,22 @@ from simulators.modbus import ModbusSimulator
 from simulators.thermostat import Thermostat
 from tests.support import free_port
 
-TEMPERATURE = PropertyConfig("temperature", "float", "ReadOnly",
-                             {"register": "InputRegister", "offset": 0, "limit": 1, "scale": 0.1})
-TEMPERATURE_F32 = PropertyConfig("t32", "float", "ReadOnly",
-                                 {"register": "InputRegister", "offset": 10, "limit": 2})
-SETPOINT = PropertyConfig("setpoint", "int", "ReadWrite",
-                          {"register": "HoldingRegister", "offset": 0, "limit": 1})
+TEMPERATURE = PropertyConfig(
+    "temperature",
+    "float",
+    "ReadOnly",
+    {"register": "InputRegister", "offset": 0, "limit": 1, "scale": 0.1},
+)
+TEMPERATURE_F32 = PropertyConfig(
+    "t32", "float", "ReadOnly", {"register": "InputRegister", "offset": 10, "limit": 2}
+)
+SETPOINT = PropertyConfig(
+    "setpoint", "int", "ReadWrite", {"register": "HoldingRegister", "offset": 0, "limit": 1}
+)
 POWER = PropertyConfig("power", "boolean", "ReadWrite", {"register": "CoilRegister", "offset": 0})
-SERIAL = PropertyConfig("serial", "string", "ReadOnly",
-                        {"register": "InputRegister", "offset": 20, "limit": 8})
+SERIAL = PropertyConfig(
+    "serial", "string", "ReadOnly", {"register": "InputRegister", "offset": 20, "limit": 8}
+)
 
 
 class FrozenClock:
@@ -31,8 +38,9 @@ class FrozenClock:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[ModbusSimulator]:
-    simulator = ModbusSimulator(free_port(), state=Thermostat(temperature=19.5),
-                                clock=FrozenClock())
+    simulator = ModbusSimulator(
+        free_port(), state=Thermostat(temperature=19.5), clock=FrozenClock()
+    )
     await simulator.start()
     yield simulator
     await simulator.stop()
@@ -97,8 +105,11 @@ async def test_devices_on_one_endpoint_share_the_connection(sim) -> None:
 
 @pytest.mark.parametrize(
     ("config", "fragment"),
-    [({"port": 502}, "needs 'ip'"), ({"ip": "x", "port": "http"}, "configData"),
-     ({"serialPort": "/dev/ttyS0"}, "RTU")],
+    [
+        ({"port": 502}, "needs 'ip'"),
+        ({"ip": "x", "port": "http"}, "configData"),
+        ({"serialPort": "/dev/ttyS0"}, "RTU"),
+    ],
 )
 def test_driver_when_protocol_config_invalid_says_why(config, fragment) -> None:
     with pytest.raises(VisitorError, match=fragment):

@@ -1,4 +1,4 @@
-"""The shared thermostat model: heating, drifting, limits; no clock, so exact values."""
+"""The shared thermostat model: power, drifting, limits; no clock, so exact values."""
 
 from __future__ import annotations
 
@@ -39,5 +39,5 @@ def test_with_setpoint_when_out_of_range_is_refused(value: float) -> None:
         Thermostat().with_setpoint(value)
 
 
-def test_with_power_when_switched_off_stops_heating() -> None:
+def test_with_power_when_switched_off_stops_power() -> None:
     assert Thermostat(temperature=19.0).with_power(False).step(1).temperature == 18.9

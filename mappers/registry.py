@@ -1,0 +1,29 @@
+"""Protocol name -> driver factory. Adding a protocol is one entry here plus its module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mappers.driver import Driver
+from mappers.runtime import DriverFactory
+
+
+def _modbus() -> DriverFactory:
+    from mappers.modbus.driver import EndpointPool, ModbusDriver
+
+    pool = EndpointPool()  # devices behind one gateway share a connection
+
+    def build(config: Mapping[str, Any]) -> Driver:
+        return ModbusDriver(config, pool)
+
+    return build
+
+
+PROTOCOLS: dict[str, Callable[[], DriverFactory]] = {"modbus": _modbus}
+
+
+def driver_factory(protocol: str) -> DriverFactory:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"no mapper for protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[protocol]()

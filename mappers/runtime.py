@@ -1,0 +1,314 @@
+"""Mapper runtime: devices learned over MQTT, polled through a Driver, twins and state reported.
+
+    membership/get {protocol} --> result: start a worker per device of our protocol
+    membership/updated        --> start / restart (spec changed) / stop workers, live
+    twin/update/delta         --> worker writes at once, reads back, reports
+    worker: poll each property every collectCycle; report on change (optional `deadband`
+            visitor key) or every reportCycle; `offline` after N unreachable polls in a row,
+            then reconnect with capped exponential backoff, forever
+
+A mapper knows MQTT and its device only: it never talks to edgecore except over the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from devicetwin.topics import (
+    DEVICE_PREFIX,
+    membership_get_topic,
+    membership_result_topic,
+    membership_updated_topic,
+)
+from kedge.mqtt import Burst, MqttConnection, MqttError, MqttSettings
+from mappers.driver import (
+    DeviceError,
+    DeviceRejected,
+    DeviceUnreachable,
+    Driver,
+    PropertyConfig,
+    VisitorError,
+)
+
+log = logging.getLogger("kedge.mapper")
+DriverFactory = Callable[[Mapping[str, Any]], Driver]
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MapperSettings:
+    protocol: str
+    node: str
+    mqtt: MqttSettings
+    offline_after: int = 3  # unreachable polls in a row before the device is `offline`
+    max_backoff: float = 30.0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _changed(prop: PropertyConfig, old: str | None, new: str) -> bool:
+    if old is None:
+        return True
+    deadband = prop.visitor.get("deadband")
+    if deadband is None or prop.type not in ("int", "float", "double"):
+        return old != new
+    try:
+        return abs(float(new) - float(old)) > float(deadband)
+    except ValueError:
+        return old != new
+
+
+class DeviceWorker:
+    """Polls one device and applies its deltas; one asyncio task."""
+
+    def __init__(self, mapper: Mapper, entry: JSON) -> None:
+        self.mapper = mapper
+        self.id = str(entry["id"])
+        self.spec = entry.get("spec") or {}
+        self.properties = {
+            p.name: p for p in map(PropertyConfig.from_spec, self.spec.get("properties", []))
+        }
+        self._deltas: dict[str, str] = self._pending_desired(entry)
+        self._wake = asyncio.Event()
+        self._reported: dict[str, tuple[str, float]] = {}
+        self._state = ""
+        self._task = asyncio.create_task(self._run(), name=f"device {self.id}")
+
+    def _pending_desired(self, entry: JSON) -> dict[str, str]:
+        """Desired values the device does not show yet (a mapper that starts late)."""
+        pending = {}
+        for name, twin in (entry.get("twin") or {}).items():
+            expected = (twin.get("expected") or {}).get("value")
+            actual = (twin.get("actual") or {}).get("value")
+            if expected and expected != actual:
+                pending[name] = expected
+        return pending
+
+    def on_delta(self, delta: Mapping[str, str]) -> None:
+        self._deltas.update({k: v for k, v in delta.items() if isinstance(v, str)})
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            log.info("device %s", state, extra={"device": self.id})
+            self.mapper.publish(
+                f"{DEVICE_PREFIX}{self.id}/state/update",
+                {"event_id": "", "timestamp": _now_ms(), "state": state},
+            )
+
+    def _report(self, values: dict[str, str]) -> None:
+        if not values:
+            return
+        now = time.monotonic()
+        twin = {}
+        for name, value in values.items():
+            self._reported[name] = (value, now)
+            twin[name] = {
+                "actual": {"value": value},
+                "metadata": {"type": self.properties[name].type},
+            }
+        self.mapper.publish(
+            f"{DEVICE_PREFIX}{self.id}/twin/update",
+            {"event_id": "", "timestamp": _now_ms(), "twin": twin},
+        )
+
+    def _due_report(self, prop: PropertyConfig, value: str, now: float) -> bool:
+        if not prop.report_to_cloud:
+            return False
+        last = self._reported.get(prop.name)
+        if last is None or _changed(prop, last[0], value):
+            return True
+        return now - last[1] >= prop.report_cycle_ms / 1000
+
+    async def _apply_deltas(self, driver: Driver) -> dict[str, str]:
+        deltas, self._deltas = self._deltas, {}
+        readback = {}
+        for name, desired in deltas.items():
+            prop = self.properties.get(name)
+            if prop is None or prop.access_mode == "ReadOnly":
+                log.warning(
+                    "delta for read-only or unknown property %s ignored",
+                    name,
+                    extra={"device": self.id},
+                )
+                continue
+            try:
+                await driver.write(prop, desired)
+                readback[name] = await driver.read(prop)
+            except (DeviceRejected, VisitorError) as exc:
+                log.warning(
+                    "write of %s=%s failed: %s", name, desired, exc, extra={"device": self.id}
+                )
+        return readback
+
+    async def _poll(self, driver: Driver, due: list[PropertyConfig]) -> dict[str, str]:
+        now, report = time.monotonic(), {}
+        for prop in due:
+            try:
+                value = await driver.read(prop)
+            except (DeviceRejected, VisitorError) as exc:
+                log.warning("read of %s failed: %s", prop.name, exc, extra={"device": self.id})
+                continue
+            if self._due_report(prop, value, now):
+                report[prop.name] = value
+        return report
+
+    async def _run(self) -> None:
+        try:
+            driver = self.mapper.driver_factory(self.spec.get("protocol", {}).get("configData", {}))
+        except DeviceError as exc:
+            log.error("device cannot be served: %s", exc, extra={"device": self.id})
+            self._set_state("unhealthy")
+            return
+        loop = asyncio.get_running_loop()
+        next_due = dict.fromkeys(self.properties, 0.0)
+        failures, backoff = 0, 0.5
+        try:
+            while True:
+                try:
+                    self._report(await self._apply_deltas(driver))
+                    now = loop.time()
+                    due = [p for p in self.properties.values() if next_due[p.name] <= now]
+                    for prop in due:
+                        next_due[prop.name] = now + prop.collect_cycle_ms / 1000
+                    self._report(await self._poll(driver, due))
+                    failures, backoff = 0, 0.5
+                    self._set_state("online")
+                    wait = max(0.0, min(next_due.values(), default=now + 1) - loop.time())
+                except DeviceUnreachable as exc:
+                    failures += 1
+                    if failures >= self.mapper.settings.offline_after:
+                        self._set_state("offline")
+                    log.info("device unreachable: %s", exc, extra={"device": self.id})
+                    wait, backoff = backoff, min(backoff * 2, self.mapper.settings.max_backoff)
+                    next_due = dict.fromkeys(self.properties, 0.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                self._wake.clear()
+        finally:
+            await driver.close()
+
+
+class Mapper:
+    """All devices of one protocol on one node."""
+
+    def __init__(self, settings: MapperSettings, driver_factory: DriverFactory) -> None:
+        self.settings = settings
+        self.driver_factory = driver_factory
+        self.workers: dict[str, DeviceWorker] = {}
+        self._connection: MqttConnection | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    def publish(self, topic: str, body: JSON) -> None:
+        """QoS 0: a report lost while the broker is away is superseded by the next one."""
+        if self._connection is not None:
+            with contextlib.suppress(MqttError):
+                self._connection.publish(topic, orjson.dumps(body))
+
+    async def run(self) -> None:
+        backoff, node = 0.1, self.settings.node
+        try:
+            while True:
+                connection = MqttConnection(
+                    self.settings.mqtt,
+                    f"mapper-{self.settings.protocol}-{node}-{uuid.uuid4()}",
+                    self._on_burst,
+                )
+                try:
+                    await connection.connect()
+                    await connection.subscribe(
+                        [
+                            membership_result_topic(node),
+                            membership_updated_topic(node),
+                            f"{DEVICE_PREFIX}+/+/twin/update/delta",
+                        ]
+                    )
+                    self._connection = connection
+                    backoff = 0.1
+                    self.publish(
+                        membership_get_topic(node),
+                        {"event_id": str(uuid.uuid4()), "protocol": self.settings.protocol},
+                    )
+                    await connection.run()
+                except MqttError as exc:
+                    log.warning("MQTT connection lost: %s", exc, extra={"node": node})
+                finally:
+                    self._connection = None
+                    await connection.close()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        finally:
+            for worker in list(self.workers.values()):
+                await worker.stop()
+
+    def _on_burst(self, burst: Burst) -> None:
+        for topic, payload in burst:
+            try:
+                body = orjson.loads(payload)
+                if not isinstance(body, dict):
+                    raise ValueError("not a JSON object")
+                self._dispatch(topic, body)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("ignored malformed message: %s", exc, extra={"topic": topic})
+
+    def _ours(self, entry: JSON) -> bool:
+        protocol = (entry.get("spec") or {}).get("protocol", {}).get("protocolName")
+        return bool(protocol == self.settings.protocol)
+
+    def _dispatch(self, topic: str, body: JSON) -> None:
+        node = self.settings.node
+        if topic == membership_result_topic(node):
+            wanted = {str(e["id"]): e for e in body.get("devices", []) if self._ours(e)}
+            for device_id in set(self.workers) - set(wanted):
+                self._stop(device_id)
+            for entry in wanted.values():
+                self._start(entry)
+        elif topic == membership_updated_topic(node):
+            for entry in body.get("removed_devices", []):
+                self._stop(str(entry["id"]))
+            for entry in [*body.get("added_devices", []), *body.get("updated_devices", [])]:
+                if self._ours(entry):
+                    self._start(entry)
+                else:
+                    self._stop(str(entry["id"]))
+        elif topic.endswith("/twin/update/delta"):
+            device_id = "/".join(topic[len(DEVICE_PREFIX) :].split("/")[:2])
+            worker = self.workers.get(device_id)
+            if worker is not None and isinstance(body.get("delta"), dict):
+                worker.on_delta(body["delta"])
+
+    def _start(self, entry: JSON) -> None:
+        """Start a worker, or restart it when the device's spec changed."""
+        device_id = str(entry["id"])
+        current = self.workers.get(device_id)
+        if current is not None and current.spec == (entry.get("spec") or {}):
+            return
+        if current is not None:
+            self._stop(device_id)
+        self.workers[device_id] = DeviceWorker(self, entry)
+        log.info("device added", extra={"device": device_id, "node": self.settings.node})
+
+    def _stop(self, device_id: str) -> None:
+        worker = self.workers.pop(device_id, None)
+        if worker is not None:
+            task = asyncio.get_running_loop().create_task(worker.stop())
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+            log.info("device removed", extra={"device": device_id, "node": self.settings.node})
