@@ -201,6 +201,9 @@ def _device_property(
         raise doc.fail(f"{field}.reportToCloud", "must be true or false")
     merged = _merged_property(spec, protocol, {**visitor_defaults, **visitor_config}, value or "")
     merged.update(cycles, reportToCloud=report)
+    push = _map(doc, prop.get("pushMethod"), f"{field}.pushMethod")
+    if push:
+        merged["pushMethod"] = push
     expected = TwinValue(value, now) if value else None
     twin = Twin(
         name=name,

@@ -42,6 +42,7 @@ class PropertyConfig:
     collect_cycle_ms: int = 1000
     report_cycle_ms: int = 1000
     report_to_cloud: bool = True
+    push_method: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_spec(cls, raw: Mapping[str, Any]) -> PropertyConfig:
@@ -54,6 +55,7 @@ class PropertyConfig:
             collect_cycle_ms=int(raw.get("collectCycle") or 1000),
             report_cycle_ms=int(raw.get("reportCycle") or 1000),
             report_to_cloud=bool(raw.get("reportToCloud", True)),
+            push_method=dict(raw.get("pushMethod") or {}),
         )
 
 

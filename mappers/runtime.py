@@ -38,6 +38,7 @@ from mappers.driver import (
     PropertyConfig,
     VisitorError,
 )
+from mappers.push import Pusher
 
 log = logging.getLogger("kedge.mapper")
 DriverFactory = Callable[[Mapping[str, Any]], Driver]
@@ -158,7 +159,9 @@ class DeviceWorker:
                 )
         return readback
 
-    async def _poll(self, driver: Driver, due: list[PropertyConfig]) -> dict[str, str]:
+    async def _poll(
+        self, driver: Driver, due: list[PropertyConfig], pusher: Pusher
+    ) -> dict[str, str]:
         now, report = time.monotonic(), {}
         for prop in due:
             try:
@@ -166,16 +169,28 @@ class DeviceWorker:
             except (DeviceRejected, VisitorError) as exc:
                 log.warning("read of %s failed: %s", prop.name, exc, extra={"device": self.id})
                 continue
+            pusher.push(prop.name, value, prop.type, _now_ms())
             if self._due_report(prop, value, now):
                 report[prop.name] = value
         return report
+
+    def _unservable(self, error: DeviceError) -> None:
+        log.error("device cannot be served: %s", error, extra={"device": self.id})
+        self._set_state("unhealthy")
 
     async def _run(self) -> None:
         try:
             driver = self.mapper.driver_factory(self.spec.get("protocol", {}).get("configData", {}))
         except DeviceError as exc:
-            log.error("device cannot be served: %s", exc, extra={"device": self.id})
-            self._set_state("unhealthy")
+            self._unservable(exc)
+            return
+        try:
+            pusher = Pusher(
+                self.id, {p.name: p.push_method for p in self.properties.values() if p.push_method}
+            )
+        except DeviceError as exc:
+            await driver.close()
+            self._unservable(exc)
             return
         loop = asyncio.get_running_loop()
         next_due = dict.fromkeys(self.properties, 0.0)
@@ -188,7 +203,7 @@ class DeviceWorker:
                     due = [p for p in self.properties.values() if next_due[p.name] <= now]
                     for prop in due:
                         next_due[prop.name] = now + prop.collect_cycle_ms / 1000
-                    self._report(await self._poll(driver, due))
+                    self._report(await self._poll(driver, due, pusher))
                     failures, backoff = 0, 0.5
                     self._set_state("online")
                     wait = max(0.0, min(next_due.values(), default=now + 1) - loop.time())
@@ -203,6 +218,7 @@ class DeviceWorker:
                     await asyncio.wait_for(self._wake.wait(), wait)
                 self._wake.clear()
         finally:
+            await pusher.close()
             await driver.close()
 
 

@@ -30,6 +30,7 @@ class Endpoint:
     timeout: float
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     client: AsyncModbusTcpClient | None = None
+    users: int = 0
 
     async def connected(self) -> AsyncModbusTcpClient:
         if self.client is None or not self.client.connected:
@@ -49,20 +50,27 @@ class Endpoint:
 
 
 class EndpointPool:
-    """Endpoints by (host, port), shared by all devices of one mapper."""
+    """Endpoints by (host, port), shared by the devices of one mapper while any uses them."""
 
     def __init__(self) -> None:
         self._endpoints: dict[tuple[str, int], Endpoint] = {}
 
-    def get(self, host: str, port: int, timeout: float) -> Endpoint:
-        key = (host, port)
-        if key not in self._endpoints:
-            self._endpoints[key] = Endpoint(host, port, timeout)
-        return self._endpoints[key]
+    def acquire(self, host: str, port: int, timeout: float) -> Endpoint:
+        endpoint = self._endpoints.setdefault((host, port), Endpoint(host, port, timeout))
+        endpoint.users += 1
+        return endpoint
+
+    def release(self, endpoint: Endpoint) -> None:
+        """The last device on an endpoint closes its connection."""
+        endpoint.users -= 1
+        if endpoint.users <= 0:
+            endpoint.drop()
+            self._endpoints.pop((endpoint.host, endpoint.port), None)
 
     def close(self) -> None:
         for endpoint in self._endpoints.values():
             endpoint.drop()
+        self._endpoints.clear()
 
 
 def _setting(config: Mapping[str, Any], key: str, default: Any = None) -> Any:
@@ -82,7 +90,8 @@ class ModbusDriver:
             timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
         except (TypeError, ValueError) as exc:
             raise VisitorError(f"protocol configData: {exc}") from exc
-        self.endpoint = pool.get(str(_setting(config, "ip")), port, timeout)
+        self._pool = pool
+        self.endpoint = pool.acquire(str(_setting(config, "ip")), port, timeout)
         self._specs: dict[str, RegisterSpec] = {}
 
     def _spec(self, prop: PropertyConfig) -> RegisterSpec:
@@ -136,4 +145,4 @@ class ModbusDriver:
             await self._call("write_registers", spec.address, [int(v) for v in values])
 
     async def close(self) -> None:
-        """Connections belong to the pool, which closes them when the mapper stops."""
+        self._pool.release(self.endpoint)

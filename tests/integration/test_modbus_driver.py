@@ -100,7 +100,10 @@ async def test_devices_on_one_endpoint_share_the_connection(sim) -> None:
     assert first.endpoint is second.endpoint
     await first.read(TEMPERATURE)
     assert second.endpoint.client is first.endpoint.client
-    pool.close()
+    await first.close()
+    assert second.endpoint.client is not None  # still used by the second device
+    await second.close()
+    assert second.endpoint.client is None
 
 
 @pytest.mark.parametrize(
