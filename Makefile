@@ -41,6 +41,9 @@ bench: $(STAMP) os-packages
 	$(BIN)/python -m bench.twin_ingest
 	$(BIN)/python -m bench.desired_latency
 	$(BIN)/python -m bench.edgecore_memory
+	$(BIN)/python -m bench.modbus_reads
+	$(BIN)/python -m bench.mapper_latency
+	$(BIN)/python -m bench.mapper_memory
 
 clean:
 	rm -rf $(VENV) .kedge .mypy_cache .ruff_cache .pytest_cache

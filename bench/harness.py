@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support import EdgeProcess, Mosquitto
+from tests.support import EdgeProcess, Mosquitto, free_port, port_open, wait_for
 
 NODE = "bench-node"
 MODEL = """apiVersion: devices.kubeedge.io/v1beta1
@@ -77,3 +79,69 @@ def summary(samples: list[float]) -> str:
         f"p50 {percentile(samples, 50):.2f} ms, p99 {percentile(samples, 99):.2f} ms, "
         f"mean {statistics.fmean(samples):.2f} ms, n={len(samples)}"
     )
+
+
+MODBUS_MODEL = """apiVersion: devices.kubeedge.io/v1beta1
+kind: DeviceModel
+metadata: {name: bench-thermostat, namespace: default}
+spec:
+  protocol: modbus
+  properties:
+    - {name: temperature, type: FLOAT, accessMode: ReadOnly}
+    - {name: setpoint, type: INT, accessMode: ReadWrite, minimum: "5", maximum: "35"}
+    - {name: power, type: BOOLEAN, accessMode: ReadWrite}
+"""
+MODBUS_DEVICE = """---
+apiVersion: devices.kubeedge.io/v1beta1
+kind: Device
+metadata: {{name: modbus-{i:03d}, namespace: default}}
+spec:
+  deviceModelRef: {{name: bench-thermostat}}
+  nodeName: {node}
+  protocol: {{protocolName: modbus, configData: {{ip: 127.0.0.1, port: {port}, slaveID: 1}}}}
+  properties:
+    - name: temperature
+      visitors: {{protocolName: modbus,
+                  configData: {{register: InputRegister, offset: 0, limit: 1, scale: 0.1}}}}
+    - name: setpoint
+      visitors: {{protocolName: modbus, configData: {{register: HoldingRegister, offset: 0}}}}
+    - name: power
+      visitors: {{protocolName: modbus, configData: {{register: CoilRegister, offset: 0}}}}
+"""
+
+
+@contextlib.contextmanager
+def modbus_system(count: int) -> Iterator[tuple[EdgeProcess, subprocess.Popen[bytes], int]]:
+    """Simulator, broker, edgecore with `count` Modbus devices and the Modbus mapper."""
+    with tempfile.TemporaryDirectory(prefix="kedge-bench-") as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        manifest = workdir / "modbus.yaml"
+        manifest.write_text(
+            MODBUS_MODEL
+            + "".join(MODBUS_DEVICE.format(i=i, node=NODE, port=port) for i in range(count))
+        )
+        simulator = subprocess.Popen(
+            [sys.executable, "-m", "simulators.modbus", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        broker = Mosquitto(workdir).start()
+        edge = EdgeProcess(workdir / "state", node=NODE, mqtt_url=broker.url, devices=[manifest])
+        mapper: subprocess.Popen[bytes] | None = None
+        try:
+            wait_for(lambda: port_open(port), what="simulator")
+            edge.start()
+            mapper = subprocess.Popen(
+                [sys.executable, "-m", "mappers.modbus", "--node", NODE, "--mqtt", broker.url],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            yield edge, mapper, port
+        finally:
+            for process in (mapper, simulator):
+                if process is not None:
+                    process.terminate()
+                    process.wait(10)
+            edge.stop()
+            broker.stop()
