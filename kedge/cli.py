@@ -80,7 +80,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     setup_logging("info")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(modbus.serve(args.port, args.device_id, args.host))
+        asyncio.run(modbus.serve(args.port, args.device_id, args.host, args.rtu))
     return 0
 
 

@@ -12,6 +12,9 @@ Every request first advances the shared thermostat model to "now", applies a wri
 (an out-of-range setpoint is refused with ILLEGAL_VALUE, as a real controller would), then
 refreshes the registers from the model, so reads always show the model's state.
 
+With `rtu=True` the same port speaks RTU framing (CRC, no MBAP header): a serial bus carried
+over TCP, which a client reaches as serialPort `socket://host:port`.
+
 Faults, for tests: `delay` before each reply, `exception` code returned for every request,
 `stop()`/`start()` to refuse connections (stopping also drops the open ones).
 """
@@ -28,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -94,8 +98,9 @@ class ModbusSimulator:
         host: str = "127.0.0.1",
         state: Thermostat | None = None,
         clock: Callable[[], float] = time.monotonic,
+        rtu: bool = False,
     ) -> None:
-        self.host, self.port, self.device_id = host, port, device_id
+        self.host, self.port, self.device_id, self.rtu = host, port, device_id, rtu
         self.state = state or Thermostat()
         self.faults = Faults()
         self._clock = clock
@@ -159,7 +164,10 @@ class ModbusSimulator:
         return None
 
     async def start(self) -> None:
-        self._server = ModbusTcpServer(self._device(), address=(self.host, self.port))
+        framer = FramerType.RTU if self.rtu else FramerType.SOCKET
+        self._server = ModbusTcpServer(
+            self._device(), address=(self.host, self.port), framer=framer
+        )
         await self._server.serve_forever(background=True)
         log.info("modbus simulator listening", extra={"port": self.port})
 
@@ -169,9 +177,9 @@ class ModbusSimulator:
             self._server = None
 
 
-async def serve(port: int, device_id: int = 1, host: str = "127.0.0.1") -> None:
+async def serve(port: int, device_id: int = 1, host: str = "127.0.0.1", rtu: bool = False) -> None:
     """Run one simulated thermostat until cancelled (Ctrl-C)."""
-    simulator = ModbusSimulator(port, device_id=device_id, host=host)
+    simulator = ModbusSimulator(port, device_id=device_id, host=host, rtu=rtu)
     await simulator.start()
     try:
         await asyncio.Event().wait()
@@ -183,6 +191,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=5020, help="TCP port (default 5020)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--device-id", type=int, default=1, help="Modbus unit id (default 1)")
+    parser.add_argument(
+        "--rtu",
+        action="store_true",
+        help="RTU framing on the TCP port (reach it as serialPort socket://host:port)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port, args.device_id, args.host))
+        asyncio.run(serve(args.port, args.device_id, args.host, args.rtu))
     return 0
 
 

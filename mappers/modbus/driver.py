@@ -1,18 +1,21 @@
-"""Modbus TCP driver on pymodbus: one client per endpoint, shared and serialised by a lock.
+"""Modbus TCP and RTU driver on pymodbus: one client per endpoint, shared and locked.
 
-Devices behind one gateway (same ip:port, different `slaveID`) share a connection, because
-Modbus TCP gateways and RTU buses serve one request at a time. A failed request closes the
-client; the next one reconnects.
+An endpoint is a TCP `ip:port` or a serial port (`serialPort`: a device path such as
+/dev/ttyUSB0, or any pyserial URL such as socket://host:port for RTU over a TCP link). Devices
+on one endpoint (different `slaveID`) share its client, because gateways and RTU buses serve
+one request at a time. A failed request closes the client; the next one reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.client.base import ModbusBaseClient
 from pymodbus.exceptions import ModbusException
 
 from mappers.driver import DeviceRejected, DeviceUnreachable, PropertyConfig, VisitorError
@@ -21,25 +24,26 @@ from mappers.modbus.codec import CodecError, RegisterSpec, decode, encode, regis
 DEFAULT_TIMEOUT = 5.0  # seconds, as KubeEdge's Modbus mapper
 
 
+PARITY = {"none": "N", "even": "E", "odd": "O", "n": "N", "e": "E", "o": "O"}
+ClientFactory = Callable[[], ModbusBaseClient]
+
+
 @dataclass
 class Endpoint:
-    """One TCP connection and the lock that serialises its requests."""
+    """One connection (TCP or serial) and the lock that serialises its requests."""
 
-    host: str
-    port: int
-    timeout: float
+    name: str
+    make_client: ClientFactory
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    client: AsyncModbusTcpClient | None = None
+    client: ModbusBaseClient | None = None
     users: int = 0
 
-    async def connected(self) -> AsyncModbusTcpClient:
+    async def connected(self) -> ModbusBaseClient:
         if self.client is None or not self.client.connected:
-            client = AsyncModbusTcpClient(
-                self.host, port=self.port, timeout=self.timeout, retries=0
-            )
+            client = self.make_client()
             if not await client.connect():
                 client.close()
-                raise DeviceUnreachable(f"cannot connect to {self.host}:{self.port}")
+                raise DeviceUnreachable(f"cannot connect to {self.name}")
             self.client = client
         return self.client
 
@@ -50,13 +54,13 @@ class Endpoint:
 
 
 class EndpointPool:
-    """Endpoints by (host, port), shared by the devices of one mapper while any uses them."""
+    """Endpoints by name (ip:port or serial port), shared while any device uses them."""
 
     def __init__(self) -> None:
-        self._endpoints: dict[tuple[str, int], Endpoint] = {}
+        self._endpoints: dict[str, Endpoint] = {}
 
-    def acquire(self, host: str, port: int, timeout: float) -> Endpoint:
-        endpoint = self._endpoints.setdefault((host, port), Endpoint(host, port, timeout))
+    def acquire(self, name: str, make_client: ClientFactory) -> Endpoint:
+        endpoint = self._endpoints.setdefault(name, Endpoint(name, make_client))
         endpoint.users += 1
         return endpoint
 
@@ -65,7 +69,7 @@ class EndpointPool:
         endpoint.users -= 1
         if endpoint.users <= 0:
             endpoint.drop()
-            self._endpoints.pop((endpoint.host, endpoint.port), None)
+            self._endpoints.pop(endpoint.name, None)
 
     def close(self) -> None:
         for endpoint in self._endpoints.values():
@@ -80,18 +84,46 @@ def _setting(config: Mapping[str, Any], key: str, default: Any = None) -> Any:
     return value
 
 
+def _tcp(config: Mapping[str, Any], timeout: float) -> tuple[str, ClientFactory]:
+    host, port = str(_setting(config, "ip")), int(_setting(config, "port", 502))
+    return f"{host}:{port}", lambda: AsyncModbusTcpClient(
+        host, port=port, timeout=timeout, retries=0
+    )
+
+
+def _serial(config: Mapping[str, Any], timeout: float) -> tuple[str, ClientFactory]:
+    """RTU on a serial port; KubeEdge's keys serialPort, baudRate, dataBits, parity, stopBits."""
+    port = str(config["serialPort"])
+    baudrate = int(config.get("baudRate", 19200))
+    bytesize = int(config.get("dataBits", 8))
+    stopbits = int(config.get("stopBits", 1))
+    parity = PARITY.get(str(config.get("parity", "none")).lower())
+    if parity is None:
+        raise VisitorError(f"parity: {config.get('parity')!r} is not none, even or odd")
+    if bytesize not in (5, 6, 7, 8) or stopbits not in (1, 2):
+        raise VisitorError("dataBits must be 5-8 and stopBits 1 or 2")
+    return port, lambda: AsyncModbusSerialClient(
+        port,
+        framer=FramerType.RTU,
+        baudrate=baudrate,
+        bytesize=bytesize,
+        parity=parity,
+        stopbits=stopbits,
+        timeout=timeout,
+        retries=0,
+    )
+
+
 class ModbusDriver:
     def __init__(self, config: Mapping[str, Any], pool: EndpointPool) -> None:
-        if "serialPort" in config and "ip" not in config:
-            raise VisitorError("Modbus RTU (serialPort) is not supported yet; use Modbus TCP")
         try:
-            port = int(_setting(config, "port", 502))
             self.device_id = int(_setting(config, "slaveID", 1))
             timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
+            name, make_client = (_serial if "serialPort" in config else _tcp)(config, timeout)
         except (TypeError, ValueError) as exc:
             raise VisitorError(f"protocol configData: {exc}") from exc
         self._pool = pool
-        self.endpoint = pool.acquire(str(_setting(config, "ip")), port, timeout)
+        self.endpoint = pool.acquire(name, make_client)
         self._specs: dict[str, RegisterSpec] = {}
 
     def _spec(self, prop: PropertyConfig) -> RegisterSpec:

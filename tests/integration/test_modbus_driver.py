@@ -111,9 +111,39 @@ async def test_devices_on_one_endpoint_share_the_connection(sim) -> None:
     [
         ({"port": 502}, "needs 'ip'"),
         ({"ip": "x", "port": "http"}, "configData"),
-        ({"serialPort": "/dev/ttyS0"}, "RTU"),
+        ({"serialPort": "/dev/ttyS0", "parity": "mark"}, "parity"),
+        ({"serialPort": "/dev/ttyS0", "dataBits": 9}, "dataBits"),
+        ({"serialPort": "/dev/ttyS0", "baudRate": "fast"}, "configData"),
     ],
 )
 def test_driver_when_protocol_config_invalid_says_why(config, fragment) -> None:
     with pytest.raises(VisitorError, match=fragment):
         ModbusDriver(config, EndpointPool())
+
+
+async def test_rtu_when_reached_over_serial_socket_url_reads_and_writes() -> None:
+    """RTU framing (CRC, no MBAP) through pyserial's socket:// port, pymodbus's serial client."""
+    simulator = ModbusSimulator(
+        free_port(), state=Thermostat(temperature=19.5), clock=FrozenClock(), rtu=True
+    )
+    await simulator.start()
+    pool = EndpointPool()
+    config = {
+        "serialPort": f"socket://127.0.0.1:{simulator.port}",
+        "baudRate": 19200,
+        "dataBits": 8,
+        "parity": "none",
+        "stopBits": 1,
+        "slaveID": 1,
+        "timeout": 1,
+    }
+    driver = ModbusDriver(config, pool)
+    try:
+        assert driver.endpoint.name == f"socket://127.0.0.1:{simulator.port}"
+        assert await driver.read(TEMPERATURE) == "19.5"
+        await driver.write(SETPOINT, "23")
+        assert simulator.state.setpoint == 23.0
+        assert await driver.read(SERIAL) == "KEDGE-TH-0001"
+    finally:
+        await driver.close()
+        await simulator.stop()
