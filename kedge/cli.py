@@ -76,11 +76,14 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from simulators import modbus
+    from simulators import modbus, opcua
 
     setup_logging("info")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(modbus.serve(args.port, args.device_id, args.host, args.rtu))
+        if args.protocol == "opcua":
+            asyncio.run(opcua.serve(args.port, args.host, args.username, args.password))
+        else:
+            asyncio.run(modbus.serve(args.port, args.device_id, args.host, args.rtu))
     return 0
 
 
@@ -93,7 +96,7 @@ def _mapper(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from edgecore.config import add_arguments
     from mappers import app as mapper_app
-    from simulators import modbus
+    from simulators import modbus, opcua
 
     parser = argparse.ArgumentParser(prog="kedge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     modbus_parser = protocols.add_parser("modbus", help="Modbus TCP thermostat (pymodbus)")
     modbus.add_arguments(modbus_parser)
     modbus_parser.set_defaults(func=_simulate)
+    opcua_parser = protocols.add_parser("opcua", help="OPC UA thermostat (asyncua)")
+    opcua.add_arguments(opcua_parser)
+    opcua_parser.set_defaults(func=_simulate)
     mapper = sub.add_parser("mapper", help="run a protocol mapper for one edge node")
     mapper_protocols = mapper.add_subparsers(dest="protocol", required=True)
     for protocol in mapper_app.PROTOCOLS:

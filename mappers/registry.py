@@ -20,7 +20,18 @@ def _modbus() -> DriverFactory:
     return build
 
 
-PROTOCOLS: dict[str, Callable[[], DriverFactory]] = {"modbus": _modbus}
+def _opcua() -> DriverFactory:
+    from mappers.opcua.driver import OpcUaDriver, SessionPool
+
+    pool = SessionPool()  # devices on one server share a session
+
+    def build(config: Mapping[str, Any]) -> Driver:
+        return OpcUaDriver(config, pool)
+
+    return build
+
+
+PROTOCOLS: dict[str, Callable[[], DriverFactory]] = {"modbus": _modbus, "opcua": _opcua}
 
 
 def driver_factory(protocol: str) -> DriverFactory:

@@ -8,7 +8,12 @@ from pathlib import Path
 
 from tests.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, wait_for
 
-DEVICES = ["default/thermostat-1", "default/boiler-1", "default/plug-1", "default/ble-sensor-1"]
+DEVICES = [
+    "default/thermostat-1",
+    "default/thermostat-opcua-1",
+    "default/plug-1",
+    "default/ble-sensor-1",
+]
 
 
 def _all_twins(edge: EdgeProcess) -> dict[str, object]:

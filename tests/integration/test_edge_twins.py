@@ -56,9 +56,9 @@ def test_membership_get_answers_with_merged_spec_and_protocol_filter(
     everything = probe.request(topic, {})
     assert sorted(d["id"] for d in everything["devices"]) == [
         "default/ble-sensor-1",
-        "default/boiler-1",
         "default/plug-1",
         "default/thermostat-1",
+        "default/thermostat-opcua-1",
     ]
     modbus = probe.request(topic, {"protocol": "modbus"})
     [device] = modbus["devices"]

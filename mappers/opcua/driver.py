@@ -1,0 +1,182 @@
+"""OPC UA driver on asyncua: one session per endpoint URL, shared by its devices and locked.
+
+Protocol configData (KubeEdge's keys): `url`, `userName`, `password`, `timeout` (seconds).
+Visitor configData: `nodeID` (`ns=2;s=...`, `ns=2;i=...`), and optionally `dataType`
+(an OPC UA variant type such as `Int16`, `UInt32`, `Float`) when the model property's type
+does not say it: by default int -> Int32, float -> Float, double -> Double, boolean -> Boolean,
+string -> String, bytes -> ByteString.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
+
+from mappers.driver import DeviceRejected, DeviceUnreachable, PropertyConfig, VisitorError
+
+DEFAULT_TIMEOUT = 4.0
+VARIANTS = {
+    "int": "Int32",
+    "float": "Float",
+    "double": "Double",
+    "boolean": "Boolean",
+    "string": "String",
+    "bytes": "ByteString",
+}
+_INTEGER_VARIANTS = {"SByte", "Byte", "Int16", "UInt16", "Int32", "UInt32", "Int64", "UInt64"}
+
+
+def to_text(value: Any, type_: str) -> str:
+    """A value read from the server as twin text for a property of `type_`."""
+    if isinstance(value, bool) or type_ == "boolean":
+        return "true" if value else "false"
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise DeviceRejected(f"server returned a non-finite number {value}")
+        if type_ == "int":
+            return str(int(value))
+        return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
+    return str(value)
+
+
+def to_variant(text: str, variant_name: str) -> ua.Variant:
+    """Twin text as the variant the server expects."""
+    variant = getattr(ua.VariantType, variant_name, None)
+    if variant is None:
+        raise VisitorError(f"dataType: {variant_name!r} is not an OPC UA variant type")
+    try:
+        if variant_name == "Boolean":
+            if text not in ("true", "false"):
+                raise ValueError(f"{text!r} is not true or false")
+            value: Any = text == "true"
+        elif variant_name in _INTEGER_VARIANTS:
+            value = int(text)
+        elif variant_name in ("Float", "Double"):
+            value = float(text)
+        elif variant_name == "ByteString":
+            value = base64.b64decode(text, validate=True)
+        else:
+            value = text
+    except ValueError as exc:
+        raise VisitorError(f"{text!r} is not a {variant_name}: {exc}") from exc
+    return ua.Variant(value, variant)
+
+
+@dataclass
+class Session:
+    url: str
+    username: str | None
+    password: str | None
+    timeout: float
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    client: Client | None = None
+    users: int = 0
+
+    async def connected(self) -> Client:
+        if self.client is None:
+            client = Client(url=self.url, timeout=self.timeout)
+            if self.username:
+                client.set_user(self.username)
+                client.set_password(self.password or "")
+            try:
+                await client.connect()
+            except UaStatusCodeError as exc:
+                raise DeviceRejected(f"{self.url} refused the session: {exc}") from exc
+            except (OSError, TimeoutError, UaError) as exc:
+                raise DeviceUnreachable(f"cannot connect to {self.url}: {exc}") from exc
+            self.client = client
+        return self.client
+
+    async def drop(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            # the connection may already be gone; nothing is left to close cleanly then
+            with contextlib.suppress(OSError, TimeoutError, UaError, ConnectionError):
+                await client.disconnect()
+
+
+class SessionPool:
+    def __init__(self) -> None:
+        self._sessions: dict[str, Session] = {}
+
+    def acquire(
+        self, url: str, username: str | None, password: str | None, timeout: float
+    ) -> Session:
+        session = self._sessions.setdefault(url, Session(url, username, password, timeout))
+        session.users += 1
+        return session
+
+    async def release(self, session: Session) -> None:
+        session.users -= 1
+        if session.users <= 0:
+            await session.drop()
+            self._sessions.pop(session.url, None)
+
+
+class OpcUaDriver:
+    def __init__(self, config: Mapping[str, Any], pool: SessionPool) -> None:
+        url = config.get("url")
+        if not isinstance(url, str) or not url.startswith("opc.tcp://"):
+            raise VisitorError(f"url: {url!r} is not an opc.tcp:// endpoint")
+        policy = str(config.get("securityPolicy") or "None")
+        if policy not in ("None", ""):
+            raise VisitorError(f"securityPolicy {policy!r} is not supported yet; use None")
+        try:
+            timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
+        except (TypeError, ValueError) as exc:
+            raise VisitorError(f"timeout: {exc}") from exc
+        self._pool = pool
+        user = config.get("userName") or None
+        self.session = pool.acquire(url, user, config.get("password"), timeout)
+        self._node_ids: dict[str, ua.NodeId] = {}
+
+    def _node_id(self, prop: PropertyConfig) -> ua.NodeId:
+        """The property's NodeId, parsed once: a malformed one is the manifest's fault."""
+        node_id = self._node_ids.get(prop.name)
+        if node_id is None:
+            text = prop.visitor.get("nodeID")
+            if not isinstance(text, str) or not text:
+                raise VisitorError(f"{prop.name}: visitor needs a nodeID such as ns=2;s=Name")
+            try:
+                node_id = ua.NodeId.from_string(text)
+            except UaError as exc:
+                raise VisitorError(f"{prop.name}: nodeID {text!r} does not parse: {exc}") from exc
+            self._node_ids[prop.name] = node_id
+        return node_id
+
+    async def _call(self, prop: PropertyConfig, write: ua.Variant | None) -> Any:
+        node_id = self._node_id(prop)
+        async with self.session.lock:
+            client = await self.session.connected()
+            try:
+                node = client.get_node(node_id)
+                if write is None:
+                    return await node.read_value()
+                await node.write_value(ua.DataValue(write))
+                return None
+            except UaStatusCodeError as exc:
+                raise DeviceRejected(f"{prop.name} ({node_id}): {exc}") from exc
+            except (OSError, TimeoutError, UaError, ConnectionError) as exc:
+                await self.session.drop()
+                raise DeviceUnreachable(f"{prop.name}: {exc}") from exc
+
+    async def read(self, prop: PropertyConfig) -> str:
+        return to_text(await self._call(prop, None), prop.type)
+
+    async def write(self, prop: PropertyConfig, value: str) -> None:
+        variant = str(prop.visitor.get("dataType") or VARIANTS.get(prop.type, "String"))
+        await self._call(prop, to_variant(value, variant))
+
+    async def close(self) -> None:
+        await self._pool.release(self.session)
