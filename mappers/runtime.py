@@ -70,6 +70,17 @@ def _changed(prop: PropertyConfig, old: str | None, new: str) -> bool:
         return old != new
 
 
+def pending_desired(entry: JSON) -> dict[str, str]:
+    """Desired values a membership entry's device does not show yet (a mapper starting late)."""
+    pending = {}
+    for name, twin in (entry.get("twin") or {}).items():
+        expected = (twin.get("expected") or {}).get("value")
+        actual = (twin.get("actual") or {}).get("value")
+        if expected and expected != actual:
+            pending[name] = expected
+    return pending
+
+
 class DeviceWorker:
     """Polls one device and applies its deltas; one asyncio task."""
 
@@ -80,21 +91,11 @@ class DeviceWorker:
         self.properties = {
             p.name: p for p in map(PropertyConfig.from_spec, self.spec.get("properties", []))
         }
-        self._deltas: dict[str, str] = self._pending_desired(entry)
+        self._deltas: dict[str, str] = pending_desired(entry)
         self._wake = asyncio.Event()
         self._reported: dict[str, tuple[str, float]] = {}
         self._state = ""
         self._task = asyncio.create_task(self._run(), name=f"device {self.id}")
-
-    def _pending_desired(self, entry: JSON) -> dict[str, str]:
-        """Desired values the device does not show yet (a mapper that starts late)."""
-        pending = {}
-        for name, twin in (entry.get("twin") or {}).items():
-            expected = (twin.get("expected") or {}).get("value")
-            actual = (twin.get("actual") or {}).get("value")
-            if expected and expected != actual:
-                pending[name] = expected
-        return pending
 
     def on_delta(self, delta: Mapping[str, str]) -> None:
         self._deltas.update({k: v for k, v in delta.items() if isinstance(v, str)})
@@ -281,25 +282,41 @@ class Mapper:
                 if not isinstance(body, dict):
                     raise ValueError("not a JSON object")
                 self._dispatch(topic, body)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("ignored malformed message: %s", exc, extra={"topic": topic})
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                # an untrusted payload whose structure is wrong: drop it, keep the connection
+                log.warning("ignored malformed message: %r", exc, extra={"topic": topic})
 
     def _ours(self, entry: JSON) -> bool:
         protocol = (entry.get("spec") or {}).get("protocol", {}).get("protocolName")
         return bool(protocol == self.settings.protocol)
 
+    @staticmethod
+    def _entries(body: JSON, key: str) -> list[JSON]:
+        """`body[key]` as a list of device entries, or ValueError if it is not one."""
+        entries = body.get(key, [])
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries
+        ):
+            raise ValueError(f"{key} must be a list of devices with an id")
+        return entries
+
     def _dispatch(self, topic: str, body: JSON) -> None:
         node = self.settings.node
         if topic == membership_result_topic(node):
-            wanted = {str(e["id"]): e for e in body.get("devices", []) if self._ours(e)}
+            wanted = {e["id"]: e for e in self._entries(body, "devices") if self._ours(e)}
             for device_id in set(self.workers) - set(wanted):
                 self._stop(device_id)
             for entry in wanted.values():
                 self._start(entry)
         elif topic == membership_updated_topic(node):
-            for entry in body.get("removed_devices", []):
-                self._stop(str(entry["id"]))
-            for entry in [*body.get("added_devices", []), *body.get("updated_devices", [])]:
+            removed = self._entries(body, "removed_devices")
+            changed = [
+                *self._entries(body, "added_devices"),
+                *self._entries(body, "updated_devices"),
+            ]
+            for entry in removed:
+                self._stop(entry["id"])
+            for entry in changed:
                 if self._ours(entry):
                     self._start(entry)
                 else:

@@ -1,0 +1,115 @@
+"""Mapper runtime against a real broker and simulator: bad messages, removal, read-only deltas."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from kedge.mqtt import parse_mqtt_url
+from mappers.registry import driver_factory
+from mappers.runtime import Mapper, MapperSettings
+from simulators.modbus import ModbusSimulator
+from tests.support import Mosquitto, MqttProbe, free_port
+
+NODE_TOPIC = "$hw/events/node/n1/membership"
+DEV_TOPIC = "$hw/events/device/default/thermo"
+
+
+def entry(port: int) -> dict[str, Any]:
+    return {
+        "id": "default/thermo",
+        "twin": {},
+        "spec": {
+            "protocol": {
+                "protocolName": "modbus",
+                "configData": {"ip": "127.0.0.1", "port": port, "slaveID": 1},
+            },
+            "properties": [
+                {
+                    "name": "temperature",
+                    "type": "float",
+                    "accessMode": "ReadOnly",
+                    "collectCycle": 100,
+                    "visitors": {"configData": {"register": "InputRegister", "scale": 0.1}},
+                },
+                {
+                    "name": "setpoint",
+                    "type": "int",
+                    "accessMode": "ReadWrite",
+                    "collectCycle": 100,
+                    "visitors": {"configData": {"register": "HoldingRegister"}},
+                },
+            ],
+        },
+    }
+
+
+@pytest.fixture
+async def running(broker: Mosquitto) -> AsyncIterator[tuple[Mapper, MqttProbe, ModbusSimulator]]:
+    simulator = ModbusSimulator(free_port())
+    await simulator.start()
+    probe = MqttProbe(broker.port)
+    probe.subscribe("$hw/events/#")
+    mapper = Mapper(
+        MapperSettings("modbus", "n1", parse_mqtt_url(broker.url)), driver_factory("modbus")
+    )
+    task = asyncio.create_task(mapper.run())
+    await asyncio.to_thread(probe.expect, f"{NODE_TOPIC}/get")
+    yield mapper, probe, simulator
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    probe.close()
+    await simulator.stop()
+
+
+async def test_malformed_messages_when_received_are_ignored_and_mapper_keeps_serving(
+    running,
+) -> None:
+    mapper, probe, simulator = running
+    for topic, payload in [
+        (f"{NODE_TOPIC}/get/result", b"{not json"),
+        (f"{NODE_TOPIC}/get/result", b"[1,2]"),
+        (f"{NODE_TOPIC}/get/result", b'{"devices": [{"no_id": 1}]}'),
+        (f"{NODE_TOPIC}/updated", b'{"added_devices": "nope"}'),
+        (f"{DEV_TOPIC}/twin/update/delta", b'{"delta": 5}'),
+        (f"{DEV_TOPIC}/twin/update/delta", b"\xff\xfe"),
+    ]:
+        probe.publish(topic, payload)
+    probe.publish(f"{NODE_TOPIC}/get/result", {"devices": [entry(simulator.port)]})
+    state = await asyncio.to_thread(probe.expect, f"{DEV_TOPIC}/state/update")
+    assert state["state"] == "online" and "default/thermo" in mapper.workers
+    # no reconnect happened: a reconnecting mapper would ask for membership again
+    assert not any(topic == f"{NODE_TOPIC}/get" for topic, _ in probe.seen)
+
+
+async def test_delta_when_property_read_only_is_not_written(running) -> None:
+    mapper, probe, simulator = running
+    probe.publish(f"{NODE_TOPIC}/get/result", {"devices": [entry(simulator.port)]})
+    await asyncio.to_thread(probe.expect, f"{DEV_TOPIC}/state/update")
+    probe.publish(
+        f"{DEV_TOPIC}/twin/update/delta", {"delta": {"temperature": "99", "setpoint": "26"}}
+    )
+    await asyncio.to_thread(
+        probe.expect,
+        f"{DEV_TOPIC}/twin/update",
+        lambda b: b["twin"].get("setpoint", {}).get("actual", {}).get("value") == "26",
+    )
+    assert simulator.state.setpoint == 26.0 and simulator.state.temperature < 99
+
+
+async def test_removed_device_when_announced_stops_its_worker(running) -> None:
+    mapper, probe, simulator = running
+    probe.publish(f"{NODE_TOPIC}/get/result", {"devices": [entry(simulator.port)]})
+    await asyncio.to_thread(probe.expect, f"{DEV_TOPIC}/state/update")
+    probe.publish(
+        f"{NODE_TOPIC}/updated",
+        {"added_devices": [], "updated_devices": [], "removed_devices": [{"id": "default/thermo"}]},
+    )
+    async with asyncio.timeout(10):
+        while mapper.workers:  # noqa: ASYNC110 - the mapper has no event to await here
+            await asyncio.sleep(0.02)
