@@ -81,7 +81,9 @@ def _simulate(args: argparse.Namespace) -> int:
     setup_logging("info")
     with contextlib.suppress(KeyboardInterrupt):
         if args.protocol == "opcua":
-            asyncio.run(opcua.serve(args.port, args.host, args.username, args.password))
+            asyncio.run(
+                opcua.serve(args.port, args.host, args.username, args.password, args.secure)
+            )
         else:
             asyncio.run(modbus.serve(args.port, args.device_id, args.host, args.rtu))
     return 0

@@ -22,17 +22,21 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from asyncua import ua
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from simulators.thermostat import Thermostat, ThermostatError
 
 log = logging.getLogger("kedge.simulator.opcua")
 NAMESPACE = "urn:kedge:simulator"
+APPLICATION_URI = "urn:kedge:simulator:opcua"
 TICK = 0.1
 _VARIABLES = {  # name -> (variant type, writable)
     "Temperature": (ua.VariantType.Double, False),
@@ -41,6 +45,21 @@ _VARIABLES = {  # name -> (variant type, writable)
     "Power": (ua.VariantType.Boolean, True),
     "Serial": (ua.VariantType.String, False),
 }
+
+
+async def server_certificate(directory: Path, host: str) -> tuple[Path, Path]:
+    """A self-signed server key and certificate in `directory` (kept if still valid)."""
+    directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start-up
+    key, cert = directory / "simulator-key.pem", directory / "simulator-cert.der"
+    await setup_self_signed_certificate(
+        key,
+        cert,
+        APPLICATION_URI,
+        host,
+        [ExtendedKeyUsageOID.SERVER_AUTH],
+        {"commonName": "kedge OPC UA simulator"},
+    )
+    return key, cert
 
 
 class PasswordUsers(UserManager):
@@ -80,9 +99,11 @@ class OpcUaSimulator:
         username: str | None = None,
         password: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        certificates: Path | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.url = f"opc.tcp://{host}:{port}/kedge/"
+        self.certificates = certificates  # a directory: serve Basic256Sha256 SignAndEncrypt only
         self.state = state or Thermostat()
         self.username, self.password = username, password
         self._clock = clock
@@ -97,7 +118,14 @@ class OpcUaSimulator:
         await server.init()
         server.set_endpoint(self.url)
         server.set_server_name("kedge OPC UA thermostat simulator")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if self.certificates is None:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        else:
+            key, cert = await server_certificate(self.certificates, self.host)
+            await server.set_application_uri(APPLICATION_URI)
+            await server.load_certificate(str(cert))
+            await server.load_private_key(str(key))
+            server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
         index = await server.register_namespace(NAMESPACE)
         device = await server.nodes.objects.add_object(
             f"ns={index};s=Thermostat", f"{index}:Thermostat"
@@ -158,9 +186,15 @@ class OpcUaSimulator:
 
 
 async def serve(
-    port: int, host: str = "127.0.0.1", username: str | None = None, password: str | None = None
+    port: int,
+    host: str = "127.0.0.1",
+    username: str | None = None,
+    password: str | None = None,
+    certificates: Path | None = None,
 ) -> None:
-    simulator = OpcUaSimulator(port, host, username=username, password=password)
+    simulator = OpcUaSimulator(
+        port, host, username=username, password=password, certificates=certificates
+    )
     await simulator.start()
     try:
         await asyncio.Event().wait()
@@ -173,6 +207,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--username", help="require this user (default: anonymous allowed)")
     parser.add_argument("--password", help="the user's password")
+    parser.add_argument(
+        "--secure",
+        type=Path,
+        metavar="DIR",
+        help="serve Basic256Sha256 SignAndEncrypt only, certificate kept in DIR",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port, args.host, args.username, args.password))
+        asyncio.run(serve(args.port, args.host, args.username, args.password, args.secure))
     return 0
 
 

@@ -1,6 +1,9 @@
 """OPC UA driver on asyncua: one session per endpoint URL, shared by its devices and locked.
 
-Protocol configData (KubeEdge's keys): `url`, `userName`, `password`, `timeout` (seconds).
+Protocol configData (KubeEdge's keys): `url`, `userName`, `password`, `timeout` (seconds),
+`securityPolicy` (`None` or `Basic256Sha256`), `securityMode` (`SignAndEncrypt` or `Sign`),
+`certificate` and `privateKey` (client certificate files; without them a self-signed client
+certificate is generated once per mapper process, which servers that trust on first use accept).
 Visitor configData: `nodeID` (`ns=2;s=...`, `ns=2;i=...`), and optionally `dataType`
 (an OPC UA variant type such as `Int16`, `UInt32`, `Float`) when the model property's type
 does not say it: by default int -> Int32, float -> Float, double -> Double, boolean -> Boolean,
@@ -13,17 +16,75 @@ import asyncio
 import base64
 import contextlib
 import math
+import socket
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from asyncua import ua
 from asyncua.client.client import Client
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mappers.driver import DeviceRejected, DeviceUnreachable, PropertyConfig, VisitorError
 
 DEFAULT_TIMEOUT = 4.0
+APPLICATION_URI = "urn:kedge:mapper:opcua"
+MODES = {
+    "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt,
+    "Sign": ua.MessageSecurityMode.Sign,
+}
+_generated: tuple[Path, Path] | None = None
+
+
+@dataclass(frozen=True)
+class Security:
+    """Basic256Sha256 with a client certificate; files, or None to generate one."""
+
+    mode: str
+    certificate: str | None = None
+    private_key: str | None = None
+
+
+async def client_certificate() -> tuple[Path, Path]:
+    """This process's self-signed client certificate and key, generated on first use."""
+    global _generated
+    if _generated is None:
+        directory = Path(tempfile.mkdtemp(prefix="kedge-opcua-"))
+        key, cert = directory / "client-key.pem", directory / "client-cert.der"
+        await setup_self_signed_certificate(
+            key,
+            cert,
+            APPLICATION_URI,
+            socket.gethostname(),
+            [ExtendedKeyUsageOID.CLIENT_AUTH],
+            {"commonName": "kedge OPC UA mapper"},
+        )
+        _generated = (key, cert)
+    return _generated
+
+
+def security_of(config: Mapping[str, Any]) -> Security | None:
+    policy = str(config.get("securityPolicy") or "None")
+    if policy == "None":
+        return None
+    if policy != "Basic256Sha256":
+        raise VisitorError(
+            f"securityPolicy {policy!r} is not supported; use None or Basic256Sha256"
+        )
+    mode = str(config.get("securityMode") or "SignAndEncrypt")
+    if mode not in MODES:
+        raise VisitorError(f"securityMode {mode!r} is not SignAndEncrypt or Sign")
+    certificate, private_key = config.get("certificate"), config.get("privateKey")
+    if bool(certificate) != bool(private_key):
+        raise VisitorError("certificate and privateKey come together")
+    return Security(mode, certificate or None, private_key or None)
+
+
 VARIANTS = {
     "int": "Int32",
     "float": "Float",
@@ -79,6 +140,7 @@ class Session:
     username: str | None
     password: str | None
     timeout: float
+    security: Security | None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     client: Client | None = None
     users: int = 0
@@ -90,6 +152,8 @@ class Session:
                 client.set_user(self.username)
                 client.set_password(self.password or "")
             try:
+                if self.security is not None:
+                    await self._secure(client, self.security)
                 await client.connect()
             except UaStatusCodeError as exc:
                 raise DeviceRejected(f"{self.url} refused the session: {exc}") from exc
@@ -97,6 +161,21 @@ class Session:
                 raise DeviceUnreachable(f"cannot connect to {self.url}: {exc}") from exc
             self.client = client
         return self.client
+
+    @staticmethod
+    async def _secure(client: Client, security: Security) -> None:
+        if security.certificate and security.private_key:
+            certificate, private_key = security.certificate, security.private_key
+        else:
+            key, cert = await client_certificate()
+            certificate, private_key = str(cert), str(key)
+        client.application_uri = APPLICATION_URI
+        await client.set_security(
+            SecurityPolicyBasic256Sha256,
+            certificate=certificate,
+            private_key=private_key,
+            mode=MODES[security.mode],
+        )
 
     async def drop(self) -> None:
         client, self.client = self.client, None
@@ -107,13 +186,23 @@ class Session:
 
 
 class SessionPool:
+    """Sessions by (url, user, security), shared while any device uses them."""
+
     def __init__(self) -> None:
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[tuple[str, str | None, Security | None], Session] = {}
 
     def acquire(
-        self, url: str, username: str | None, password: str | None, timeout: float
+        self,
+        url: str,
+        username: str | None,
+        password: str | None,
+        timeout: float,
+        security: Security | None,
     ) -> Session:
-        session = self._sessions.setdefault(url, Session(url, username, password, timeout))
+        key = (url, username, security)
+        session = self._sessions.setdefault(
+            key, Session(url, username, password, timeout, security)
+        )
         session.users += 1
         return session
 
@@ -121,7 +210,7 @@ class SessionPool:
         session.users -= 1
         if session.users <= 0:
             await session.drop()
-            self._sessions.pop(session.url, None)
+            self._sessions.pop((session.url, session.username, session.security), None)
 
 
 class OpcUaDriver:
@@ -129,16 +218,14 @@ class OpcUaDriver:
         url = config.get("url")
         if not isinstance(url, str) or not url.startswith("opc.tcp://"):
             raise VisitorError(f"url: {url!r} is not an opc.tcp:// endpoint")
-        policy = str(config.get("securityPolicy") or "None")
-        if policy not in ("None", ""):
-            raise VisitorError(f"securityPolicy {policy!r} is not supported yet; use None")
+        security = security_of(config)
         try:
             timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
         except (TypeError, ValueError) as exc:
             raise VisitorError(f"timeout: {exc}") from exc
         self._pool = pool
         user = config.get("userName") or None
-        self.session = pool.acquire(url, user, config.get("password"), timeout)
+        self.session = pool.acquire(url, user, config.get("password"), timeout, security)
         self._node_ids: dict[str, ua.NodeId] = {}
 
     def _node_id(self, prop: PropertyConfig) -> ua.NodeId:

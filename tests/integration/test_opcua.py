@@ -146,9 +146,86 @@ async def test_username_password_when_required_is_checked() -> None:
     ("config", "fragment"),
     [
         ({"url": "http://x"}, "opc.tcp"),
-        ({"url": "opc.tcp://x:1", "securityPolicy": "Basic256"}, "not supported yet"),
+        ({"url": "opc.tcp://x:1", "securityPolicy": "Basic256"}, "not supported"),
+        (
+            {"url": "opc.tcp://x:1", "securityPolicy": "Basic256Sha256", "securityMode": "Encrypt"},
+            "securityMode",
+        ),
+        (
+            {"url": "opc.tcp://x:1", "securityPolicy": "Basic256Sha256", "certificate": "c.der"},
+            "come together",
+        ),
     ],
 )
 def test_driver_when_protocol_config_invalid_says_why(config, fragment) -> None:
     with pytest.raises(VisitorError, match=fragment):
         OpcUaDriver(config, SessionPool())
+
+
+async def test_basic256sha256_when_required_connects_with_generated_certificate(
+    tmp_path: Path,
+) -> None:
+    simulator = OpcUaSimulator(
+        free_port(), certificates=tmp_path / "server", username="operator", password="s3cret"
+    )
+    await simulator.start()
+    try:
+        plain = OpcUaDriver(
+            {"url": simulator.url, "timeout": 2, "userName": "operator", "password": "s3cret"},
+            SessionPool(),
+        )
+        with pytest.raises((DeviceRejected, DeviceUnreachable)):
+            await plain.read(SERIAL)  # the server offers no unsecured endpoint
+        await plain.close()
+        secure = OpcUaDriver(
+            {
+                "url": simulator.url,
+                "timeout": 4,
+                "userName": "operator",
+                "password": "s3cret",
+                "securityPolicy": "Basic256Sha256",
+                "securityMode": "SignAndEncrypt",
+            },
+            SessionPool(),
+        )
+        assert await secure.read(SERIAL) == "KEDGE-TH-0001"
+        await secure.write(SETPOINT, "23")
+        await simulator.tick()
+        assert simulator.state.setpoint == 23.0
+        await secure.close()
+    finally:
+        await simulator.stop()
+
+
+async def test_basic256sha256_when_certificate_files_given_uses_them(tmp_path: Path) -> None:
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from mappers.opcua.driver import APPLICATION_URI
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.der"
+    await setup_self_signed_certificate(
+        key,
+        cert,
+        APPLICATION_URI,
+        "localhost",
+        [ExtendedKeyUsageOID.CLIENT_AUTH],
+        {"commonName": "t"},
+    )
+    simulator = OpcUaSimulator(free_port(), certificates=tmp_path / "server")
+    await simulator.start()
+    try:
+        driver = OpcUaDriver(
+            {
+                "url": simulator.url,
+                "timeout": 4,
+                "securityPolicy": "Basic256Sha256",
+                "certificate": str(cert),
+                "privateKey": str(key),
+            },
+            SessionPool(),
+        )
+        assert await driver.read(SERIAL) == "KEDGE-TH-0001"
+        await driver.close()
+    finally:
+        await simulator.stop()
