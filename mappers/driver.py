@@ -10,9 +10,9 @@ its device. Errors decide what the runtime does:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class DeviceError(Exception):
@@ -44,6 +44,11 @@ class PropertyConfig:
     report_to_cloud: bool = True
     push_method: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def subscribed(self) -> bool:
+        """The visitor asks for values pushed by the device (`subscribe: true`)."""
+        return self.visitor.get("subscribe") is True
+
     @classmethod
     def from_spec(cls, raw: Mapping[str, Any]) -> PropertyConfig:
         visitors = raw.get("visitors") or {}
@@ -69,3 +74,14 @@ class Driver(Protocol):
         """Write a desired value (twin text)."""
 
     async def close(self) -> None: ...
+
+
+ValueCallback = Callable[[str, str], None]  # (property name, twin text)
+
+
+@runtime_checkable
+class Subscribing(Protocol):
+    """A driver whose device can send values by itself (OPC UA data-change subscriptions)."""
+
+    async def subscribe(self, props: list[PropertyConfig], on_value: ValueCallback) -> None:
+        """Deliver each property's changes to `on_value` until the connection drops."""

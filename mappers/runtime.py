@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -36,11 +37,13 @@ from mappers.driver import (
     DeviceUnreachable,
     Driver,
     PropertyConfig,
+    Subscribing,
     VisitorError,
 )
 from mappers.push import Pusher
 
 log = logging.getLogger("kedge.mapper")
+SUBSCRIBED_POLL = 5.0  # seconds between liveness polls of subscribed properties
 DriverFactory = Callable[[Mapping[str, Any]], Driver]
 JSON = dict[str, Any]
 
@@ -160,6 +163,29 @@ class DeviceWorker:
                 )
         return readback
 
+    def _on_value(self, pusher: Pusher, name: str, value: str) -> None:
+        """A value the device sent by itself (subscription): push it, report if due."""
+        prop = self.properties.get(name)
+        if prop is None:
+            return
+        pusher.push(name, value, prop.type, _now_ms())
+        if self._due_report(prop, value, time.monotonic()):
+            self._report({name: value})
+
+    async def _subscribe(self, driver: Driver, pusher: Pusher) -> bool:
+        """Subscribe the properties that ask for it; True if the device now pushes them."""
+        wanted = [p for p in self.properties.values() if p.subscribed]
+        if not wanted or not isinstance(driver, Subscribing):
+            return False
+        await driver.subscribe(wanted, partial(self._on_value, pusher))
+        return True
+
+    def _interval(self, prop: PropertyConfig, subscribed: bool) -> float:
+        """Seconds to the next poll; subscribed properties are polled only as a liveness check."""
+        if subscribed and prop.subscribed:
+            return max(prop.report_cycle_ms / 1000, SUBSCRIBED_POLL)
+        return prop.collect_cycle_ms / 1000
+
     async def _poll(
         self, driver: Driver, due: list[PropertyConfig], pusher: Pusher
     ) -> dict[str, str]:
@@ -195,15 +221,17 @@ class DeviceWorker:
             return
         loop = asyncio.get_running_loop()
         next_due = dict.fromkeys(self.properties, 0.0)
-        failures, backoff = 0, 0.5
+        failures, backoff, subscribed = 0, 0.5, False
         try:
             while True:
                 try:
+                    if not subscribed:
+                        subscribed = await self._subscribe(driver, pusher)
                     self._report(await self._apply_deltas(driver))
                     now = loop.time()
                     due = [p for p in self.properties.values() if next_due[p.name] <= now]
                     for prop in due:
-                        next_due[prop.name] = now + prop.collect_cycle_ms / 1000
+                        next_due[prop.name] = now + self._interval(prop, subscribed)
                     self._report(await self._poll(driver, due, pusher))
                     failures, backoff = 0, 0.5
                     self._set_state("online")
@@ -215,6 +243,7 @@ class DeviceWorker:
                     log.info("device unreachable: %s", exc, extra={"device": self.id})
                     wait, backoff = backoff, min(backoff * 2, self.mapper.settings.max_backoff)
                     next_due = dict.fromkeys(self.properties, 0.0)
+                    subscribed = False  # subscriptions died with the connection
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
                 self._wake.clear()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import math
 import socket
 import tempfile
@@ -30,8 +31,15 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from mappers.driver import DeviceRejected, DeviceUnreachable, PropertyConfig, VisitorError
+from mappers.driver import (
+    DeviceRejected,
+    DeviceUnreachable,
+    PropertyConfig,
+    ValueCallback,
+    VisitorError,
+)
 
+log = logging.getLogger("kedge.mapper.opcua")
 DEFAULT_TIMEOUT = 4.0
 APPLICATION_URI = "urn:kedge:mapper:opcua"
 MODES = {
@@ -264,6 +272,46 @@ class OpcUaDriver:
     async def write(self, prop: PropertyConfig, value: str) -> None:
         variant = str(prop.visitor.get("dataType") or VARIANTS.get(prop.type, "String"))
         await self._call(prop, to_variant(value, variant))
+
+    async def subscribe(self, props: list[PropertyConfig], on_value: ValueCallback) -> None:
+        """One data-change subscription; publishing interval: the shortest of the properties'
+        `publishingInterval` visitor keys (ms), or of their collectCycles."""
+        if not props:
+            return
+        try:
+            interval = min(
+                int(p.visitor.get("publishingInterval", p.collect_cycle_ms)) for p in props
+            )
+        except (TypeError, ValueError) as exc:
+            raise VisitorError(f"publishingInterval: {exc}") from exc
+        by_node = {self._node_id(p).to_string(): p for p in props}
+        driver = self
+
+        class Handler:
+            def datachange_notification(self, node: Any, value: Any, _data: Any) -> None:
+                prop = by_node.get(node.nodeid.to_string())
+                if prop is not None:
+                    try:
+                        on_value(prop.name, to_text(value, prop.type))
+                    except DeviceRejected as exc:
+                        driver.log_bad_value(prop, exc)
+
+        async with self.session.lock:
+            client = await self.session.connected()
+            try:
+                subscription = await client.create_subscription(interval, Handler())
+                await subscription.subscribe_data_change(
+                    [client.get_node(node) for node in by_node]
+                )
+            except UaStatusCodeError as exc:
+                raise DeviceRejected(f"subscription refused: {exc}") from exc
+            except (OSError, TimeoutError, UaError, ConnectionError) as exc:
+                await self.session.drop()
+                raise DeviceUnreachable(f"subscription failed: {exc}") from exc
+
+    @staticmethod
+    def log_bad_value(prop: PropertyConfig, error: Exception) -> None:
+        log.warning("notification for %s dropped: %s", prop.name, error)
 
     async def close(self) -> None:
         await self._pool.release(self.session)
