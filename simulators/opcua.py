@@ -10,7 +10,8 @@
 A tick loop (TICK seconds) advances the model, takes client writes of Setpoint and Power into
 it, and publishes the model's values, so subscriptions see changes as a real device's would.
 With `username`/`password` set, anonymous sessions and wrong passwords are refused.
-`stop()`/`start()` refuse connections (and drop open ones) for outage tests.
+Faults: `stop()`/`start()` refuse connections (and drop open ones); `device_failure = True`
+makes every variable answer BadDeviceFailure until it is cleared.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
+from asyncua.ua.status_codes import StatusCodes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from simulators.thermostat import Thermostat, ThermostatError
@@ -111,6 +113,8 @@ class OpcUaSimulator:
         self._server: Server | None = None
         self._nodes: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
+        self.device_failure = False  # fault: every variable reads BadDeviceFailure
+        self._failed = False
 
     async def start(self) -> None:
         users = PasswordUsers(self.username, self.password or "") if self.username else None
@@ -151,6 +155,10 @@ class OpcUaSimulator:
         Writable variables are written back only to undo a refused write, so a client write
         landing mid-tick is never overwritten.
         """
+        if self.device_failure or self._failed:
+            await self._apply_failure()
+            if self.device_failure:
+                return
         now = self._clock()
         state = self.state.step(now - self._last)
         self._last = now
@@ -168,6 +176,17 @@ class OpcUaSimulator:
         values = _values(state)
         for name in ("Temperature", "Humidity"):
             await self._nodes[name].write_value(ua.Variant(values[name], _VARIABLES[name][0]))
+
+    async def _apply_failure(self) -> None:
+        """Enter (all variables Bad) or leave (the model's values back) the failure fault."""
+        if self.device_failure and not self._failed:
+            bad = ua.DataValue(StatusCode=ua.StatusCode(ua.UInt32(StatusCodes.BadDeviceFailure)))
+            for node in self._nodes.values():
+                await node.write_value(bad)
+        elif not self.device_failure and self._failed:
+            for name, value in _values(self.state).items():
+                await self._nodes[name].write_value(ua.Variant(value, _VARIABLES[name][0]))
+        self._failed = self.device_failure
 
     async def _tick_forever(self) -> None:
         while True:

@@ -229,3 +229,13 @@ async def test_basic256sha256_when_certificate_files_given_uses_them(tmp_path: P
         await driver.close()
     finally:
         await simulator.stop()
+
+
+async def test_device_failure_fault_when_set_is_rejected_not_unreachable(driver, sim) -> None:
+    sim.device_failure = True
+    await sim.tick()
+    with pytest.raises(DeviceRejected, match="BadDeviceFailure"):
+        await driver.read(TEMPERATURE)
+    sim.device_failure = False
+    await sim.tick()
+    assert await driver.read(SERIAL) == "KEDGE-TH-0001"
