@@ -11,7 +11,8 @@ A tick loop (TICK seconds) advances the model, takes client writes of Setpoint a
 it, and publishes the model's values, so subscriptions see changes as a real device's would.
 With `username`/`password` set, anonymous sessions and wrong passwords are refused.
 Faults: `stop()`/`start()` refuse connections (and drop open ones); `device_failure = True`
-makes every variable answer BadDeviceFailure until it is cleared.
+makes every variable answer BadDeviceFailure until it is cleared; `delay` holds each client
+read and write that many seconds.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncua import ua
+from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
@@ -114,6 +116,7 @@ class OpcUaSimulator:
         self._nodes: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
         self.device_failure = False  # fault: every variable reads BadDeviceFailure
+        self.delay = 0.0  # fault: seconds before each client read or write is served
         self._failed = False
 
     async def start(self) -> None:
@@ -144,6 +147,9 @@ class OpcUaSimulator:
             if writable:
                 await node.set_writable()
             self._nodes[name] = node
+        for event in (CallbackType.PreRead, CallbackType.PreWrite):
+            # asyncua annotates `str` but dispatches CallbackType members itself
+            server.iserver.subscribe_server_callback(event, self._before_request)  # type: ignore[arg-type]
         await server.start()
         self._server = server
         self._task = asyncio.create_task(self._tick_forever(), name="opcua simulator tick")
@@ -176,6 +182,11 @@ class OpcUaSimulator:
         values = _values(state)
         for name in ("Temperature", "Humidity"):
             await self._nodes[name].write_value(ua.Variant(values[name], _VARIABLES[name][0]))
+
+    async def _before_request(self, event: ServerItemCallback, _dispatcher: Any) -> None:
+        """The delay fault, for clients only (the tick's own reads stay fast)."""
+        if self.delay and event.is_external:
+            await asyncio.sleep(self.delay)
 
     async def _apply_failure(self) -> None:
         """Enter (all variables Bad) or leave (the model's values back) the failure fault."""

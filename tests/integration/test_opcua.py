@@ -239,3 +239,12 @@ async def test_device_failure_fault_when_set_is_rejected_not_unreachable(driver,
     sim.device_failure = False
     await sim.tick()
     assert await driver.read(SERIAL) == "KEDGE-TH-0001"
+
+
+async def test_delay_fault_when_longer_than_timeout_makes_device_unreachable(driver, sim) -> None:
+    assert await driver.read(SERIAL) == "KEDGE-TH-0001"
+    sim.delay = 3.0  # the driver's timeout is 2 s
+    with pytest.raises(DeviceUnreachable):
+        await driver.read(SERIAL)
+    sim.delay = 0.0
+    assert await driver.read(SERIAL) == "KEDGE-TH-0001"  # reconnects
