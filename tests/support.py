@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,3 +258,24 @@ def running(edge: EdgeProcess) -> Iterator[EdgeProcess]:
         yield edge
     finally:
         edge.stop()
+
+
+@contextlib.asynccontextmanager
+async def mapper_running(protocol: str, broker_url: str, node: str = "n1") -> AsyncIterator[Any]:
+    """A mapper in this test's event loop (it talks to the broker like any other), then stopped."""
+    import asyncio
+
+    from kedge.mqtt import parse_mqtt_url
+    from mappers.registry import driver_factory
+    from mappers.runtime import Mapper, MapperSettings
+
+    mapper = Mapper(
+        MapperSettings(protocol, node, parse_mqtt_url(broker_url)), driver_factory(protocol)
+    )
+    task = asyncio.create_task(mapper.run())
+    try:
+        yield mapper
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

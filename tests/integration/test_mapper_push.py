@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import queue
 import threading
@@ -13,11 +12,8 @@ from typing import Any
 
 import pytest
 
-from kedge.mqtt import parse_mqtt_url
-from mappers.registry import driver_factory
-from mappers.runtime import Mapper, MapperSettings
 from simulators.modbus import ModbusSimulator
-from tests.support import Mosquitto, MqttProbe, free_port
+from tests.support import Mosquitto, MqttProbe, free_port, mapper_running
 
 
 @pytest.fixture
@@ -99,35 +95,29 @@ async def test_push_methods_when_configured_deliver_json_readings(
     probe = MqttProbe(broker.port)
     probe.subscribe("push/#")
     probe.subscribe("$hw/events/#")
-    mapper = Mapper(
-        MapperSettings("modbus", "n1", parse_mqtt_url(broker.url)), driver_factory("modbus")
-    )
-    task = asyncio.create_task(mapper.run())
     try:
-        entry = device_entry(simulator.port, http_port)
-        entry["spec"]["properties"][0]["pushMethod"]["mqtt"]["address"] = (
-            f"tcp://127.0.0.1:{broker.port}"
-        )
-        await asyncio.to_thread(
-            probe.expect,
-            "$hw/events/node/n1/membership/get",
-            lambda b: b.get("protocol") == "modbus",
-        )
-        probe.publish("$hw/events/node/n1/membership/get/result", {"devices": [entry]})
-        pushed = await asyncio.to_thread(probe.expect, "push/thermo")
-        assert pushed["device"] == "default/thermo" and pushed["property"] == "temperature"
-        assert pushed["type"] == "float" and float(pushed["value"]) > 0 and pushed["timestamp"]
-        posted = await asyncio.to_thread(received.get, True, 10)
-        assert posted["path"] == "/readings" and posted["type"] == "application/json"
-        assert posted["body"]["property"] == "humidity"
-        report = await asyncio.to_thread(
-            probe.expect, "$hw/events/device/default/thermo/twin/update"
-        )
-        assert set(report["twin"]) <= {"temperature", "humidity"}
+        async with mapper_running("modbus", broker.url):
+            entry = device_entry(simulator.port, http_port)
+            entry["spec"]["properties"][0]["pushMethod"]["mqtt"]["address"] = (
+                f"tcp://127.0.0.1:{broker.port}"
+            )
+            await asyncio.to_thread(
+                probe.expect,
+                "$hw/events/node/n1/membership/get",
+                lambda b: b.get("protocol") == "modbus",
+            )
+            probe.publish("$hw/events/node/n1/membership/get/result", {"devices": [entry]})
+            pushed = await asyncio.to_thread(probe.expect, "push/thermo")
+            assert pushed["device"] == "default/thermo" and pushed["property"] == "temperature"
+            assert pushed["type"] == "float" and float(pushed["value"]) > 0 and pushed["timestamp"]
+            posted = await asyncio.to_thread(received.get, True, 10)
+            assert posted["path"] == "/readings" and posted["type"] == "application/json"
+            assert posted["body"]["property"] == "humidity"
+            report = await asyncio.to_thread(
+                probe.expect, "$hw/events/device/default/thermo/twin/update"
+            )
+            assert set(report["twin"]) <= {"temperature", "humidity"}
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         probe.close()
         await simulator.stop()
 
@@ -135,21 +125,15 @@ async def test_push_methods_when_configured_deliver_json_readings(
 async def test_bad_push_method_when_configured_marks_device_unhealthy(broker: Mosquitto) -> None:
     probe = MqttProbe(broker.port)
     probe.subscribe("$hw/events/#")
-    mapper = Mapper(
-        MapperSettings("modbus", "n1", parse_mqtt_url(broker.url)), driver_factory("modbus")
-    )
-    task = asyncio.create_task(mapper.run())
     try:
-        entry = device_entry(free_port(), free_port())
-        entry["spec"]["properties"][0]["pushMethod"] = {"kafka": {}}
-        await asyncio.to_thread(probe.expect, "$hw/events/node/n1/membership/get")
-        probe.publish("$hw/events/node/n1/membership/get/result", {"devices": [entry]})
-        state = await asyncio.to_thread(
-            probe.expect, "$hw/events/device/default/thermo/state/update"
-        )
-        assert state["state"] == "unhealthy"
+        async with mapper_running("modbus", broker.url):
+            entry = device_entry(free_port(), free_port())
+            entry["spec"]["properties"][0]["pushMethod"] = {"kafka": {}}
+            await asyncio.to_thread(probe.expect, "$hw/events/node/n1/membership/get")
+            probe.publish("$hw/events/node/n1/membership/get/result", {"devices": [entry]})
+            state = await asyncio.to_thread(
+                probe.expect, "$hw/events/device/default/thermo/state/update"
+            )
+            assert state["state"] == "unhealthy"
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         probe.close()

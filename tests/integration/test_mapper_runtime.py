@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from kedge.mqtt import parse_mqtt_url
-from mappers.registry import driver_factory
-from mappers.runtime import Mapper, MapperSettings
+from mappers.runtime import Mapper
 from simulators.modbus import ModbusSimulator
-from tests.support import Mosquitto, MqttProbe, free_port
+from tests.support import Mosquitto, MqttProbe, free_port, mapper_running
 
 NODE_TOPIC = "$hw/events/node/n1/membership"
 DEV_TOPIC = "$hw/events/device/default/thermo"
@@ -54,15 +51,9 @@ async def running(broker: Mosquitto) -> AsyncIterator[tuple[Mapper, MqttProbe, M
     await simulator.start()
     probe = MqttProbe(broker.port)
     probe.subscribe("$hw/events/#")
-    mapper = Mapper(
-        MapperSettings("modbus", "n1", parse_mqtt_url(broker.url)), driver_factory("modbus")
-    )
-    task = asyncio.create_task(mapper.run())
-    await asyncio.to_thread(probe.expect, f"{NODE_TOPIC}/get")
-    yield mapper, probe, simulator
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with mapper_running("modbus", broker.url) as mapper:
+        await asyncio.to_thread(probe.expect, f"{NODE_TOPIC}/get")
+        yield mapper, probe, simulator
     probe.close()
     await simulator.stop()
 

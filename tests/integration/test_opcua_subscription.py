@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 
-from kedge.mqtt import parse_mqtt_url
-from mappers.registry import driver_factory
-from mappers.runtime import SUBSCRIBED_POLL, Mapper, MapperSettings
+from mappers.runtime import SUBSCRIBED_POLL
 from simulators.opcua import OpcUaSimulator
 from simulators.thermostat import Thermostat
-from tests.support import Mosquitto, MqttProbe, free_port
+from tests.support import Mosquitto, MqttProbe, free_port, mapper_running
 
 
 async def test_subscribed_property_when_device_changes_reports_without_polling(
@@ -22,10 +19,6 @@ async def test_subscribed_property_when_device_changes_reports_without_polling(
     await simulator.start()
     probe = MqttProbe(broker.port)
     probe.subscribe("$hw/events/#")
-    mapper = Mapper(
-        MapperSettings("opcua", "n1", parse_mqtt_url(broker.url)), driver_factory("opcua")
-    )
-    task = asyncio.create_task(mapper.run())
     entry = {
         "id": "default/t",
         "twin": {},
@@ -50,23 +43,21 @@ async def test_subscribed_property_when_device_changes_reports_without_polling(
         },
     }
     try:
-        await asyncio.to_thread(probe.expect, "$hw/events/node/n1/membership/get")
-        probe.publish("$hw/events/node/n1/membership/get/result", {"devices": [entry]})
-        seen: set[str] = set()
-        start = time.monotonic()
+        async with mapper_running("opcua", broker.url):
+            await asyncio.to_thread(probe.expect, "$hw/events/node/n1/membership/get")
+            probe.publish("$hw/events/node/n1/membership/get/result", {"devices": [entry]})
+            seen: set[str] = set()
+            start = time.monotonic()
 
-        def three_values() -> bool:
-            while len(seen) < 3:
-                body = probe.expect("$hw/events/device/default/t/twin/update", timeout=4)
-                seen.add(json.dumps(body["twin"]["temperature"]["actual"]["value"]))
-            return True
+            def three_values() -> bool:
+                while len(seen) < 3:
+                    body = probe.expect("$hw/events/device/default/t/twin/update", timeout=4)
+                    seen.add(json.dumps(body["twin"]["temperature"]["actual"]["value"]))
+                return True
 
-        await asyncio.to_thread(three_values)
-        # polling alone (collectCycle 60 s) would have produced one value by now
-        assert time.monotonic() - start < SUBSCRIBED_POLL
+            await asyncio.to_thread(three_values)
+            # polling alone (collectCycle 60 s) would have produced one value by now
+            assert time.monotonic() - start < SUBSCRIBED_POLL
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         probe.close()
         await simulator.stop()
