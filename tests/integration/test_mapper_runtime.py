@@ -104,3 +104,20 @@ async def test_removed_device_when_announced_stops_its_worker(running) -> None:
     async with asyncio.timeout(10):
         while mapper.workers:  # noqa: ASYNC110 - the mapper has no event to await here
             await asyncio.sleep(0.02)
+
+
+async def test_report_to_cloud_false_when_polled_sends_no_twin_reports(running) -> None:
+    mapper, probe, simulator = running
+    device = entry(simulator.port)
+    device["spec"]["properties"][0]["reportToCloud"] = False  # temperature
+    probe.publish(f"{NODE_TOPIC}/get/result", {"devices": [device]})
+    reports = []
+    for _ in range(3):  # several report rounds of the other property
+        reports.append(
+            await asyncio.to_thread(
+                probe.expect, f"{DEV_TOPIC}/twin/update", lambda b: "setpoint" in b["twin"]
+            )
+        )
+    seen = [b for t, b in probe.seen if t == f"{DEV_TOPIC}/twin/update"]
+    assert all("temperature" not in r["twin"] for r in reports)
+    assert not any(b"temperature" in payload for payload in seen)
