@@ -1,0 +1,136 @@
+"""One suite over every driver and its simulator: the contract the runtime relies on.
+
+A new protocol adds a case here: its simulator with outage and failure switches, its driver, and
+visitors for the thermostat's temperature (read-only), setpoint (writable) and serial (string).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+from pymodbus.constants import ExcCodes
+
+from mappers.driver import DeviceRejected, DeviceUnreachable, Driver, PropertyConfig, VisitorError
+from mappers.modbus.driver import EndpointPool, ModbusDriver
+from mappers.opcua.driver import OpcUaDriver, SessionPool
+from simulators.modbus import ModbusSimulator
+from simulators.opcua import OpcUaSimulator
+from simulators.thermostat import Thermostat
+from tests.support import free_port
+
+STATE = Thermostat(temperature=19.5, setpoint=21.0)
+
+
+@dataclass
+class Case:
+    driver: Driver
+    temperature: PropertyConfig
+    setpoint: PropertyConfig
+    serial: PropertyConfig
+    setpoint_of: Callable[[], Awaitable[float]]  # what the device now holds
+    outage: Callable[[], Awaitable[None]]
+    recover: Callable[[], Awaitable[None]]
+    fail: Callable[[bool], Awaitable[None]]  # the device answers with an error while True
+
+
+async def modbus_case() -> AsyncIterator[Case]:
+    sim = ModbusSimulator(free_port(), state=STATE, clock=lambda: 0.0)
+    await sim.start()
+    driver = ModbusDriver({"ip": "127.0.0.1", "port": sim.port, "timeout": 1}, EndpointPool())
+
+    async def setpoint() -> float:
+        return sim.state.setpoint
+
+    async def fail(on: bool) -> None:
+        sim.faults.exception = ExcCodes.DEVICE_FAILURE if on else None
+
+    yield Case(
+        driver,
+        PropertyConfig(
+            "temperature",
+            "float",
+            "ReadOnly",
+            {"register": "InputRegister", "offset": 0, "scale": 0.1},
+        ),
+        PropertyConfig("setpoint", "int", "ReadWrite", {"register": "HoldingRegister"}),
+        PropertyConfig(
+            "serial", "string", "ReadOnly", {"register": "InputRegister", "offset": 20, "limit": 8}
+        ),
+        setpoint,
+        sim.stop,
+        sim.start,
+        fail,
+    )
+    await driver.close()
+    await sim.stop()
+
+
+async def opcua_case() -> AsyncIterator[Case]:
+    sim = OpcUaSimulator(free_port(), state=STATE, clock=lambda: 0.0)
+    await sim.start()
+    driver = OpcUaDriver({"url": sim.url, "timeout": 2}, SessionPool())
+
+    async def setpoint() -> float:
+        await sim.tick()
+        return sim.state.setpoint
+
+    async def fail(on: bool) -> None:
+        sim.device_failure = on
+        await sim.tick()
+
+    def node(name: str) -> dict[str, str]:
+        return {"nodeID": f"ns=2;s=Thermostat.{name}"}
+
+    yield Case(
+        driver,
+        PropertyConfig("temperature", "double", "ReadOnly", node("Temperature")),
+        PropertyConfig("setpoint", "int", "ReadWrite", {**node("Setpoint"), "dataType": "Double"}),
+        PropertyConfig("serial", "string", "ReadOnly", node("Serial")),
+        setpoint,
+        sim.stop,
+        sim.start,
+        fail,
+    )
+    await driver.close()
+    await sim.stop()
+
+
+@pytest.fixture(params=[modbus_case, opcua_case], ids=["modbus", "opcua"])
+async def case(request: pytest.FixtureRequest) -> AsyncIterator[Case]:
+    async for made in request.param():
+        yield made
+
+
+async def test_read_gives_twin_text_of_the_property_type(case: Case) -> None:
+    assert await case.driver.read(case.temperature) == "19.5"
+    assert await case.driver.read(case.serial) == "KEDGE-TH-0001"
+
+
+async def test_write_reaches_the_device_and_reads_back(case: Case) -> None:
+    await case.driver.write(case.setpoint, "24")
+    assert await case.setpoint_of() == 24.0
+    assert await case.driver.read(case.setpoint) == "24"
+
+
+async def test_device_error_is_rejected_and_device_stays_reachable(case: Case) -> None:
+    await case.fail(True)
+    with pytest.raises(DeviceRejected):
+        await case.driver.read(case.temperature)
+    await case.fail(False)
+    assert await case.driver.read(case.serial) == "KEDGE-TH-0001"
+
+
+async def test_outage_is_unreachable_and_recovery_needs_no_new_driver(case: Case) -> None:
+    assert await case.driver.read(case.serial) == "KEDGE-TH-0001"
+    await case.outage()
+    with pytest.raises(DeviceUnreachable):
+        await case.driver.read(case.serial)
+    await case.recover()
+    assert await case.driver.read(case.serial) == "KEDGE-TH-0001"
+
+
+async def test_value_that_does_not_fit_is_a_visitor_error_before_any_io(case: Case) -> None:
+    with pytest.raises(VisitorError):
+        await case.driver.write(case.setpoint, "warm")
