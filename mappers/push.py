@@ -122,6 +122,12 @@ class Pusher:
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning(
+                    "push target too slow: %d readings dropped so far",
+                    self.dropped,
+                    extra={"device": self.device_id},
+                )
         self._queue.put_nowait((prop, body))
 
     async def _drain(self) -> None:
