@@ -76,11 +76,13 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from simulators import modbus, opcua
+    from simulators import bluetooth, modbus, opcua
 
     setup_logging("info")
     with contextlib.suppress(KeyboardInterrupt):
-        if args.protocol == "opcua":
+        if args.protocol == "bluetooth":
+            asyncio.run(bluetooth.serve(args.port, args.host))
+        elif args.protocol == "opcua":
             asyncio.run(
                 opcua.serve(args.port, args.host, args.username, args.password, args.secure)
             )
@@ -98,7 +100,7 @@ def _mapper(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from edgecore.config import add_arguments
     from mappers import app as mapper_app
-    from simulators import modbus, opcua
+    from simulators import bluetooth, modbus, opcua
 
     parser = argparse.ArgumentParser(prog="kedge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     opcua_parser = protocols.add_parser("opcua", help="OPC UA thermostat (asyncua)")
     opcua.add_arguments(opcua_parser)
     opcua_parser.set_defaults(func=_simulate)
+    bluetooth_parser = protocols.add_parser(
+        "bluetooth", help="BLE thermostat peripheral (bumble; HCI over TCP for the central)"
+    )
+    bluetooth.add_arguments(bluetooth_parser)
+    bluetooth_parser.set_defaults(func=_simulate)
     mapper = sub.add_parser("mapper", help="run a protocol mapper for one edge node")
     mapper_protocols = mapper.add_subparsers(dest="protocol", required=True)
     for protocol in mapper_app.PROTOCOLS:
