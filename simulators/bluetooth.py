@@ -186,18 +186,28 @@ class BleSimulator:
             self._device = None
 
 
-async def serve(port: int, host: str = "127.0.0.1") -> None:
-    """The peripheral plus a controller for the central, as HCI over TCP on `host:port`."""
+async def serve(port: int, host: str = "127.0.0.1", ready: asyncio.Event | None = None) -> None:
+    """The peripheral plus a controller for the central, as HCI over TCP on `host:port`.
+
+    bumble's tcp-server takes the first connection as its HCI host, so callers in the same
+    process wait on `ready` instead of probing the port.
+    """
     link = LocalLink()  # type: ignore[no-untyped-call]  # bumble is partly untyped
     simulator = BleSimulator(link)
     await simulator.start()
     async with await open_transport(f"tcp-server:{host}:{port}") as transport:
         Controller("central", host_source=transport.source, host_sink=transport.sink, link=link)
         log.info("HCI for the central on tcp-server %s:%d", host, port)
+        if ready is not None:
+            ready.set()
         try:
             await asyncio.Event().wait()
         finally:
             await simulator.stop()
+            server = getattr(transport, "server", None)  # bumble's close() leaves it listening
+            if server is not None:
+                server.close()
+                await server.wait_closed()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
