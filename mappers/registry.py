@@ -31,7 +31,20 @@ def _opcua() -> DriverFactory:
     return build
 
 
-PROTOCOLS: dict[str, Callable[[], DriverFactory]] = {"modbus": _modbus, "opcua": _opcua}
+def _bluetooth() -> DriverFactory:
+    from mappers.bluetooth.driver import BluetoothDriver
+
+    def build(config: Mapping[str, Any]) -> Driver:
+        return BluetoothDriver(config)
+
+    return build
+
+
+PROTOCOLS: dict[str, Callable[[], DriverFactory]] = {
+    "modbus": _modbus,
+    "opcua": _opcua,
+    "bluetooth": _bluetooth,
+}
 
 
 def driver_factory(protocol: str) -> DriverFactory:

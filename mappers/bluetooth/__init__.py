@@ -1,1 +1,1 @@
-"""Bluetooth LE mapper: the pure GATT value codec (the bleak driver is not built yet)."""
+"""Bluetooth LE mapper: bleak driver, bumble backend for virtual controllers, GATT codec."""

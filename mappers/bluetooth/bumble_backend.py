@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import cache
 from typing import Any
 
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -24,6 +25,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError
+from bumble.att import ATT_Error
 from bumble.core import UUID, AdvertisingData
 from bumble.device import Advertisement, Connection, Device, Peer
 from bumble.gatt import Characteristic
@@ -64,6 +66,14 @@ async def central_for(transport: str) -> Device:
         return _centrals[transport]
 
 
+async def _att(operation: Awaitable[Any]) -> Any:
+    """An ATT error response surfaces as BleakError, as bleak's own backends report it."""
+    try:
+        return await operation
+    except ATT_Error as exc:
+        raise BleakError(f"ATT error {exc.error_name}") from exc
+
+
 def _advertised(adv: Advertisement) -> tuple[str | None, list[str]]:
     name = adv.data.get(AdvertisingData.COMPLETE_LOCAL_NAME)
     uuids: list[str] = []
@@ -78,6 +88,7 @@ def _advertised(adv: Advertisement) -> tuple[str | None, list[str]]:
     return (name.decode() if isinstance(name, bytes) else name), uuids
 
 
+@cache
 def bumble_backend(transport: str) -> tuple[type[BaseBleakScanner], type[BaseBleakClient]]:
     """Scanner and client classes bound to one HCI transport, for bleak's `backend=`."""
 
@@ -196,13 +207,13 @@ def bumble_backend(transport: str) -> tuple[type[BaseBleakScanner], type[BaseBle
             **kwargs: Any,
         ) -> bytearray:
             self._require()
-            return bytearray(await characteristic.obj.read_value())
+            return bytearray(await _att(characteristic.obj.read_value()))
 
         async def write_gatt_char(
             self, characteristic: BleakGATTCharacteristic, data: Any, response: bool
         ) -> None:
             self._require()
-            await characteristic.obj.write_value(bytes(data), with_response=response)
+            await _att(characteristic.obj.write_value(bytes(data), with_response=response))
 
         async def start_notify(
             self,
@@ -211,21 +222,21 @@ def bumble_backend(transport: str) -> tuple[type[BaseBleakScanner], type[BaseBle
             **kwargs: Any,
         ) -> None:
             self._require()
-            await characteristic.obj.subscribe(lambda value: callback(bytearray(value)))
+            await _att(characteristic.obj.subscribe(lambda value: callback(bytearray(value))))
 
         async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
             self._require()
-            await characteristic.obj.unsubscribe()
+            await _att(characteristic.obj.unsubscribe())
 
         async def read_gatt_descriptor(
             self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
         ) -> bytearray:
             self._require()
-            return bytearray(await descriptor.obj.read_value())
+            return bytearray(await _att(descriptor.obj.read_value()))
 
         async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: Any) -> None:
             self._require()
-            await descriptor.obj.write_value(bytes(data))
+            await _att(descriptor.obj.write_value(bytes(data)))
 
     return BumbleScanner, BumbleClient
 
