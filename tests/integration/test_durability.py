@@ -12,7 +12,7 @@ DEVICES = [
     "default/thermostat-1",
     "default/thermostat-opcua-1",
     "default/plug-1",
-    "default/ble-sensor-1",
+    "default/ble-thermostat-1",
 ]
 
 

@@ -55,7 +55,7 @@ def test_membership_get_answers_with_merged_spec_and_protocol_filter(
     topic = "$hw/events/node/edge-node-1/membership/get"
     everything = probe.request(topic, {})
     assert sorted(d["id"] for d in everything["devices"]) == [
-        "default/ble-sensor-1",
+        "default/ble-thermostat-1",
         "default/plug-1",
         "default/thermostat-1",
         "default/thermostat-opcua-1",
