@@ -44,6 +44,7 @@ bench: $(STAMP) os-packages
 	$(BIN)/python -m bench.modbus_reads
 	$(BIN)/python -m bench.mapper_latency
 	$(BIN)/python -m bench.mapper_memory
+	$(BIN)/python -m bench.ble_reads
 
 clean:
 	rm -rf $(VENV) .kedge .mypy_cache .ruff_cache .pytest_cache
