@@ -204,7 +204,11 @@ async def serve(port: int, host: str = "127.0.0.1", ready: asyncio.Event | None 
             await asyncio.Event().wait()
         finally:
             await simulator.stop()
-            server = getattr(transport, "server", None)  # bumble's close() leaves it listening
+            # bumble's close() leaves the listening socket and the accepted connection open
+            connection = getattr(transport.sink, "transport", None)
+            if connection is not None:
+                connection.close()
+            server = getattr(transport, "server", None)
             if server is not None:
                 server.close()
                 await server.wait_closed()

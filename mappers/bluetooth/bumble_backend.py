@@ -13,6 +13,7 @@ ATT default, 23).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable
 from functools import cache
@@ -42,8 +43,7 @@ _PROPERTIES = {
     Characteristic.Properties.NOTIFY: "notify",
     Characteristic.Properties.INDICATE: "indicate",
 }
-_centrals: dict[str, Device] = {}
-_transports: list[Any] = []
+_centrals: dict[str, tuple[Device, Any]] = {}  # transport -> (central, opened transport)
 _lock = asyncio.Lock()
 
 
@@ -52,26 +52,45 @@ def uuid_text(value: UUID) -> str:
     return str(uuidlib.UUID(bytes=bytes(reversed(value.to_bytes(force_128=True)))))
 
 
+def _alive(opened: Any) -> bool:
+    return not opened.source.terminated.done()
+
+
 async def central_for(transport: str) -> Device:
-    """This process's bumble central on `transport`, opened and powered on once."""
+    """This process's bumble central on `transport`; reopened when the transport died."""
     async with _lock:
-        if transport not in _centrals:
-            opened = await open_transport(transport)
-            _transports.append(opened)
-            device = Device.with_hci(
-                "kedge-central", Address(CENTRAL_ADDRESS), opened.source, opened.sink
-            )
-            await device.power_on()
-            _centrals[transport] = device
-        return _centrals[transport]
+        cached = _centrals.get(transport)
+        if cached is not None and _alive(cached[1]):
+            return cached[0]
+        if cached is not None:
+            with contextlib.suppress(Exception):  # already dead; closing is best effort
+                await cached[1].close()
+        opened = await open_transport(transport)
+        device = Device.with_hci(
+            "kedge-central", Address(CENTRAL_ADDRESS), opened.source, opened.sink
+        )
+        await device.power_on()
+        _centrals[transport] = (device, opened)
+        return device
+
+
+def transport_alive(transport: str) -> bool:
+    cached = _centrals.get(transport)
+    return cached is not None and _alive(cached[1])
 
 
 async def _att(operation: Awaitable[Any]) -> Any:
-    """An ATT error response surfaces as BleakError, as bleak's own backends report it."""
+    """ATT errors and lost links surface as BleakError, as bleak's own backends report them."""
     try:
         return await operation
     except ATT_Error as exc:
         raise BleakError(f"ATT error {exc.error_name}") from exc
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # our own task is being cancelled (or timed out): keep that intact
+        # bumble cancels a pending request when its link drops
+        raise BleakError("connection lost during the request") from exc
 
 
 def _advertised(adv: Advertisement) -> tuple[str | None, list[str]]:
@@ -145,7 +164,7 @@ def bumble_backend(transport: str) -> tuple[type[BaseBleakScanner], type[BaseBle
 
         @property
         def is_connected(self) -> bool:
-            return self._connection is not None
+            return self._connection is not None and transport_alive(transport)
 
         def _lost(self, *_args: Any) -> None:
             self._connection = None
@@ -244,7 +263,7 @@ def bumble_backend(transport: str) -> tuple[type[BaseBleakScanner], type[BaseBle
 async def close_centrals() -> None:
     """Close every central and transport this process opened (at shutdown)."""
     async with _lock:
-        for transport in _transports:
-            await transport.close()
-        _transports.clear()
+        for _device, opened in _centrals.values():
+            with contextlib.suppress(Exception):  # a dead transport may fail to close
+                await opened.close()
         _centrals.clear()

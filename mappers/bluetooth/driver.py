@@ -75,14 +75,17 @@ class BluetoothDriver:
         if self._client is not None and self._client.is_connected:
             return self._client
         target = f"address {self.address}" if self.address else f"name {self.name!r}"
-        if self.address:
-            device = await BleakScanner.find_device_by_address(
-                str(self.address), timeout=self.scan_timeout, **self._scan_backend()
-            )
-        else:
-            device = await BleakScanner.find_device_by_name(
-                str(self.name), timeout=self.scan_timeout, **self._scan_backend()
-            )
+        try:
+            if self.address:
+                device = await BleakScanner.find_device_by_address(
+                    str(self.address), timeout=self.scan_timeout, **self._scan_backend()
+                )
+            else:
+                device = await BleakScanner.find_device_by_name(
+                    str(self.name), timeout=self.scan_timeout, **self._scan_backend()
+                )
+        except (BleakError, OSError, TimeoutError) as exc:  # e.g. the HCI link is down
+            raise DeviceUnreachable(f"cannot scan for {target}: {exc}") from exc
         if device is None:
             raise DeviceUnreachable(f"no device with {target} within {self.scan_timeout:g}s")
         client = BleakClient(device, backend=self._client_backend, timeout=self.timeout)
@@ -98,16 +101,20 @@ class BluetoothDriver:
         async with self._lock:
             client = await self._connected()
             try:
-                return await getattr(client, operation)(spec.uuid, *args)
+                async with asyncio.timeout(self.timeout):  # a dead link may never answer
+                    return await getattr(client, operation)(spec.uuid, *args)
             except BleakCharacteristicNotFoundError as exc:
                 raise VisitorError(
                     f"{prop.name}: device has no characteristic {spec.uuid}"
                 ) from exc
-            except (BleakError, TimeoutError, OSError, EOFError) as exc:
+            except (BleakError, OSError, EOFError) as exc:
                 if client.is_connected:
                     raise DeviceRejected(f"{prop.name}: {exc}") from exc
                 self._client = None
                 raise DeviceUnreachable(f"{prop.name}: {exc}") from exc
+            except TimeoutError as exc:  # no answer in time: treat the link as gone
+                self._client = None
+                raise DeviceUnreachable(f"{prop.name}: no answer in {self.timeout:g}s") from exc
 
     async def read(self, prop: PropertyConfig) -> str:
         data = await self._call(prop, "read_gatt_char")

@@ -103,3 +103,35 @@ async def test_absent_device_when_read_is_unreachable(hci: str) -> None:
 def test_driver_when_config_invalid_says_why(config, fragment) -> None:
     with pytest.raises(VisitorError, match=fragment):
         BluetoothDriver(config)
+
+
+async def test_transport_death_when_simulator_restarts_recovers_without_new_driver() -> None:
+    port = free_port()
+    transport = f"tcp-client:127.0.0.1:{port}"
+
+    async def start() -> asyncio.Task[None]:
+        ready = asyncio.Event()
+        task = asyncio.create_task(bluetooth.serve(port, ready=ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        return task
+
+    async def stop(task: asyncio.Task[None]) -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    server = await start()
+    driver = BluetoothDriver(
+        {"macAddress": ADDRESS, "hci": transport, "scanTimeout": 2, "timeout": 2}
+    )
+    try:
+        assert await driver.read(BATTERY) == "87"
+        await stop(server)
+        with pytest.raises(DeviceUnreachable):
+            await driver.read(BATTERY)
+        server = await start()
+        assert await driver.read(BATTERY) == "87"
+    finally:
+        await driver.close()
+        await close_centrals()
+        await stop(server)
