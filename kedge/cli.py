@@ -79,15 +79,9 @@ def _simulate(args: argparse.Namespace) -> int:
     from simulators import bluetooth, modbus, opcua
 
     setup_logging("info")
+    serve = {"modbus": modbus, "opcua": opcua, "bluetooth": bluetooth}[args.protocol].serve_from
     with contextlib.suppress(KeyboardInterrupt):
-        if args.protocol == "bluetooth":
-            asyncio.run(bluetooth.serve(args.port, args.host))
-        elif args.protocol == "opcua":
-            asyncio.run(
-                opcua.serve(args.port, args.host, args.username, args.password, args.secure)
-            )
-        else:
-            asyncio.run(modbus.serve(args.port, args.device_id, args.host, args.rtu))
+        asyncio.run(serve(args))
     return 0
 
 

@@ -37,6 +37,7 @@ from bumble.link import LocalLink
 from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink
 
+from simulators.cli import run_simulator
 from simulators.thermostat import Thermostat, ThermostatError
 
 log = logging.getLogger("kedge.simulator.bluetooth")
@@ -219,18 +220,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
 
 
+async def serve_from(args: argparse.Namespace) -> None:
+    """`serve()` with the command line's settings (see `add_arguments`)."""
+    await serve(args.port, args.host)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m simulators.bluetooth",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port, args.host))
-    return 0
+    return run_simulator("python -m simulators.bluetooth", __doc__, add_arguments, serve_from, argv)
 
 
 if __name__ == "__main__":

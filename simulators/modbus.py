@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import struct
 import sys
@@ -36,6 +35,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from simulators.cli import run_simulator
 from simulators.thermostat import Thermostat, ThermostatError
 
 log = logging.getLogger("kedge.simulator.modbus")
@@ -198,18 +198,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+async def serve_from(args: argparse.Namespace) -> None:
+    """`serve()` with the command line's settings (see `add_arguments`)."""
+    await serve(args.port, args.device_id, args.host, args.rtu)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m simulators.modbus",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port, args.device_id, args.host, args.rtu))
-    return 0
+    return run_simulator("python -m simulators.modbus", __doc__, add_arguments, serve_from, argv)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from asyncua.server.user_managers import UserManager
 from asyncua.ua.status_codes import StatusCodes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from simulators.cli import run_simulator
 from simulators.thermostat import Thermostat, ThermostatError
 
 log = logging.getLogger("kedge.simulator.opcua")
@@ -245,18 +246,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+async def serve_from(args: argparse.Namespace) -> None:
+    """`serve()` with the command line's settings (see `add_arguments`)."""
+    await serve(args.port, args.host, args.username, args.password, args.secure)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m simulators.opcua",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port, args.host, args.username, args.password, args.secure))
-    return 0
+    return run_simulator("python -m simulators.opcua", __doc__, add_arguments, serve_from, argv)
 
 
 if __name__ == "__main__":
