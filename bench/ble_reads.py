@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
 import time
 
 from bleak import BleakClient, BleakScanner
 
+from bench.harness import module_process
 from mappers.bluetooth.bumble_backend import bumble_backend, close_centrals
 from mappers.bluetooth.driver import BluetoothDriver
 from mappers.driver import PropertyConfig
@@ -79,16 +78,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     port = free_port()
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "simulators.bluetooth", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with module_process("simulators.bluetooth", "--port", str(port)):
         raw, driver = asyncio.run(run(f"tcp-client:127.0.0.1:{port}", args.seconds))
-    finally:
-        simulator.terminate()
-        simulator.wait(10)
     print(
         f"GATT reads, {args.seconds:.0f} s each, one characteristic, simulator in its own process"
     )

@@ -111,6 +111,19 @@ spec:
 
 
 @contextlib.contextmanager
+def module_process(module: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m module args` as a quiet child process, terminated on exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextlib.contextmanager
 def modbus_system(count: int) -> Iterator[tuple[EdgeProcess, subprocess.Popen[bytes], int]]:
     """Simulator, broker, edgecore with `count` Modbus devices and the Modbus mapper."""
     with tempfile.TemporaryDirectory(prefix="kedge-bench-") as tmp:
@@ -121,27 +134,16 @@ def modbus_system(count: int) -> Iterator[tuple[EdgeProcess, subprocess.Popen[by
             MODBUS_MODEL
             + "".join(MODBUS_DEVICE.format(i=i, node=NODE, port=port) for i in range(count))
         )
-        simulator = subprocess.Popen(
-            [sys.executable, "-m", "simulators.modbus", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         broker = Mosquitto(workdir).start()
         edge = EdgeProcess(workdir / "state", node=NODE, mqtt_url=broker.url, devices=[manifest])
-        mapper: subprocess.Popen[bytes] | None = None
         try:
-            wait_for(lambda: port_open(port), what="simulator")
-            edge.start()
-            mapper = subprocess.Popen(
-                [sys.executable, "-m", "mappers.modbus", "--node", NODE, "--mqtt", broker.url],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            yield edge, mapper, port
+            with module_process("simulators.modbus", "--port", str(port)):
+                wait_for(lambda: port_open(port), what="simulator")
+                edge.start()
+                with module_process(
+                    "mappers.modbus", "--node", NODE, "--mqtt", broker.url
+                ) as mapper:
+                    yield edge, mapper, port
         finally:
-            for process in (mapper, simulator):
-                if process is not None:
-                    process.terminate()
-                    process.wait(10)
             edge.stop()
             broker.stop()

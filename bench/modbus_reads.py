@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
 import time
 
 from pymodbus.client import AsyncModbusTcpClient
 
+from bench.harness import module_process
 from mappers.driver import PropertyConfig
 from mappers.modbus.driver import EndpointPool, ModbusDriver
 from tests.support import free_port, port_open, wait_for
@@ -62,17 +61,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
     port = free_port()
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "simulators.modbus", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with module_process("simulators.modbus", "--port", str(port)):
         wait_for(lambda: port_open(port), what="simulator")
         raw, driver = asyncio.run(run(port, args.seconds))
-    finally:
-        simulator.terminate()
-        simulator.wait(10)
     print(
         f"modbus reads, {args.seconds:.0f} s each, one input register, simulator in its own process"
     )
