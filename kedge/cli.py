@@ -76,10 +76,11 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from simulators import bluetooth, modbus, opcua
+    from simulators import bluetooth, modbus, opcua, zigbee
 
     setup_logging("info")
-    serve = {"modbus": modbus, "opcua": opcua, "bluetooth": bluetooth}[args.protocol].serve_from
+    simulators = {"modbus": modbus, "opcua": opcua, "bluetooth": bluetooth, "zigbee": zigbee}
+    serve = simulators[args.protocol].serve_from
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))
     return 0
@@ -94,7 +95,7 @@ def _mapper(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from edgecore.config import add_arguments
     from mappers import app as mapper_app
-    from simulators import bluetooth, modbus, opcua
+    from simulators import bluetooth, modbus, opcua, zigbee
 
     parser = argparse.ArgumentParser(prog="kedge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bluetooth.add_arguments(bluetooth_parser)
     bluetooth_parser.set_defaults(func=_simulate)
+    zigbee_parser = protocols.add_parser(
+        "zigbee", help="ZigBee thermostat and light behind an emulated XBee radio (TCP)"
+    )
+    zigbee.add_arguments(zigbee_parser)
+    zigbee_parser.set_defaults(func=_simulate)
     mapper = sub.add_parser("mapper", help="run a protocol mapper for one edge node")
     mapper_protocols = mapper.add_subparsers(dest="protocol", required=True)
     for protocol in mapper_app.PROTOCOLS:

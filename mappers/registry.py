@@ -40,10 +40,23 @@ def _bluetooth() -> DriverFactory:
     return build
 
 
+def _zigbee() -> DriverFactory:
+    from mappers.zigbee.driver import ZigbeeDriver
+    from mappers.zigbee.network import NetworkPool
+
+    pool = NetworkPool()  # devices on one radio share its network
+
+    def build(config: Mapping[str, Any]) -> Driver:
+        return ZigbeeDriver(config, pool)
+
+    return build
+
+
 PROTOCOLS: dict[str, Callable[[], DriverFactory]] = {
     "modbus": _modbus,
     "opcua": _opcua,
     "bluetooth": _bluetooth,
+    "zigbee": _zigbee,
 }
 
 

@@ -5,6 +5,7 @@ Every wait is on a condition with a timeout; every process started here is stopp
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -44,6 +45,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
             return result
         time.sleep(0.02)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def wait_until(
+    predicate: Callable[[], Any], within: float = 10.0, what: str = "condition"
+) -> Any:
+    """`wait_for` for code on the event loop: the loop keeps running while it polls."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        await asyncio.sleep(0.01)
+    raise TimeoutError(f"timed out after {within}s waiting for {what}")
 
 
 def port_open(port: int) -> bool:

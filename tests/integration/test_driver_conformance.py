@@ -15,10 +15,15 @@ from pymodbus.constants import ExcCodes
 from mappers.driver import DeviceRejected, DeviceUnreachable, Driver, PropertyConfig, VisitorError
 from mappers.modbus.driver import EndpointPool, ModbusDriver
 from mappers.opcua.driver import OpcUaDriver, SessionPool
+from mappers.zigbee.driver import ZigbeeDriver
+from mappers.zigbee.network import NetworkPool
 from simulators.modbus import ModbusSimulator
 from simulators.opcua import OpcUaSimulator
 from simulators.thermostat import Thermostat
+from simulators.zigbee import THERMOSTAT_IEEE, ZigbeeSimulator
+from simulators.zigbee_devices import ThermostatDevice
 from tests.support import free_port
+from tests.zigbee import joined_network
 
 STATE = Thermostat(temperature=19.5, setpoint=21.0)
 
@@ -97,9 +102,57 @@ async def opcua_case() -> AsyncIterator[Case]:
     await sim.stop()
 
 
-@pytest.fixture(params=[modbus_case, opcua_case], ids=["modbus", "opcua"])
-async def case(request: pytest.FixtureRequest) -> AsyncIterator[Case]:
-    async for made in request.param():
+async def zigbee_case(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Case]:
+    sim = ZigbeeSimulator(free_port(), clock=lambda: 0.0)
+    await sim.start()
+    thermostat = sim.device(THERMOSTAT_IEEE)
+    assert isinstance(thermostat, ThermostatDevice)
+    thermostat.state = STATE
+    pool = NetworkPool()
+    radio = {"radio": "xbee", "path": f"socket://127.0.0.1:{sim.port}"}
+    radio["database"] = str(tmp_path_factory.mktemp("zigbee") / "network.db")
+    driver = ZigbeeDriver({**radio, "ieee": THERMOSTAT_IEEE, "timeout": 2}, pool)
+    await joined_network(driver.network, sim)
+
+    async def setpoint() -> float:
+        return thermostat.state.setpoint
+
+    async def fail(on: bool) -> None:
+        thermostat.failing = on
+
+    yield Case(
+        driver,
+        PropertyConfig(
+            "temperature",
+            "float",
+            "ReadOnly",
+            {"cluster": "0x0402", "attribute": "measured_value", "scale": 0.01},
+        ),
+        PropertyConfig(
+            "setpoint",
+            "int",
+            "ReadWrite",
+            {"cluster": "thermostat", "attribute": 0x0012, "scale": 0.01},
+        ),
+        PropertyConfig(
+            "serial", "string", "ReadOnly", {"cluster": 0, "attribute": "serial_number"}
+        ),
+        setpoint,
+        sim.stop,
+        sim.start,
+        fail,
+    )
+    await driver.close()
+    await sim.stop()
+
+
+@pytest.fixture(params=[modbus_case, opcua_case, zigbee_case], ids=["modbus", "opcua", "zigbee"])
+async def case(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Case]:
+    factory = request.param
+    made_cases = factory(tmp_path_factory) if factory is zigbee_case else factory()
+    async for made in made_cases:
         yield made
 
 

@@ -1,0 +1,1 @@
+"""ZigBee mapper: zigpy over a configured radio (XBee, EZSP, ZNP, deCONZ, ZiGate)."""
