@@ -140,7 +140,11 @@ class ZigbeeDriver:
     async def write(self, prop: PropertyConfig, value: str) -> None:
         spec = self._spec(prop)
         if spec.network == "permitJoin":
-            await self.network.permit(_permit_seconds(prop, value))
+            seconds = _permit_seconds(prop, value)
+            # desired N keeps joining open: every report of the remaining time differs from N and
+            # comes back as a delta, so renew only when the window is half gone
+            if seconds == 0 or self.network.permit_remaining() < seconds / 2:
+                await self.network.permit(seconds)
             return
         try:
             raw = to_raw(spec, value)

@@ -11,7 +11,7 @@ from tests.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, wait_for
 DEVICES = [
     "default/thermostat-1",
     "default/thermostat-opcua-1",
-    "default/plug-1",
+    "default/zigbee-light-1",
     "default/ble-thermostat-1",
 ]
 

@@ -56,9 +56,11 @@ def test_membership_get_answers_with_merged_spec_and_protocol_filter(
     everything = probe.request(topic, {})
     assert sorted(d["id"] for d in everything["devices"]) == [
         "default/ble-thermostat-1",
-        "default/plug-1",
         "default/thermostat-1",
         "default/thermostat-opcua-1",
+        "default/zigbee-coordinator",
+        "default/zigbee-light-1",
+        "default/zigbee-thermostat-1",
     ]
     modbus = probe.request(topic, {"protocol": "modbus"})
     [device] = modbus["devices"]
@@ -106,4 +108,4 @@ def test_metrics_count_requests(edge: EdgeProcess, probe: MqttProbe) -> None:
         ),
         what="metrics",
     )
-    assert "kedge_devices 4.0" in text and "kedge_mqtt_connected 1.0" in text
+    assert "kedge_devices 6.0" in text and "kedge_mqtt_connected 1.0" in text

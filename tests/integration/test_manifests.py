@@ -32,8 +32,8 @@ def test_invalid_manifest_is_refused_and_stored_twins_untouched(
     edge = EdgeProcess(tmp_path / "state", mqtt_url=broker.url, devices=samples)
     with running(edge):
         probe.request(
-            "$hw/events/device/default/plug-1/twin/update",
-            {"twin": {"power": {"actual": {"value": "42"}}}},
+            "$hw/events/device/default/zigbee-thermostat-1/twin/update",
+            {"twin": {"humidity": {"actual": {"value": "42"}}}},
         )
         before = edge.get("/v1/devices").json()
     bad = tmp_path / "bad.yaml"
@@ -58,11 +58,15 @@ def test_manifest_changes_membership_and_announces_it(
     edge = EdgeProcess(tmp_path / "state", mqtt_url=broker.url, devices=samples)
     with running(edge):
         added = probe.expect("$hw/events/node/edge-node-1/membership/updated")
-        assert len(added["added_devices"]) == 4
+        assert len(added["added_devices"]) == 6
     edge.devices = [p for p in samples if p.name != "zigbee.yaml"]
     with running(edge):
         update = probe.expect(
             "$hw/events/node/edge-node-1/membership/updated", lambda b: bool(b["removed_devices"])
         )
-        assert [d["id"] for d in update["removed_devices"]] == ["default/plug-1"]
+        assert sorted(d["id"] for d in update["removed_devices"]) == [
+            "default/zigbee-coordinator",
+            "default/zigbee-light-1",
+            "default/zigbee-thermostat-1",
+        ]
         assert len(edge.get("/v1/devices").json()["items"]) == 3
