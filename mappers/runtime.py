@@ -236,11 +236,14 @@ class DeviceWorker:
                     failures, backoff = 0, 0.5
                     self._set_state("online")
                     wait = max(0.0, min(next_due.values(), default=now + 1) - loop.time())
-                except DeviceUnreachable as exc:
+                except Exception as exc:  # noqa: BLE001 - one device's failure stays its own
                     failures += 1
                     if failures >= self.mapper.settings.offline_after:
                         self._set_state("offline")
-                    log.info("device unreachable: %s", exc, extra={"device": self.id})
+                    if isinstance(exc, DeviceUnreachable):
+                        log.info("device unreachable: %s", exc, extra={"device": self.id})
+                    else:  # a driver bug or a library error it does not know: retried all the same
+                        log.error("driver failed: %r", exc, exc_info=exc, extra={"device": self.id})
                     wait, backoff = backoff, min(backoff * 2, self.mapper.settings.max_backoff)
                     next_due = dict.fromkeys(self.properties, 0.0)
                     subscribed = False  # subscriptions died with the connection

@@ -119,18 +119,31 @@ class Network:
     async def _start(self) -> zigpy.application.ControllerApplication:
         module = importlib.import_module(RADIOS[self.radio.radio])
         Path(self.radio.database).parent.mkdir(parents=True, exist_ok=True)
+        app = await module.ControllerApplication.new(self.radio.app_config(), start_radio=False)
         try:
             async with asyncio.timeout(START_TIMEOUT):
-                app = await module.ControllerApplication.new(
-                    self.radio.app_config(), auto_form=True
-                )
-        except (OSError, TimeoutError, zigpy.exceptions.ZigbeeException) as exc:
+                await app.startup(auto_form=True)
+        except (
+            OSError,
+            TimeoutError,
+            zigpy.exceptions.ZigbeeException,
+            zigpy.exceptions.RadioException,
+        ) as exc:
+            await self._close(app)  # zigpy leaves its database open after a failed start
             raise DeviceUnreachable(
                 f"cannot start {self.radio.radio} radio at {self.radio.path}: {exc!r}"
             ) from exc
+        except BaseException:
+            await self._close(app)
+            raise
         app.add_listener(self)
         log.info("zigbee network up on %s: %d devices known", self.radio.path, len(app.devices) - 1)
         return app
+
+    @staticmethod
+    async def _close(app: zigpy.application.ControllerApplication) -> None:
+        with contextlib.suppress(Exception):  # the radio may be gone mid-shutdown
+            await app.shutdown()
 
     async def device(self, ieee: t.EUI64) -> Any:
         app = await self.application()
@@ -156,8 +169,7 @@ class Network:
     async def _shutdown(self) -> None:
         app, self.app = self.app, None
         if app is not None:
-            with contextlib.suppress(Exception):  # the radio may be gone mid-shutdown
-                await app.shutdown()
+            await self._close(app)
 
 
 class NetworkPool:

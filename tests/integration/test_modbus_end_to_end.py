@@ -18,13 +18,15 @@ DEV = "default/thermostat-1"
 class Proc:
     """A child process logging to a file; always stopped."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.args, self.log = args, log
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.args, self.log, self.env = args, log, env
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(self.args, stdout=out, stderr=out, cwd=ROOT)
+            self.process = subprocess.Popen(
+                self.args, stdout=out, stderr=out, cwd=ROOT, env=self.env
+            )
         return self
 
     def stop(self) -> None:

@@ -1,0 +1,76 @@
+"""ZigBee end to end: XBee radio simulator + edgecore + mapper + mosquitto, all real processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from tests.integration.test_modbus_end_to_end import Proc
+from tests.support import SAMPLES, EdgeProcess, Mosquitto, free_port, port_open, wait_for
+
+THERMOSTAT = "default/zigbee-thermostat-1"
+LIGHT = "default/zigbee-light-1"
+COORDINATOR = "default/zigbee-coordinator"
+
+
+def _simulator(port: int, log: Path, *extra: str) -> Proc:
+    args = [sys.executable, "-m", "simulators.zigbee", "--port", str(port), *extra]
+    simulator = Proc(args, log).start()
+    wait_for(lambda: port_open(port), what="zigbee simulator")
+    return simulator
+
+
+def test_devices_join_report_take_desired_and_survive_a_radio_outage(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    port = free_port()
+    manifest = tmp_path / "zigbee.yaml"
+    manifest.write_text((SAMPLES / "zigbee.yaml").read_text().replace(":19003", f":{port}"))
+    simulator = _simulator(port, tmp_path / "simulator.log")
+    edge = EdgeProcess(tmp_path / "state", mqtt_url=broker.url, devices=[manifest])
+    mapper_env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg")}
+    mapper = Proc(
+        [sys.executable, "-m", "mappers.zigbee", "--node", "edge-node-1", "--mqtt", broker.url],
+        tmp_path / "mapper.log",
+        env=mapper_env,
+    )
+
+    def reported(device: str, prop: str) -> str | None:
+        side = edge.twin(device, prop)["reported"]
+        return None if side is None else str(side["value"])
+
+    def state(device: str) -> str:
+        return str(edge.get(f"/v1/devices/{device}").json()["state"])
+
+    try:
+        edge.start()
+        mapper.start()
+        # the manifest's permitJoin opens the network; both devices join and are interviewed
+        wait_for(lambda: reported(THERMOSTAT, "setpoint") == "22.5", timeout=60, what="setpoint")
+        wait_for(lambda: reported(LIGHT, "on") == "true", timeout=30, what="light switched on")
+        wait_for(lambda: reported(THERMOSTAT, "temperature"), timeout=30, what="reported temp")
+        assert int(reported(COORDINATOR, "permitJoin") or 0) > 0
+        # desired over HTTP reaches the devices: an attribute write and a cluster command
+        put = edge.put(f"/v1/devices/{THERMOSTAT}/twin/setpoint/desired", json={"value": "24"})
+        assert put.status_code == 200
+        put = edge.put(f"/v1/devices/{LIGHT}/twin/level/desired", json={"value": "100"})
+        assert put.status_code == 200
+        wait_for(lambda: reported(THERMOSTAT, "setpoint") == "24", timeout=30, what="setpoint")
+        wait_for(lambda: reported(LIGHT, "level") == "100", timeout=30, what="light level")
+        # close joining again: desired 0
+        put = edge.put(f"/v1/devices/{COORDINATOR}/twin/permitJoin/desired", json={"value": "0"})
+        assert put.status_code == 200
+        wait_for(lambda: reported(COORDINATOR, "permitJoin") == "0", timeout=30, what="closed")
+        # the radio goes away: devices go offline; it comes back (devices still joined): online
+        simulator.stop()
+        wait_for(lambda: state(LIGHT) == "offline", timeout=60, what="offline")
+        simulator = _simulator(port, tmp_path / "simulator.log", "--joined")
+        wait_for(lambda: state(LIGHT) == "online", timeout=60, what="online again")
+        put = edge.put(f"/v1/devices/{LIGHT}/twin/on/desired", json={"value": "false"})
+        assert put.status_code == 200
+        wait_for(lambda: reported(LIGHT, "on") == "false", timeout=30, what="switched off")
+    finally:
+        mapper.stop()
+        edge.stop()
+        simulator.stop()
