@@ -10,7 +10,8 @@ Two devices ship:
     light       Basic, On/Off 0x0006 (on, off, toggle), Level Control 0x0008 (move to level).
 
 Switches for tests: `online = False` stops the device answering (the radio reports no ACK);
-`failing = True` makes it answer every ZCL request with status FAILURE.
+`failing = True` makes it answer every ZCL request with status HARDWARE_FAILURE; `garbled = True`
+cuts its ZCL answers short after the header, as a buggy firmware might.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class SimZigbeeDevice:
     clock: Callable[[], float] = time.monotonic
     online: bool = True
     failing: bool = False
+    garbled: bool = False
     joined: bool = False
     reporting: dict[tuple[int, int], Reporting] = field(default_factory=dict)
     _tsn: int = 0
@@ -312,7 +314,7 @@ class SimZigbeeDevice:
         else:
             (field_name,) = (f.name for f in schema.fields)
             encoded = schema(**{field_name: body}).serialize()
-        data = self._distinct(hdr.serialize() + encoded)
+        data = self._distinct(hdr.serialize() + (encoded[:1] if self.garbled else encoded))
         return Frame(ENDPOINT, ENDPOINT, cluster, HA_PROFILE, data)
 
 

@@ -123,12 +123,7 @@ class Network:
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 await app.startup(auto_form=True)
-        except (
-            OSError,
-            TimeoutError,
-            zigpy.exceptions.ZigbeeException,
-            zigpy.exceptions.RadioException,
-        ) as exc:
+        except Exception as exc:  # noqa: BLE001 - radio libraries fail in their own ways
             await self._close(app)  # zigpy leaves its database open after a failed start
             raise DeviceUnreachable(
                 f"cannot start {self.radio.radio} radio at {self.radio.path}: {exc!r}"
