@@ -45,6 +45,8 @@ bench: $(STAMP) os-packages
 	$(BIN)/python -m bench.mapper_latency
 	$(BIN)/python -m bench.mapper_memory
 	$(BIN)/python -m bench.ble_reads
+	$(BIN)/python -m bench.ble_latency
+	$(BIN)/python -m bench.zigbee
 
 clean:
 	rm -rf $(VENV) .kedge .mypy_cache .ruff_cache .pytest_cache

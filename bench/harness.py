@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from tests.support import EdgeProcess, Mosquitto, free_port, port_open, wait_for
+import httpx
+
+from tests.support import SAMPLES, EdgeProcess, Mosquitto, free_port, port_open, wait_for
 
 NODE = "bench-node"
 MODEL = """apiVersion: devices.kubeedge.io/v1beta1
@@ -111,10 +115,15 @@ spec:
 
 
 @contextlib.contextmanager
-def module_process(module: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+def module_process(
+    module: str, *args: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m module args` as a quiet child process, terminated on exit."""
     process = subprocess.Popen(
-        [sys.executable, "-m", module, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", module, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         yield process
@@ -147,3 +156,52 @@ def modbus_system(count: int) -> Iterator[tuple[EdgeProcess, subprocess.Popen[by
         finally:
             edge.stop()
             broker.stop()
+
+
+@contextlib.contextmanager
+def sample_system(sample: str, replace: tuple[str, str]) -> Iterator[EdgeProcess]:
+    """Broker, edgecore with one sample manifest (one text replaced, e.g. the simulator's port)
+    and that protocol's mapper, whose state (e.g. a ZigBee network database) stays in a
+    temporary directory. The caller runs the simulator."""
+    protocol = sample.removesuffix(".yaml")
+    with tempfile.TemporaryDirectory(prefix="kedge-bench-") as tmp:
+        workdir = Path(tmp)
+        manifest = workdir / sample
+        manifest.write_text((SAMPLES / sample).read_text().replace(*replace))
+        broker = Mosquitto(workdir).start()
+        node = "edge-node-1"  # the samples' node
+        edge = EdgeProcess(workdir / "state", node=node, mqtt_url=broker.url, devices=[manifest])
+        env = {**os.environ, "XDG_STATE_HOME": str(workdir / "xdg")}
+        try:
+            edge.start()
+            with module_process(
+                f"mappers.{protocol}", "--node", node, "--mqtt", broker.url, env=env
+            ):
+                yield edge
+        finally:
+            edge.stop()
+            broker.stop()
+
+
+def desired_round_trips(
+    base: str, device: str, prop: str, values: Sequence[str], count: int
+) -> list[float]:
+    """ms from a desired write over HTTP until the edge API shows that value as reported;
+    values cycle so every write changes the device."""
+    samples = []
+    with httpx.Client(base_url=base, timeout=5) as http:
+        for i in range(count):
+            value = values[i % len(values)]
+            start = time.perf_counter()
+            http.put(
+                f"/v1/devices/{device}/twin/{prop}/desired", json={"value": value}
+            ).raise_for_status()
+            deadline = start + 10
+            while time.perf_counter() < deadline:
+                twin = http.get(f"/v1/devices/{device}/twin/{prop}").json()
+                if twin["reported"] and twin["reported"]["value"] == value:
+                    break
+            else:
+                raise TimeoutError(f"{device} {prop}={value} never reported")
+            samples.append((time.perf_counter() - start) * 1000)
+    return samples

@@ -12,10 +12,9 @@ import argparse
 import asyncio
 import time
 
-import httpx
 from pymodbus.client import AsyncModbusTcpClient
 
-from bench.harness import modbus_system, summary
+from bench.harness import desired_round_trips, modbus_system, summary
 from tests.support import wait_for
 
 DEVICE = "default/modbus-000"
@@ -34,26 +33,6 @@ async def bare_round_trips(port: int, count: int) -> list[float]:
     return samples
 
 
-def http_round_trips(base: str, count: int) -> list[float]:
-    samples = []
-    with httpx.Client(base_url=base, timeout=5) as http:
-        for i in range(count):
-            value = str(22 + i % 2)
-            start = time.perf_counter()
-            http.put(
-                f"/v1/devices/{DEVICE}/twin/setpoint/desired", json={"value": value}
-            ).raise_for_status()
-            deadline = start + 5
-            while time.perf_counter() < deadline:
-                twin = http.get(f"/v1/devices/{DEVICE}/twin/setpoint").json()
-                if twin["reported"] and twin["reported"]["value"] == value:
-                    break
-            else:
-                raise TimeoutError(f"setpoint {value} never reported")
-            samples.append((time.perf_counter() - start) * 1000)
-    return samples
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=500)
@@ -65,8 +44,8 @@ def main() -> None:
             what="device online",
         )
         bare = asyncio.run(bare_round_trips(port, args.count))
-        http_round_trips(edge.base, 20)  # warm-up
-        measured = http_round_trips(edge.base, args.count)
+        desired_round_trips(edge.base, DEVICE, "setpoint", ["22", "23"], 20)  # warm-up
+        measured = desired_round_trips(edge.base, DEVICE, "setpoint", ["22", "23"], args.count)
     p99 = sorted(measured)[int(0.99 * (len(measured) - 1))]
     print(f"desired over HTTP -> Modbus register -> reported over HTTP, {args.count} writes")
     print(f"  bare pymodbus write+read:  {summary(bare)}")

@@ -101,10 +101,13 @@ class Network:
     _lost: Exception | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        """zigpy listener event: the radio's serial line is gone."""
-        log.warning("zigbee radio %s lost: %s", self.radio.path, exc)
-        self._lost = exc or ConnectionError("connection closed")
+    def connection_lost(
+        self, app: zigpy.application.ControllerApplication, exc: Exception | None
+    ) -> None:
+        """The radio's serial line is gone (ignored for an application already shut down)."""
+        if app is self.app:
+            log.warning("zigbee radio %s lost: %s", self.radio.path, exc)
+            self._lost = exc or ConnectionError("connection closed")
 
     async def application(self) -> zigpy.application.ControllerApplication:
         async with self._lock:
@@ -131,7 +134,7 @@ class Network:
         except BaseException:
             await self._close(app)
             raise
-        app.add_listener(self)
+        app.add_listener(_LostWatch(self, app))
         log.info("zigbee network up on %s: %d devices known", self.radio.path, len(app.devices) - 1)
         return app
 
@@ -165,6 +168,17 @@ class Network:
         app, self.app = self.app, None
         if app is not None:
             await self._close(app)
+
+
+@dataclass(frozen=True, slots=True)
+class _LostWatch:
+    """zigpy listener: tells the network which application lost its radio."""
+
+    network: Network
+    app: zigpy.application.ControllerApplication
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.network.connection_lost(self.app, exc)
 
 
 class NetworkPool:
