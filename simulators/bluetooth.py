@@ -25,6 +25,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from bumble.att import ATT_Error, AttributeValue, ErrorCode
 from bumble.controller import Controller
@@ -80,6 +81,7 @@ class BleSimulator:
         self._device: Device | None = None
         self._temperature: Characteristic[bytes] | None = None
         self._task: asyncio.Task[None] | None = None
+        self.device_failure = False  # every read and write answers an ATT error while set
 
     def advance(self) -> Thermostat:
         now = self._clock()
@@ -87,7 +89,12 @@ class BleSimulator:
         self._last = now
         return self.state
 
+    def _healthy(self) -> None:
+        if self.device_failure:
+            raise ATT_Error(ErrorCode.UNLIKELY_ERROR)
+
     def _write_setpoint(self, _connection: Connection, value: bytes) -> None:
+        self._healthy()
         if len(value) != 2:
             raise ATT_Error(ErrorCode.INVALID_ATTRIBUTE_LENGTH)
         try:
@@ -97,13 +104,18 @@ class BleSimulator:
             raise ATT_Error(ErrorCode.OUT_OF_RANGE) from exc
 
     def _write_power(self, _connection: Connection, value: bytes) -> None:
+        self._healthy()
         if len(value) != 1 or value[0] > 1:
             raise ATT_Error(ErrorCode.VALUE_NOT_ALLOWED)
         self.state = self.advance().with_power(bool(value[0]))
 
     def _services(self) -> list[Service]:
         def read(get: Callable[[], bytes]) -> AttributeValue[bytes]:
-            return AttributeValue(read=lambda _connection: get())
+            def checked(_connection: Connection) -> bytes:
+                self._healthy()
+                return get()
+
+            return AttributeValue(read=checked)
 
         self._temperature = Characteristic(
             TEMPERATURE_UUID,
@@ -120,7 +132,8 @@ class BleSimulator:
                     _READ | _WRITE,
                     _READABLE | _WRITEABLE,
                     AttributeValue(
-                        read=lambda _c: _centi(self.state.setpoint), write=self._write_setpoint
+                        read=read(lambda: _centi(self.state.setpoint)).read,
+                        write=self._write_setpoint,
                     ),
                 ),
                 Characteristic(
@@ -128,16 +141,19 @@ class BleSimulator:
                     _READ | _WRITE,
                     _READABLE | _WRITEABLE,
                     AttributeValue(
-                        read=lambda _c: bytes([int(self.state.power)]), write=self._write_power
+                        read=read(lambda: bytes([int(self.state.power)])).read,
+                        write=self._write_power,
                     ),
                 ),
             ],
         )
         battery = Service(
-            "180F", [Characteristic(BATTERY_UUID, _READ, _READABLE, bytes([BATTERY_LEVEL]))]
+            "180F",
+            [Characteristic(BATTERY_UUID, _READ, _READABLE, read(lambda: bytes([BATTERY_LEVEL])))],
         )
         info = Service(
-            "180A", [Characteristic(SERIAL_UUID, _READ, _READABLE, self.state.serial.encode())]
+            "180A",
+            [Characteristic(SERIAL_UUID, _READ, _READABLE, read(self.state.serial.encode))],
         )
         return [thermostat, battery, info]
 
@@ -167,6 +183,19 @@ class BleSimulator:
         self._task = asyncio.create_task(self._notify_forever(), name="ble simulator tick")
         log.info("bluetooth simulator advertising", extra={"address": self.address})
 
+    async def vanish(self) -> None:
+        """The peripheral goes away (out of range, battery out): links drop, no advertising."""
+        if self._device is None:
+            return
+        await self._device.stop_advertising()
+        for connection in list(self._device.connections.values()):
+            with contextlib.suppress(Exception):  # the link may be half gone already
+                await connection.disconnect()
+
+    async def reappear(self) -> None:
+        if self._device is not None:
+            await self._device.start_advertising(auto_restart=True, advertising_interval_min=20)
+
     async def notify(self) -> None:
         """Send the current temperature to every subscriber."""
         if self._device is not None and self._temperature is not None:
@@ -187,32 +216,59 @@ class BleSimulator:
             self._device = None
 
 
-async def serve(port: int, host: str = "127.0.0.1", ready: asyncio.Event | None = None) -> None:
+class HciServer:
     """The peripheral plus a controller for the central, as HCI over TCP on `host:port`.
 
     bumble's tcp-server takes the first connection as its HCI host, so callers in the same
-    process wait on `ready` instead of probing the port.
+    process start it and then connect, instead of probing the port.
     """
-    link = LocalLink()  # type: ignore[no-untyped-call]  # bumble is partly untyped
-    simulator = BleSimulator(link)
-    await simulator.start()
-    async with await open_transport(f"tcp-server:{host}:{port}") as transport:
-        Controller("central", host_source=transport.source, host_sink=transport.sink, link=link)
-        log.info("HCI for the central on tcp-server %s:%d", host, port)
-        if ready is not None:
-            ready.set()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await simulator.stop()
-            # bumble's close() leaves the listening socket and the accepted connection open
-            connection = getattr(transport.sink, "transport", None)
-            if connection is not None:
-                connection.close()
-            server = getattr(transport, "server", None)
-            if server is not None:
-                server.close()
-                await server.wait_closed()
+
+    def __init__(self, port: int, host: str = "127.0.0.1", **simulator: Any) -> None:
+        self.port, self.host = port, host
+        self.link = LocalLink()  # type: ignore[no-untyped-call]  # bumble is partly untyped
+        self.simulator = BleSimulator(self.link, **simulator)
+        self._transport: Any = None
+
+    @property
+    def transport(self) -> str:
+        """What the central (kedge's bleak backend: `hci`) opens."""
+        return f"tcp-client:{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        await self.simulator.start()
+        self._transport = await open_transport(f"tcp-server:{self.host}:{self.port}")
+        Controller(
+            "central",
+            host_source=self._transport.source,
+            host_sink=self._transport.sink,
+            link=self.link,
+        )
+        log.info("HCI for the central on tcp-server %s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        await self.simulator.stop()
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        await transport.close()
+        # bumble's close() leaves the listening socket and the accepted connection open
+        connection = getattr(transport.sink, "transport", None)
+        if connection is not None:
+            connection.close()
+        server = getattr(transport, "server", None)
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+
+async def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Run an HciServer until cancelled."""
+    server = HciServer(port, host)
+    await server.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

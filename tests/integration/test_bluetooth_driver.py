@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -41,14 +40,11 @@ SERIAL = PropertyConfig("serial", "string", "ReadOnly", {"characteristicUUID": S
 
 @pytest.fixture
 async def hci() -> AsyncIterator[str]:
-    port, ready = free_port(), asyncio.Event()
-    server = asyncio.create_task(bluetooth.serve(port, ready=ready))
-    await asyncio.wait_for(ready.wait(), 10)
-    yield f"tcp-client:127.0.0.1:{port}"
+    server = bluetooth.HciServer(free_port())
+    await server.start()
+    yield server.transport
     await close_centrals()
-    server.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await server
+    await server.stop()
 
 
 @pytest.fixture
@@ -106,32 +102,20 @@ def test_driver_when_config_invalid_says_why(config, fragment) -> None:
 
 
 async def test_transport_death_when_simulator_restarts_recovers_without_new_driver() -> None:
-    port = free_port()
-    transport = f"tcp-client:127.0.0.1:{port}"
-
-    async def start() -> asyncio.Task[None]:
-        ready = asyncio.Event()
-        task = asyncio.create_task(bluetooth.serve(port, ready=ready))
-        await asyncio.wait_for(ready.wait(), 10)
-        return task
-
-    async def stop(task: asyncio.Task[None]) -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    server = await start()
+    server = bluetooth.HciServer(free_port())
+    await server.start()
     driver = BluetoothDriver(
-        {"macAddress": ADDRESS, "hci": transport, "scanTimeout": 2, "timeout": 2}
+        {"macAddress": ADDRESS, "hci": server.transport, "scanTimeout": 2, "timeout": 2}
     )
     try:
         assert await driver.read(BATTERY) == "87"
-        await stop(server)
+        await server.stop()
         with pytest.raises(DeviceUnreachable):
             await driver.read(BATTERY)
-        server = await start()
+        server = bluetooth.HciServer(server.port)
+        await server.start()
         assert await driver.read(BATTERY) == "87"
     finally:
         await driver.close()
         await close_centrals()
-        await stop(server)
+        await server.stop()

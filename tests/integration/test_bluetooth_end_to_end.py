@@ -11,7 +11,7 @@ from tests.support import SAMPLES, EdgeProcess, Mosquitto, free_port, wait_for
 DEV = "default/ble-thermostat-1"
 
 
-def test_ble_values_flow_and_desired_reaches_the_peripheral(
+def test_ble_values_flow_desired_reaches_the_peripheral_and_outage_recovers(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
     port = free_port()
@@ -44,7 +44,21 @@ def test_ble_values_flow_and_desired_reaches_the_peripheral(
         )
         wait_for(lambda: reported("setpoint") == "24", timeout=30, what="setpoint read back")
         wait_for(lambda: reported("temperature"), timeout=30, what="notified temperature")
-        assert edge.get(f"/v1/devices/{DEV}").json()["state"] == "online"
+
+        def state() -> str:
+            return str(edge.get(f"/v1/devices/{DEV}").json()["state"])
+
+        assert state() == "online"
+        # the simulator process goes away with its controllers: offline; a new one: online
+        simulator.stop()
+        wait_for(lambda: state() == "offline", timeout=60, what="offline")
+        simulator.start()
+        wait_for(lambda: state() == "online", timeout=60, what="online again")
+        assert (
+            edge.put(f"/v1/devices/{DEV}/twin/setpoint/desired", json={"value": "25"}).status_code
+            == 200
+        )
+        wait_for(lambda: reported("setpoint") == "25", timeout=30, what="setpoint after outage")
     finally:
         mapper.stop()
         edge.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 from collections.abc import AsyncIterator
 
@@ -19,14 +18,11 @@ from tests.support import free_port
 
 @pytest.fixture
 async def backend() -> AsyncIterator[tuple[type, type]]:
-    port, ready = free_port(), asyncio.Event()
-    server = asyncio.create_task(bluetooth.serve(port, ready=ready))
-    await asyncio.wait_for(ready.wait(), 10)
-    yield bumble_backend(f"tcp-client:127.0.0.1:{port}")
+    server = bluetooth.HciServer(free_port())
+    await server.start()
+    yield bumble_backend(server.transport)
     await close_centrals()
-    server.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await server
+    await server.stop()
 
 
 async def test_scan_finds_the_thermostat_by_service_and_address(backend) -> None:

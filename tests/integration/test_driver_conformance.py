@@ -12,11 +12,14 @@ from dataclasses import dataclass
 import pytest
 from pymodbus.constants import ExcCodes
 
+from mappers.bluetooth.bumble_backend import close_centrals
+from mappers.bluetooth.driver import BluetoothDriver
 from mappers.driver import DeviceRejected, DeviceUnreachable, Driver, PropertyConfig, VisitorError
 from mappers.modbus.driver import EndpointPool, ModbusDriver
 from mappers.opcua.driver import OpcUaDriver, SessionPool
 from mappers.zigbee.driver import ZigbeeDriver
 from mappers.zigbee.network import NetworkPool
+from simulators.bluetooth import ADDRESS, SERIAL_UUID, SETPOINT_UUID, TEMPERATURE_UUID, HciServer
 from simulators.modbus import ModbusSimulator
 from simulators.opcua import OpcUaSimulator
 from simulators.thermostat import Thermostat
@@ -102,6 +105,44 @@ async def opcua_case() -> AsyncIterator[Case]:
     await sim.stop()
 
 
+async def bluetooth_case() -> AsyncIterator[Case]:
+    server = HciServer(free_port(), state=STATE, clock=lambda: 0.0)
+    await server.start()
+    sim = server.simulator
+    config = {"macAddress": ADDRESS, "hci": server.transport, "scanTimeout": 1, "timeout": 2}
+    driver = BluetoothDriver(config)
+
+    async def setpoint() -> float:
+        return sim.state.setpoint
+
+    async def fail(on: bool) -> None:
+        sim.device_failure = on
+
+    def characteristic(uuid: str, **more: object) -> dict[str, object]:
+        return {"characteristicUUID": uuid, **more}
+
+    yield Case(
+        driver,
+        PropertyConfig(
+            "temperature",
+            "float",
+            "ReadOnly",
+            characteristic(TEMPERATURE_UUID, format="<h", scale=0.01),
+        ),
+        PropertyConfig(
+            "setpoint", "int", "ReadWrite", characteristic(SETPOINT_UUID, format="<h", scale=0.01)
+        ),
+        PropertyConfig("serial", "string", "ReadOnly", characteristic(SERIAL_UUID)),
+        setpoint,
+        sim.vanish,
+        sim.reappear,
+        fail,
+    )
+    await driver.close()
+    await close_centrals()
+    await server.stop()
+
+
 async def zigbee_case(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Case]:
     sim = ZigbeeSimulator(free_port(), clock=lambda: 0.0)
     await sim.start()
@@ -146,7 +187,10 @@ async def zigbee_case(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     await sim.stop()
 
 
-@pytest.fixture(params=[modbus_case, opcua_case, zigbee_case], ids=["modbus", "opcua", "zigbee"])
+@pytest.fixture(
+    params=[modbus_case, opcua_case, bluetooth_case, zigbee_case],
+    ids=["modbus", "opcua", "bluetooth", "zigbee"],
+)
 async def case(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Case]:
