@@ -192,8 +192,8 @@ class ZigbeeSimulator:
             return [self._tx_status(frame_id, nwk, TX_NETWORK_ACK_FAILURE)]
         try:
             replies = device.handle(profile, cluster, dst_ep, data)
-        except (ValueError, KeyError) as exc:  # a frame the device cannot parse: no answer
-            log.warning("zigbee device %s: undecodable frame: %s", device.ieee, exc)
+        except Exception as exc:  # noqa: BLE001 - a frame the device cannot parse: no answer
+            log.warning("zigbee device %s: undecodable frame: %r", device.ieee, exc)
             replies = []
         status = self._tx_status(frame_id, device.nwk, TX_SUCCESS)
         return [status, *(self._indication(device, reply) for reply in replies)]
@@ -235,7 +235,12 @@ class ZigbeeSimulator:
             if connection is None:
                 continue
             for device in self.devices:
-                for report in device.due_reports():
+                try:
+                    reports = device.due_reports()
+                except Exception as exc:  # noqa: BLE001 - one bad value must not stop reporting
+                    log.warning("zigbee device %s: report failed: %r", device.ieee, exc)
+                    continue
+                for report in reports:
                     connection.send(self._indication(device, report))
 
 

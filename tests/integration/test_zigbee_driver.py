@@ -210,9 +210,15 @@ async def test_simulator_survives_garbage_on_the_serial_line(net: Net) -> None:
     await net.sim.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", net.sim.port)
     writer.write(b"\x00\x7e\xff\xff garbage" + xbee.encode(b"\x11\x01") + xbee.encode(b"\x42"))
-    writer.write(xbee.encode(bytes.fromhex("0801415002")[:1] + b"\x07AP"))  # AT AP, frame id 7
-    data = await asyncio.wait_for(reader.read(100), 5)
-    assert xbee.FrameDecoder().feed(data) == [bytes([0x88, 0x07]) + b"AP" + b"\x00\x02"]
+    # explicit transmit to the thermostat (NWK 0x1001, ep 1, cluster 0x0402) with a broken ZCL
+    # payload: acknowledged on the radio, unanswered by the device
+    transmit = bytes.fromhex("1109") + bytes(8) + bytes.fromhex("1001 01 01 0402 0104 00 00")
+    writer.write(xbee.encode(transmit + b"\x00\x01"))
+    writer.write(xbee.encode(b"\x08\x07AP"))  # AT AP, frame id 7
+    decoder, frames = xbee.FrameDecoder(), []
+    while len(frames) < 2:
+        frames += decoder.feed(await asyncio.wait_for(reader.read(100), 5))
+    assert frames == [bytes.fromhex("8b09 1001 00 00 00"), bytes([0x88, 0x07]) + b"AP\x00\x02"]
     writer.close()
     await writer.wait_closed()
 
