@@ -16,10 +16,10 @@ import time
 from bleak import BleakClient, BleakScanner
 
 from bench.ble_reads import warm_up
-from bench.harness import desired_round_trips, module_process, sample_system, summary
+from bench.harness import module_process, percentile, sample_system, setpoint_latency, summary
 from mappers.bluetooth.bumble_backend import bumble_backend, close_centrals
 from simulators.bluetooth import ADDRESS, SETPOINT_UUID
-from tests.support import free_port, wait_for
+from tests.support import free_port
 
 DEVICE = "default/ble-thermostat-1"
 
@@ -51,15 +51,8 @@ def main() -> None:
     with module_process("simulators.bluetooth", "--port", str(port)):
         bare = asyncio.run(bare_round_trips(f"tcp-client:127.0.0.1:{port}", args.count))
         with sample_system("bluetooth.yaml", (":19002", f":{port}")) as edge:
-            wait_for(
-                lambda: edge.get(f"/v1/devices/{DEVICE}").json()["state"] == "online",
-                timeout=60,
-                what="peripheral online",
-            )
-            values = ["22", "23"]
-            desired_round_trips(edge.base, DEVICE, "setpoint", values, 20)  # warm-up
-            measured = desired_round_trips(edge.base, DEVICE, "setpoint", values, args.count)
-    p99 = sorted(measured)[int(0.99 * (len(measured) - 1))]
+            measured = setpoint_latency(edge, DEVICE, args.count)
+    p99 = percentile(measured, 99)
     print(f"desired setpoint over HTTP -> GATT write -> reported over HTTP, {args.count} writes")
     print(f"  bare bleak write+read:     {summary(bare)}")
     print(f"  through edge and mapper:   {summary(measured)}")

@@ -205,3 +205,14 @@ def desired_round_trips(
                 raise TimeoutError(f"{device} {prop}={value} never reported")
             samples.append((time.perf_counter() - start) * 1000)
     return samples
+
+
+def setpoint_latency(edge: EdgeProcess, device: str, count: int) -> list[float]:
+    """Wait until `device` is online, warm up, then time `count` setpoint writes (22/23)."""
+    wait_for(
+        lambda: edge.get(f"/v1/devices/{device}").json()["state"] == "online",
+        timeout=60,
+        what=f"{device} online",
+    )
+    desired_round_trips(edge.base, device, "setpoint", ["22", "23"], 20)  # warm-up
+    return desired_round_trips(edge.base, device, "setpoint", ["22", "23"], count)

@@ -14,8 +14,7 @@ import time
 
 from pymodbus.client import AsyncModbusTcpClient
 
-from bench.harness import desired_round_trips, modbus_system, summary
-from tests.support import wait_for
+from bench.harness import modbus_system, percentile, setpoint_latency, summary
 
 DEVICE = "default/modbus-000"
 
@@ -38,15 +37,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     args = parser.parse_args()
     with modbus_system(1) as (edge, _mapper, port):
-        wait_for(
-            lambda: edge.get(f"/v1/devices/{DEVICE}").json()["state"] == "online",
-            timeout=30,
-            what="device online",
-        )
         bare = asyncio.run(bare_round_trips(port, args.count))
-        desired_round_trips(edge.base, DEVICE, "setpoint", ["22", "23"], 20)  # warm-up
-        measured = desired_round_trips(edge.base, DEVICE, "setpoint", ["22", "23"], args.count)
-    p99 = sorted(measured)[int(0.99 * (len(measured) - 1))]
+        measured = setpoint_latency(edge, DEVICE, args.count)
+    p99 = percentile(measured, 99)
     print(f"desired over HTTP -> Modbus register -> reported over HTTP, {args.count} writes")
     print(f"  bare pymodbus write+read:  {summary(bare)}")
     print(f"  through edge and mapper:   {summary(measured)}")

@@ -19,7 +19,7 @@ from typing import Any
 import zigpy.types as t
 from zigpy_xbee.zigbee.application import ControllerApplication
 
-from bench.harness import desired_round_trips, module_process, sample_system, summary
+from bench.harness import module_process, percentile, sample_system, setpoint_latency, summary
 from mappers.driver import PropertyConfig
 from mappers.zigbee.driver import ZigbeeDriver
 from mappers.zigbee.network import NetworkPool
@@ -102,15 +102,8 @@ def main() -> None:
         path = 'path: "socket://127.0.0.1:19003"'
         ours = f'path: "socket://127.0.0.1:{port}"\n      database: "{database}"'
         with sample_system("zigbee.yaml", (path, ours)) as edge:
-            wait_for(
-                lambda: edge.get(f"/v1/devices/{DEVICE}").json()["state"] == "online",
-                timeout=60,
-                what="thermostat online",
-            )
-            values = ["22", "23"]
-            desired_round_trips(edge.base, DEVICE, "setpoint", values, 20)  # warm-up
-            measured = desired_round_trips(edge.base, DEVICE, "setpoint", values, args.count)
-    p99 = sorted(measured)[int(0.99 * (len(measured) - 1))]
+            measured = setpoint_latency(edge, DEVICE, args.count)
+    p99 = percentile(measured, 99)
     print(f"ZCL attribute reads over an emulated XBee radio, {args.seconds:.0f} s each")
     print(f"  bare zigpy read_attributes loop: {raw:,.0f} reads/s")
     print(f"  mapper driver:                   {driver:,.0f} reads/s ({driver / raw:.2f} of bare)")
