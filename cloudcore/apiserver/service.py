@@ -1,0 +1,672 @@
+"""Kubernetes object semantics over the store: what create, update, patch, delete and watch mean.
+
+uid, generation, creationTimestamp, generateName; optimistic concurrency; the status
+subresource; finalizers and deletionTimestamp; ownerReferences garbage collection (background,
+foreground, orphan); namespaces and their contents; CRDs that add types as they are stored.
+Everything here runs on the event loop; store calls are short SQLite transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import datetime
+import logging
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from cloudcore.apiserver import errors
+from cloudcore.apiserver.errors import ApiError
+from cloudcore.apiserver.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from cloudcore.apiserver.resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType
+from cloudcore.apiserver.selectors import (
+    FieldRequirement,
+    Requirement,
+    fields_match,
+    labels_match,
+)
+from cloudcore.apiserver.store import Change, Conflict, Gone, Store
+from cloudcore.apiserver.validation import validate
+
+log = logging.getLogger("kedge.apiserver")
+Obj = dict[str, Any]
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+WATCH_QUEUE = 10_000  # events buffered per watcher before it is dropped as too slow
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(eq=False)
+class Watcher:
+    key: str
+    queue: asyncio.Queue[Change | None] = field(default_factory=lambda: asyncio.Queue(WATCH_QUEUE))
+
+
+class Hub:
+    """Fan-out of changes to live watchers; a watcher that falls too far behind is closed."""
+
+    def __init__(self) -> None:
+        self._watchers: dict[str, set[Watcher]] = {}
+
+    def subscribe(self, key: str) -> Watcher:
+        watcher = Watcher(key)
+        self._watchers.setdefault(key, set()).add(watcher)
+        return watcher
+
+    def unsubscribe(self, watcher: Watcher) -> None:
+        self._watchers.get(watcher.key, set()).discard(watcher)
+
+    def publish(self, change: Change) -> None:
+        for watcher in list(self._watchers.get(change.resource, ())):
+            try:
+                watcher.queue.put_nowait(change)
+            except asyncio.QueueFull:
+                self.unsubscribe(watcher)
+                watcher.queue = asyncio.Queue(1)
+                watcher.queue.put_nowait(None)  # ends that watch; the client re-lists
+
+
+@dataclass(frozen=True, slots=True)
+class ListOptions:
+    labels: list[Requirement] = field(default_factory=list)
+    fields: list[FieldRequirement] = field(default_factory=list)
+    limit: int = 0
+    continue_token: str = ""
+
+
+def _encode_continue(rv: int, after: tuple[str, str]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"rv": rv, "after": list(after)})).decode()
+
+
+def _decode_continue(token: str) -> tuple[str, str]:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        after = data["after"]
+        return str(after[0]), str(after[1])
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise errors.bad_request(f"invalid continue token: {token!r}") from exc
+
+
+def _spec_part(obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+class ApiService:
+    def __init__(self, store: Store, clock: Callable[[], str] = _now) -> None:
+        self.store, self.clock = store, clock
+        self.registry = Registry()
+        self.hub = Hub()
+        crds, _ = store.list(CRD_KEY, None)
+        self.registry.load(crds)
+        self._gc_tasks: set[asyncio.Task[None]] = set()
+
+    def bootstrap(self) -> None:
+        """The namespaces every cluster has."""
+        kind = self._type(NAMESPACE_KEY)
+        for name in SYSTEM_NAMESPACES:
+            if self.store.get(NAMESPACE_KEY, "", name) is None:
+                self.create(kind, "", {"metadata": {"name": name}})
+
+    def _type(self, key: str) -> ResourceType:
+        kind = self.registry.by_key(key)
+        assert kind is not None, key
+        return kind
+
+    # reads -------------------------------------------------------------------------------------
+
+    def get(self, kind: ResourceType, namespace: str, name: str) -> Obj:
+        obj = self.store.get(kind.key, namespace, name)
+        if obj is None:
+            raise errors.not_found(kind, name)
+        return self._served(kind, obj)
+
+    def _served(self, kind: ResourceType, obj: Obj) -> Obj:
+        """The object as `kind`'s version shows it (CRD versions differ only in apiVersion)."""
+        if kind.custom:
+            obj["apiVersion"] = kind.api_version
+        return obj
+
+    def list_items(
+        self, kind: ResourceType, namespace: str | None, options: ListOptions
+    ) -> tuple[list[Obj], str, str]:
+        """(items, resourceVersion, continue token)."""
+        items, rv = self.store.list(kind.key, namespace)
+        if options.continue_token:
+            after = _decode_continue(options.continue_token)
+            items = [
+                i
+                for i in items
+                if (i["metadata"].get("namespace", ""), i["metadata"]["name"]) > after
+            ]
+        chosen = [
+            self._served(kind, i)
+            for i in items
+            if labels_match(options.labels, i["metadata"].get("labels"))
+            and fields_match(options.fields, i)
+        ]
+        token = ""
+        if options.limit and len(chosen) > options.limit:
+            chosen = chosen[: options.limit]
+            last = chosen[-1]["metadata"]
+            token = _encode_continue(rv, (last.get("namespace", ""), last["name"]))
+        return chosen, str(rv), token
+
+    # writes ------------------------------------------------------------------------------------
+
+    def _check_body(self, kind: ResourceType, body: Any, namespace: str) -> Obj:
+        if not isinstance(body, dict):
+            raise errors.bad_request("the request body must be a JSON or YAML object")
+        if body.get("kind") not in (None, kind.kind):
+            raise errors.bad_request(f"kind {body.get('kind')!r} does not match {kind.kind}")
+        if body.get("apiVersion") not in (None, kind.api_version):
+            raise errors.bad_request(
+                f"apiVersion {body.get('apiVersion')!r} does not match {kind.api_version}"
+            )
+        metadata = body.get("metadata")
+        if metadata is None:
+            metadata = body["metadata"] = {}
+        if not isinstance(metadata, dict):
+            raise errors.invalid(kind, "", [("metadata", "Invalid value: must be an object")])
+        if kind.namespaced:
+            if metadata.get("namespace") not in (None, namespace):
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on "
+                    "the request"
+                )
+            metadata["namespace"] = namespace
+        else:
+            metadata.pop("namespace", None)
+        for key in ("labels", "annotations"):
+            value = metadata.get(key)
+            if value is not None and (
+                not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
+            ):
+                raise errors.invalid(
+                    kind,
+                    str(metadata.get("name", "")),
+                    [(f"metadata.{key}", "must map to strings")],
+                )
+        body["apiVersion"], body["kind"] = kind.api_version, kind.kind
+        return body
+
+    def _validated(self, kind: ResourceType, obj: Obj, strict: bool) -> Obj:
+        name = str(obj["metadata"].get("name", ""))
+        result = validate(kind.schema, obj)
+        causes = list(result.errors)
+        if strict and result.unknown:
+            causes += [(path, "unknown field") for path in result.unknown]
+        if causes:
+            raise errors.invalid(kind, name, causes)
+        value: Obj = result.value
+        return value
+
+    def _require_namespace(self, kind: ResourceType, namespace: str) -> None:
+        if kind.namespaced and self.store.get(NAMESPACE_KEY, "", namespace) is None:
+            raise errors.not_found(self._type(NAMESPACE_KEY), namespace)
+
+    def create(self, kind: ResourceType, namespace: str, body: Any, strict: bool = False) -> Obj:
+        obj = self._check_body(kind, copy.deepcopy(body), namespace)
+        meta = obj["metadata"]
+        if not meta.get("name"):
+            prefix = meta.get("generateName")
+            if not prefix:
+                raise errors.invalid(
+                    kind,
+                    "",
+                    [("metadata.name", "Required value: name or generateName is required")],
+                )
+            meta["name"] = prefix + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+        self._require_namespace(kind, namespace)
+        obj = self._validated(kind, obj, strict)
+        meta = obj["metadata"]
+        meta.pop("resourceVersion", None)
+        meta.pop("deletionTimestamp", None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = self.clock()
+        meta["generation"] = 1
+        if kind.key == NAMESPACE_KEY:
+            obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+            obj["status"] = {"phase": "Active"}
+        if kind.key == CRD_KEY:
+            self._accept_crd(obj)
+        name = str(meta["name"])
+        try:
+            stored = self.store.write(kind.key, namespace, name, obj, None, create=True)
+        except Conflict:
+            raise errors.already_exists(kind, name) from None
+        self._after_write(kind, "ADDED", stored)
+        return self._served(kind, stored)
+
+    def update(
+        self,
+        kind: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        subresource: str = "",
+        strict: bool = False,
+    ) -> Obj:
+        obj = self._check_body(kind, copy.deepcopy(body), namespace)
+        if obj["metadata"].get("name") not in (None, name):
+            raise errors.bad_request("the name of the object does not match the name on the URL")
+        obj["metadata"]["name"] = name
+        current = self.store.get(kind.key, namespace, name)
+        if current is None:
+            raise errors.not_found(kind, name)
+        wanted_rv = obj["metadata"].get("resourceVersion")
+        if wanted_rv and str(wanted_rv) != current["metadata"]["resourceVersion"]:
+            raise errors.conflict(kind, name)
+        obj = self._validated(kind, obj, strict)
+        merged = self._merge_for_update(kind, current, obj, subresource)
+        return self._store_update(kind, namespace, name, current, merged)
+
+    def _merge_for_update(
+        self, kind: ResourceType, current: Obj, new: Obj, subresource: str
+    ) -> Obj:
+        if subresource == "status":
+            merged = copy.deepcopy(current)
+            if "status" in new:
+                merged["status"] = new["status"]
+            else:
+                merged.pop("status", None)
+            return merged
+        merged = copy.deepcopy(new)
+        keep = ("uid", "creationTimestamp", "generation", "deletionTimestamp")
+        for key in keep:
+            if key in current["metadata"]:
+                merged["metadata"][key] = current["metadata"][key]
+            else:
+                merged["metadata"].pop(key, None)
+        if kind.status:  # the main resource does not change status, the subresource does
+            if "status" in current:
+                merged["status"] = current["status"]
+            else:
+                merged.pop("status", None)
+        if _spec_part(merged) != _spec_part(current):
+            merged["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
+        return merged
+
+    def _store_update(
+        self, kind: ResourceType, namespace: str, name: str, current: Obj, merged: Obj
+    ) -> Obj:
+        if kind.key == CRD_KEY:
+            self._accept_crd(merged)
+        meta = merged["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            return self._remove(kind, namespace, name)
+        if merged == current:
+            return self._served(kind, current)  # no-op updates keep the resourceVersion
+        try:
+            stored = self.store.write(
+                kind.key,
+                namespace,
+                name,
+                merged,
+                int(current["metadata"]["resourceVersion"]),
+                create=False,
+            )
+        except Conflict:
+            raise errors.conflict(kind, name) from None
+        except KeyError:
+            raise errors.not_found(kind, name) from None
+        self._after_write(kind, "MODIFIED", stored)
+        return self._served(kind, stored)
+
+    def patch(
+        self,
+        kind: ResourceType,
+        namespace: str,
+        name: str,
+        content_type: str,
+        patch: Any,
+        subresource: str = "",
+        strict: bool = False,
+        field_manager: str = "",
+        force: bool = False,
+    ) -> tuple[Obj, bool]:
+        """(the patched object, created): apply patches create missing objects."""
+        current = self.store.get(kind.key, namespace, name)
+        apply = content_type == "application/apply-patch+yaml"
+        if current is None:
+            if not apply:
+                raise errors.not_found(kind, name)
+            if not isinstance(patch, dict):
+                raise errors.bad_request("an apply patch must be an object")
+            body = copy.deepcopy(patch)
+            body.setdefault("metadata", {})["name"] = name
+            if field_manager:
+                _record_manager(body, field_manager, self.clock())
+            return self.create(kind, namespace, body, strict), True
+        base = copy.deepcopy(current)
+        try:
+            if content_type == "application/json-patch+json":
+                patched = json_patch(base, patch)
+            elif content_type == "application/merge-patch+json":
+                patched = merge_patch(base, patch)
+            elif content_type == "application/strategic-merge-patch+json":
+                if kind.custom:
+                    raise ApiError(
+                        415,
+                        "UnsupportedMediaType",
+                        "strategic merge patch is not supported for custom resources; "
+                        "use --type merge or json",
+                    )
+                patched = strategic_merge_patch(base, patch)
+            elif apply:
+                patched = (merge_patch if kind.custom else strategic_merge_patch)(base, patch)
+            else:
+                raise ApiError(
+                    415, "UnsupportedMediaType", f"unsupported patch type {content_type!r}"
+                )
+        except PatchError as exc:
+            raise ApiError(422, "Invalid", f"the patch cannot be applied: {exc}") from exc
+        if not isinstance(patched, dict):
+            raise errors.bad_request("the patch does not produce an object")
+        patched.setdefault("metadata", {})
+        if not isinstance(patched["metadata"], dict):
+            raise errors.invalid(kind, name, [("metadata", "Invalid value: must be an object")])
+        patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        patched["metadata"]["name"] = name
+        if apply and field_manager:
+            _record_manager(patched, field_manager, self.clock())
+        return self.update(kind, namespace, name, patched, subresource, strict), False
+
+    def delete(
+        self,
+        kind: ResourceType,
+        namespace: str,
+        name: str,
+        propagation: str = "",
+        preconditions: dict[str, Any] | None = None,
+    ) -> Obj:
+        current = self.store.get(kind.key, namespace, name)
+        if current is None:
+            raise errors.not_found(kind, name)
+        meta = current["metadata"]
+        for key in ("uid", "resourceVersion"):
+            wanted = (preconditions or {}).get(key)
+            if wanted and str(wanted) != str(meta.get(key)):
+                raise errors.conflict(kind, name)
+        policy = propagation or ("Background" if kind.key != NAMESPACE_KEY else "Background")
+        if policy not in ("Background", "Foreground", "Orphan"):
+            raise errors.bad_request(f"unknown propagationPolicy {policy!r}")
+        if kind.key == NAMESPACE_KEY and name in SYSTEM_NAMESPACES[:2]:
+            raise ApiError(403, "Forbidden", f'namespace "{name}" is a system namespace')
+        if policy == "Orphan":
+            self._orphan(meta["uid"])
+        if policy == "Foreground" and self._dependents(meta["uid"]):
+            finalizers = list(meta.get("finalizers") or [])
+            if "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            meta["finalizers"] = finalizers
+        if meta.get("finalizers"):
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = self.clock()
+                meta["deletionGracePeriodSeconds"] = 0
+                stored = self.store.write(kind.key, namespace, name, current, None, create=False)
+                self._after_write(kind, "MODIFIED", stored)
+                current = stored
+            if "foregroundDeletion" in meta.get("finalizers", []):
+                self._collect_later(meta["uid"])
+            return self._served(kind, current)
+        return self._remove(kind, namespace, name)
+
+    def _remove(self, kind: ResourceType, namespace: str, name: str) -> Obj:
+        try:
+            removed = self.store.delete(kind.key, namespace, name)
+        except KeyError:
+            raise errors.not_found(kind, name) from None
+        self._after_write(kind, "DELETED", removed)
+        if kind.key == NAMESPACE_KEY:
+            self._empty_namespace(name)
+        if kind.key == CRD_KEY:
+            self._drop_crd(removed)
+        self._collect_later(removed["metadata"]["uid"])
+        return self._served(kind, removed)
+
+    def _after_write(self, kind: ResourceType, change: str, obj: Obj) -> None:
+        rv = int(obj["metadata"]["resourceVersion"])
+        self.hub.publish(Change(rv, kind.key, change, copy.deepcopy(obj)))
+        if kind.key == CRD_KEY:
+            if change == "DELETED":
+                self.registry.drop_crd(obj["metadata"]["name"])
+            else:
+                self.registry.set_crd(obj)
+
+    # CRDs, namespaces, garbage collection ------------------------------------------------------
+
+    def _accept_crd(self, crd: Obj) -> None:
+        spec = crd.get("spec")
+        if not isinstance(spec, dict) or not spec.get("group") or not spec.get("versions"):
+            raise ApiError(
+                422, "Invalid", "CustomResourceDefinition needs spec.group and spec.versions"
+            )
+        names = spec.get("names") or {}
+        expected = f"{names.get('plural')}.{spec['group']}"
+        if crd["metadata"]["name"] != expected:
+            raise ApiError(422, "Invalid", f'metadata.name: Invalid value: must be "{expected}"')
+        storage = [v for v in spec["versions"] if isinstance(v, dict) and v.get("storage")]
+        if len(storage) != 1:
+            raise ApiError(422, "Invalid", "spec.versions: exactly one version must be storage")
+        accepted = {k: v for k, v in names.items()}
+        accepted.setdefault("singular", str(names.get("kind", "")).lower())
+        accepted.setdefault("listKind", f"{names.get('kind')}List")
+        now = self.clock()
+        crd["status"] = {
+            "acceptedNames": accepted,
+            "storedVersions": [storage[0]["name"]],
+            "conditions": [
+                {"type": t, "status": "True", "lastTransitionTime": now, "reason": r, "message": m}
+                for t, r, m in (
+                    ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                    ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+                )
+            ],
+        }
+
+    def _drop_crd(self, crd: Obj) -> None:
+        spec = crd.get("spec") or {}
+        key = f"{spec.get('group')}/{(spec.get('names') or {}).get('plural')}"
+        items, _ = self.store.list(key, None)
+        for item in items:
+            meta = item["metadata"]
+            removed = self.store.delete(key, meta.get("namespace", ""), meta["name"])
+            self.hub.publish(
+                Change(int(removed["metadata"]["resourceVersion"]), key, "DELETED", removed)
+            )
+
+    def _empty_namespace(self, namespace: str) -> None:
+        for kind in self.registry.all():
+            if not kind.namespaced or (kind.custom and kind.version != kind.storage_version):
+                continue
+            items, _ = self.store.list(kind.key, namespace)
+            for item in items:
+                removed = self.store.delete(kind.key, namespace, item["metadata"]["name"])
+                self._after_write(kind, "DELETED", removed)
+
+    def _all_objects(self) -> list[tuple[ResourceType, Obj]]:
+        out: list[tuple[ResourceType, Obj]] = []
+        for kind in self.registry.all():
+            if kind.custom and kind.version != kind.storage_version:
+                continue
+            items, _ = self.store.list(kind.key, None)
+            out.extend((kind, item) for item in items)
+        return out
+
+    def _dependents(self, uid: str) -> list[tuple[ResourceType, Obj]]:
+        return [
+            (kind, obj)
+            for kind, obj in self._all_objects()
+            if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+        ]
+
+    def _orphan(self, uid: str) -> None:
+        for kind, obj in self._dependents(uid):
+            meta = obj["metadata"]
+            meta["ownerReferences"] = [r for r in meta["ownerReferences"] if r.get("uid") != uid]
+            if not meta["ownerReferences"]:
+                del meta["ownerReferences"]
+            stored = self.store.write(
+                kind.key, meta.get("namespace", ""), meta["name"], obj, None, create=False
+            )
+            self._after_write(kind, "MODIFIED", stored)
+
+    def _collect_later(self, uid: str) -> None:
+        """Garbage collection runs after the request answers, as Kubernetes' collector does."""
+        try:
+            task = asyncio.get_running_loop().create_task(self._collect(uid))
+        except RuntimeError:  # no loop (start-up, tests of the pure parts): collect now
+            asyncio.run(self._collect(uid))
+            return
+        self._gc_tasks.add(task)
+        task.add_done_callback(self._gc_tasks.discard)
+
+    async def _collect(self, uid: str) -> None:
+        for kind, obj in self._dependents(uid):
+            meta = obj["metadata"]
+            with_others = [r for r in meta["ownerReferences"] if r.get("uid") != uid]
+            if with_others and any(self._exists(r) for r in with_others):
+                continue  # another owner still holds it
+            try:
+                self.delete(kind, meta.get("namespace", ""), meta["name"], "Background")
+            except ApiError as exc:
+                log.warning("garbage collection of %s failed: %s", meta["name"], exc.message)
+        self._finish_foreground(uid)
+
+    def _exists(self, ref: dict[str, Any]) -> bool:
+        kind = self.registry.by_kind(str(ref.get("apiVersion")), str(ref.get("kind")))
+        if kind is None:
+            return False
+        return any(
+            o["metadata"]["uid"] == ref.get("uid") for o in self.store.list(kind.key, None)[0]
+        )
+
+    def _finish_foreground(self, uid: str) -> None:
+        """An owner waiting in foreground deletion goes once its dependents are gone."""
+        for kind, obj in self._all_objects():
+            meta = obj["metadata"]
+            if meta["uid"] != uid:
+                continue
+            if "foregroundDeletion" in (meta.get("finalizers") or []) and not self._dependents(uid):
+                meta["finalizers"] = [f for f in meta["finalizers"] if f != "foregroundDeletion"]
+                self._store_update(
+                    kind,
+                    meta.get("namespace", ""),
+                    meta["name"],
+                    self.store.get(kind.key, meta.get("namespace", ""), meta["name"]) or obj,
+                    obj,
+                )
+
+    async def settle(self) -> None:
+        """Wait for pending garbage collection (tests and shutdown)."""
+        while self._gc_tasks:
+            await asyncio.gather(*list(self._gc_tasks))
+
+    # watch -------------------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        kind: ResourceType,
+        namespace: str | None,
+        options: ListOptions,
+        resource_version: str,
+        bookmarks: bool,
+        seconds: float,
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        """(event type, object) pairs: ERROR with a 410 Status when the version is too old."""
+        watcher = self.hub.subscribe(kind.key)
+        try:
+            if resource_version in ("", "0"):
+                items, rv, _ = self.list_items(
+                    kind, namespace, ListOptions(options.labels, options.fields)
+                )
+                last = int(rv)
+                for item in items:
+                    yield "ADDED", item
+            else:
+                try:
+                    last = int(resource_version)
+                except ValueError:
+                    raise errors.bad_request(
+                        f"invalid resourceVersion {resource_version!r}"
+                    ) from None
+                try:
+                    backlog = list(self.store.changes_since(last, kind.key))
+                except Gone as exc:
+                    yield "ERROR", errors.gone(str(exc)).status()
+                    return
+                for change in backlog:
+                    last = change.rv
+                    if self._wanted(change.object, namespace, options):
+                        yield change.type, self._served(kind, change.object)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                try:
+                    async with asyncio.timeout(min(remaining, 30.0) if bookmarks else remaining):
+                        live = await watcher.queue.get()
+                except TimeoutError:
+                    if bookmarks and loop.time() < deadline:
+                        yield "BOOKMARK", self._bookmark(kind, self.store.rv)
+                    continue
+                if live is None:
+                    return  # too slow: closed, the client re-lists
+                if live.rv <= last:
+                    continue  # already sent from the backlog
+                last = live.rv
+                if self._wanted(live.object, namespace, options):
+                    yield live.type, self._served(kind, copy.deepcopy(live.object))
+        finally:
+            self.hub.unsubscribe(watcher)
+
+    @staticmethod
+    def _wanted(obj: Obj, namespace: str | None, options: ListOptions) -> bool:
+        meta = obj["metadata"]
+        return (
+            (namespace is None or meta.get("namespace", "") == namespace)
+            and labels_match(options.labels, meta.get("labels"))
+            and fields_match(options.fields, obj)
+        )
+
+    @staticmethod
+    def _bookmark(kind: ResourceType, rv: int) -> Obj:
+        return {
+            "kind": kind.kind,
+            "apiVersion": kind.api_version,
+            "metadata": {
+                "resourceVersion": str(rv),
+                "annotations": {"k8s.io/initial-events-end": "true"},
+            },
+        }
+
+
+def _record_manager(obj: Obj, manager: str, now: str) -> None:
+    """Server-side apply: note the manager in managedFields (fields are merged, not owned)."""
+    entries = [
+        e
+        for e in obj["metadata"].get("managedFields") or []
+        if not (e.get("manager") == manager and e.get("operation") == "Apply")
+    ]
+    entries.append(
+        {
+            "manager": manager,
+            "operation": "Apply",
+            "apiVersion": obj.get("apiVersion", ""),
+            "time": now,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {},
+        }
+    )
+    obj["metadata"]["managedFields"] = entries
