@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -79,9 +80,8 @@ class ApiServerProcess:
 
     def http(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.token()}"}
-        return httpx.Client(
-            base_url=self.url, headers=headers, verify=str(self.state / "pki" / "ca.crt")
-        )
+        context = ssl.create_default_context(cafile=str(self.state / "pki" / "ca.crt"))
+        return httpx.Client(base_url=self.url, headers=headers, verify=context)
 
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True

@@ -33,10 +33,20 @@ class Tokens:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._users: dict[str, str] = {}
-        if path.exists():
-            self._users = {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+        self._loaded = -1
+        self._reload()
         if ADMIN not in self._users.values():
             self.issue(ADMIN)
+
+    def _reload(self) -> None:
+        """Tokens issued by other processes (e.g. a token command) count from the next request."""
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if stamp != self._loaded:
+            self._users = {str(k): str(v) for k, v in json.loads(self.path.read_text()).items()}
+            self._loaded = stamp
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,6 +54,7 @@ class Tokens:
         temp.write_text(json.dumps(self._users, indent=1))
         os.chmod(temp, 0o600)
         temp.replace(self.path)
+        self._loaded = self.path.stat().st_mtime_ns
 
     def issue(self, user: str) -> str:
         token = secrets.token_urlsafe(32)
@@ -59,6 +70,7 @@ class Tokens:
         if not header or not header.startswith("Bearer "):
             return None
         token = header.removeprefix("Bearer ").strip()
+        self._reload()
         for known, user in self._users.items():
             if secrets.compare_digest(known, token):
                 return User(user)
@@ -80,7 +92,7 @@ def allowed(
     if node is None:
         return user.name == ADMIN
     if key == "/nodes":
-        return verb in _READ or name == node or (verb == "create" and name in ("", node))
+        return verb in _READ or name == node
     if key == "coordination.k8s.io/leases":
         return namespace == "kube-node-lease" and (name in (node, "") or verb in _READ)
     if key in ("/pods", "devices.kubeedge.io/devices"):

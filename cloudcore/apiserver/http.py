@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -288,7 +289,10 @@ class ApiServer:
             return _json(obj)
         if method == "POST" and not target.name:
             body = await _body(request)
-            self._authorize(user, "create", target, body if isinstance(body, dict) else None)
+            bound = body if isinstance(body, dict) else None
+            meta = (bound or {}).get("metadata")
+            named = str(meta.get("name") or "") if isinstance(meta, dict) else ""
+            self._authorize(user, "create", dataclasses.replace(target, name=named), bound)
             return _json(service.create(kind, namespace, body, strict), 201)
         if method == "PUT" and target.name:
             body = await _body(request)
