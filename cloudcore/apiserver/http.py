@@ -92,11 +92,18 @@ async def _body(request: Request) -> Any:
             415, "UnsupportedMediaType", f"the body's content type {content_type} is not supported"
         )
     try:
-        if "yaml" in content_type:
-            return yaml.safe_load(data)
-        return orjson.loads(data)
-    except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        value = yaml.safe_load(data) if "yaml" in content_type else orjson.loads(data)
+        orjson.dumps(value)  # what cannot be stored back as JSON (lone surrogates, ...) is refused
+    except (
+        orjson.JSONDecodeError,
+        orjson.JSONEncodeError,
+        yaml.YAMLError,
+        UnicodeDecodeError,
+    ) as exc:
         raise errors.bad_request(f"the request body does not decode: {exc}") from exc
+    except TypeError as exc:
+        raise errors.bad_request(f"the request body holds values JSON cannot: {exc}") from exc
+    return value
 
 
 def _wants_table(request: Request) -> bool:

@@ -145,6 +145,7 @@ def test_watch_resumes_from_a_version_and_relists_after_gone(api: client.ApiClie
         seen.append((event["type"], event["object"]["metadata"]["name"]))
         if len(seen) == 2:
             break
+    stream.close()  # ends the HTTP response of the watch
     assert seen == [("MODIFIED", "w1"), ("ADDED", "w2")]
     for n in range(30):  # push `since` out of the 20-change history
         custom.patch_namespaced_custom_object(
@@ -165,4 +166,5 @@ def test_watch_resumes_from_a_version_and_relists_after_gone(api: client.ApiClie
     )  # fmt: skip
     custom.delete_namespaced_custom_object(GROUP, VERSION, "default", "devices", "w1")
     first = next(iter(fresh))
+    fresh.close()
     assert (first["type"], first["object"]["metadata"]["name"]) == ("DELETED", "w1")
