@@ -11,7 +11,6 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 from kubernetes import client, config
@@ -75,7 +74,7 @@ class ApiServerProcess:
             self.process.wait(20)
 
     def token(self, user: str = "admin") -> str:
-        tokens = json.loads((self.state / "tokens.json").read_text())
+        tokens: dict[str, str] = json.loads((self.state / "tokens.json").read_text())
         return next(t for t, u in tokens.items() if u == user)
 
     def http(self, token: str | None = None) -> httpx.Client:
@@ -97,8 +96,7 @@ class ApiServerProcess:
         return result
 
     def api_client(self) -> client.ApiClient:
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
-
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    return client.ApiClient().sanitize_for_serialization(obj)  # type: ignore[no-any-return]
+        made: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig)
+        )
+        return made

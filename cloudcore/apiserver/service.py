@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import datetime
 import logging
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -35,10 +34,16 @@ from cloudcore.apiserver.store import Change, Conflict, Gone, Store
 from cloudcore.apiserver.validation import validate
 
 log = logging.getLogger("kedge.apiserver")
+_T = TypeVar("_T")
 Obj = dict[str, Any]
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 WATCH_QUEUE = 10_000  # events buffered per watcher before it is dropped as too slow
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def _copy(value: _T) -> _T:
+    """A deep copy of JSON data (several times faster than copy.deepcopy)."""
+    return cast(_T, orjson.loads(orjson.dumps(value)))
 
 
 def _now() -> str:
@@ -108,12 +113,14 @@ class ApiService:
         crds, _ = store.list(CRD_KEY, None)
         self.registry.load(crds)
         self._gc_tasks: set[asyncio.Task[None]] = set()
+        namespaces, _ = store.list(NAMESPACE_KEY, None)
+        self._namespaces = {n["metadata"]["name"] for n in namespaces}
 
     def bootstrap(self) -> None:
         """The namespaces every cluster has."""
         kind = self._type(NAMESPACE_KEY)
         for name in SYSTEM_NAMESPACES:
-            if self.store.get(NAMESPACE_KEY, "", name) is None:
+            if name not in self._namespaces:
                 self.create(kind, "", {"metadata": {"name": name}})
 
     def _type(self, key: str) -> ResourceType:
@@ -210,11 +217,11 @@ class ApiService:
         return value
 
     def _require_namespace(self, kind: ResourceType, namespace: str) -> None:
-        if kind.namespaced and self.store.get(NAMESPACE_KEY, "", namespace) is None:
+        if kind.namespaced and namespace not in self._namespaces:
             raise errors.not_found(self._type(NAMESPACE_KEY), namespace)
 
     def create(self, kind: ResourceType, namespace: str, body: Any, strict: bool = False) -> Obj:
-        obj = self._check_body(kind, copy.deepcopy(body), namespace)
+        obj = self._check_body(kind, _copy(body), namespace)
         meta = obj["metadata"]
         if not meta.get("name"):
             prefix = meta.get("generateName")
@@ -255,7 +262,7 @@ class ApiService:
         subresource: str = "",
         strict: bool = False,
     ) -> Obj:
-        obj = self._check_body(kind, copy.deepcopy(body), namespace)
+        obj = self._check_body(kind, _copy(body), namespace)
         if obj["metadata"].get("name") not in (None, name):
             raise errors.bad_request("the name of the object does not match the name on the URL")
         obj["metadata"]["name"] = name
@@ -273,13 +280,13 @@ class ApiService:
         self, kind: ResourceType, current: Obj, new: Obj, subresource: str
     ) -> Obj:
         if subresource == "status":
-            merged = copy.deepcopy(current)
+            merged = _copy(current)
             if "status" in new:
                 merged["status"] = new["status"]
             else:
                 merged.pop("status", None)
             return merged
-        merged = copy.deepcopy(new)
+        merged = _copy(new)
         keep = ("uid", "creationTimestamp", "generation", "deletionTimestamp")
         for key in keep:
             if key in current["metadata"]:
@@ -341,12 +348,12 @@ class ApiService:
                 raise errors.not_found(kind, name)
             if not isinstance(patch, dict):
                 raise errors.bad_request("an apply patch must be an object")
-            body = copy.deepcopy(patch)
+            body = _copy(patch)
             body.setdefault("metadata", {})["name"] = name
             if field_manager:
                 _record_manager(body, field_manager, self.clock())
             return self.create(kind, namespace, body, strict), True
-        base = copy.deepcopy(current)
+        base = _copy(current)
         try:
             if content_type == "application/json-patch+json":
                 patched = json_patch(base, patch)
@@ -435,7 +442,13 @@ class ApiService:
 
     def _after_write(self, kind: ResourceType, change: str, obj: Obj) -> None:
         rv = int(obj["metadata"]["resourceVersion"])
-        self.hub.publish(Change(rv, kind.key, change, copy.deepcopy(obj)))
+        self.hub.publish(Change(rv, kind.key, change, _copy(obj)))
+        if kind.key == NAMESPACE_KEY:
+            name = obj["metadata"]["name"]
+            if change == "DELETED":
+                self._namespaces.discard(name)
+            else:
+                self._namespaces.add(name)
         if kind.key == CRD_KEY:
             if change == "DELETED":
                 self.registry.drop_crd(obj["metadata"]["name"])
@@ -627,7 +640,7 @@ class ApiService:
                     continue  # already sent from the backlog
                 last = live.rv
                 if self._wanted(live.object, namespace, options):
-                    yield live.type, self._served(kind, copy.deepcopy(live.object))
+                    yield live.type, self._served(kind, _copy(live.object))
         finally:
             self.hub.unsubscribe(watcher)
 

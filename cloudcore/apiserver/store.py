@@ -21,14 +21,13 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
-    delete,
     event,
     func,
-    insert,
     select,
-    update,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 CHANGE_LOG = 50_000
 
@@ -49,12 +48,6 @@ changes = Table(
     Column("resource", String, nullable=False, index=True),
     Column("type", String, nullable=False),  # ADDED, MODIFIED, DELETED
     Column("data", Text, nullable=False),
-)
-counter = Table(
-    "counter",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("rv", Integer, nullable=False),
 )
 
 
@@ -87,7 +80,23 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
 
+_GET = text("SELECT data FROM objects WHERE resource = :r AND namespace = :ns AND name = :n")
+_RV = text("SELECT rv FROM objects WHERE resource = :r AND namespace = :ns AND name = :n")
+_INSERT = text(
+    "INSERT INTO objects (resource, namespace, name, rv, data) VALUES (:r, :ns, :n, :rv, :d)"
+)
+_UPDATE = text(
+    "UPDATE objects SET rv = :rv, data = :d WHERE resource = :r AND namespace = :ns AND name = :n"
+)
+_DELETE = text("DELETE FROM objects WHERE resource = :r AND namespace = :ns AND name = :n")
+_LOG = text("INSERT INTO changes (rv, resource, type, data) VALUES (:rv, :r, :t, :d)")
+_TRIM = text("DELETE FROM changes WHERE rv <= :floor")
+
+
 class Store:
+    """Statements are prepared text: building SQLAlchemy expressions per write cost more than
+    SQLite itself. The newest resourceVersion is recovered at start from the stored rows."""
+
     def __init__(self, url: str, history: int = CHANGE_LOG) -> None:
         self.history = history
         self.engine = create_engine(url)
@@ -95,35 +104,23 @@ class Store:
             _sqlite_pragmas(self.engine)
         metadata.create_all(self.engine)
         with self.engine.begin() as conn:
-            if conn.execute(select(counter.c.rv)).first() is None:
-                conn.execute(insert(counter).values(id=1, rv=1))
-            self.rv = int(conn.execute(select(counter.c.rv)).scalar_one())
-            oldest = conn.execute(select(func.min(changes.c.rv))).scalar()
-            self.oldest = int(oldest) if oldest is not None else self.rv
+            newest = [
+                conn.execute(select(func.max(changes.c.rv))).scalar(),
+                conn.execute(select(func.max(objects.c.rv))).scalar(),
+            ]
+        self.rv = max([1, *(int(v) for v in newest if v is not None)])
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def _next_rv(self, conn: Connection) -> int:
-        rv = self.rv + 1
-        conn.execute(update(counter).where(counter.c.id == 1).values(rv=rv))
-        return rv
-
     def _log(self, conn: Connection, rv: int, resource: str, kind: str, data: str) -> None:
-        conn.execute(insert(changes).values(rv=rv, resource=resource, type=kind, data=data))
+        conn.execute(_LOG, {"rv": rv, "r": resource, "t": kind, "d": data})
         if rv % max(1, self.history // 50) == 0:  # trim now and then, not on every write
-            floor = rv - self.history
-            conn.execute(delete(changes).where(changes.c.rv <= floor))
+            conn.execute(_TRIM, {"floor": rv - self.history})
 
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(objects.c.data).where(
-                    objects.c.resource == resource,
-                    objects.c.namespace == namespace,
-                    objects.c.name == name,
-                )
-            ).first()
+            row = conn.execute(_GET, {"r": resource, "ns": namespace, "n": name}).first()
         return None if row is None else dict(orjson.loads(row[0]))
 
     def list(self, resource: str, namespace: str | None) -> tuple[list[dict[str, Any]], int]:
@@ -145,64 +142,37 @@ class Store:
         create: bool,
     ) -> dict[str, Any]:
         """Create (must not exist) or update (must exist, at `expected_rv` when given)."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(objects.c.rv).where(
-                    objects.c.resource == resource,
-                    objects.c.namespace == namespace,
-                    objects.c.name == name,
-                )
-            ).first()
-            if create and row is not None:
-                raise Conflict("exists")
-            if not create and row is None:
-                raise KeyError(name)
-            if not create and expected_rv is not None and row is not None and row[0] != expected_rv:
-                raise Conflict("changed")
-            rv = self._next_rv(conn)
-            obj["metadata"]["resourceVersion"] = str(rv)
-            data = _dumps(obj)
-            if create:
-                conn.execute(
-                    insert(objects).values(
-                        resource=resource, namespace=namespace, name=name, rv=rv, data=data
-                    )
-                )
-            else:
-                conn.execute(
-                    update(objects)
-                    .where(
-                        objects.c.resource == resource,
-                        objects.c.namespace == namespace,
-                        objects.c.name == name,
-                    )
-                    .values(rv=rv, data=data)
-                )
-            self._log(conn, rv, resource, "ADDED" if create else "MODIFIED", data)
+        key = {"r": resource, "ns": namespace, "n": name}
+        rv = self.rv + 1
+        obj["metadata"]["resourceVersion"] = str(rv)
+        data = _dumps(obj)
+        try:
+            with self.engine.begin() as conn:
+                if create:
+                    conn.execute(_INSERT, {**key, "rv": rv, "d": data})
+                else:
+                    row = conn.execute(_RV, key).first()
+                    if row is None:
+                        raise KeyError(name)
+                    if expected_rv is not None and row[0] != expected_rv:
+                        raise Conflict("changed")
+                    conn.execute(_UPDATE, {**key, "rv": rv, "d": data})
+                self._log(conn, rv, resource, "ADDED" if create else "MODIFIED", data)
+        except IntegrityError:
+            raise Conflict("exists") from None
         self.rv = rv
         return obj
 
     def delete(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        key = {"r": resource, "ns": namespace, "n": name}
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(objects.c.data).where(
-                    objects.c.resource == resource,
-                    objects.c.namespace == namespace,
-                    objects.c.name == name,
-                )
-            ).first()
+            row = conn.execute(_GET, key).first()
             if row is None:
                 raise KeyError(name)
             obj = dict(orjson.loads(row[0]))
-            rv = self._next_rv(conn)
+            rv = self.rv + 1
             obj["metadata"]["resourceVersion"] = str(rv)
-            conn.execute(
-                delete(objects).where(
-                    objects.c.resource == resource,
-                    objects.c.namespace == namespace,
-                    objects.c.name == name,
-                )
-            )
+            conn.execute(_DELETE, key)
             self._log(conn, rv, resource, "DELETED", _dumps(obj))
         self.rv = rv
         return obj
