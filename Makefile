@@ -56,6 +56,7 @@ bench: $(STAMP) os-packages
 	$(BIN)/python -m bench.ble_reads
 	$(BIN)/python -m bench.ble_latency
 	$(BIN)/python -m bench.zigbee
+	$(BIN)/python -m bench.apiserver
 
 clean:
 	rm -rf $(VENV) .kedge .mypy_cache .ruff_cache .pytest_cache

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,10 +38,12 @@ def _port_or_free(port: int, what: str) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    """Standalone edge node `edge-node-1` with a local mosquitto and the sample devices."""
-    state = args.state_dir
+    """The embedded API server and a standalone edge node `edge-node-1` with a local mosquitto
+    and the sample devices (cloud/edge sync, mappers and simulators come with issues 6 and 7)."""
+    state: Path = args.state_dir
     mqtt_port = _port_or_free(args.mqtt_port, "MQTT")
     http_port = _port_or_free(args.http_port, "HTTP")
+    api_port = _port_or_free(args.api_port, "Kubernetes API")
     argv = [
         "--node",
         "edge-node-1",
@@ -54,15 +57,36 @@ def _up(args: argparse.Namespace) -> int:
         *[str(p) for p in sorted(SAMPLES.glob("*.yaml"))],
     ]
     edge_args = build_parser().parse_args(["edgecore", *argv])
+    api_state = state / "apiserver"
+    api_state.mkdir(parents=True, exist_ok=True)
+    with (api_state / "apiserver.log").open("ab") as api_log:
+        apiserver = subprocess.Popen(
+            [sys.executable, "-m", "cloudcore.apiserver", "--state-dir", str(api_state),
+             "--port", str(api_port)],
+            stdout=api_log, stderr=api_log,
+        )  # fmt: skip
+    kubeconfig = api_state / "kubeconfig"
     print(  # noqa: T201 - the quick start shows where to look
-        f"kedge up: standalone edge node edge-node-1\n"
+        f"kedge up: API server and standalone edge node edge-node-1\n"
+        f"  Kubernetes API: https://127.0.0.1:{api_port}  (log in {api_state / 'apiserver.log'})\n"
+        f"    export KUBECONFIG={kubeconfig.resolve()}\n"
+        f"    kubectl get crds; kubectl apply -f crds/samples/modbus.yaml; kubectl get devices\n"
         f"  twins (HTTP):  http://127.0.0.1:{http_port}/v1/devices  (docs at /docs)\n"
+        f"    curl http://127.0.0.1:{http_port}/v1/devices/default/thermostat-1\n"
         f"  MQTT broker:   127.0.0.1:{mqtt_port}, credentials in {state / 'broker' / 'mqtt-url'}\n"
         f"  state:         {state}\n"
         f"Ctrl-C stops everything.",
         file=sys.stderr,
     )
-    return _edgecore(edge_args)
+    try:
+        return _edgecore(edge_args)
+    finally:
+        apiserver.terminate()
+        try:
+            apiserver.wait(15)
+        except subprocess.TimeoutExpired:
+            apiserver.kill()
+            apiserver.wait()
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -127,10 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     edge = sub.add_parser("edgecore", help="run an edge node (twins, MQTT EventBus, HTTP API)")
     add_arguments(edge)
     edge.set_defaults(func=_edgecore)
-    up = sub.add_parser("up", help="run the system on this machine (today: a standalone edge node)")
+    up = sub.add_parser("up", help="run the system on this machine (API server and an edge node)")
     up.add_argument("--state-dir", type=Path, default=Path(".kedge"))
     up.add_argument("--http-port", type=int, default=10550)
     up.add_argument("--mqtt-port", type=int, default=1883)
+    up.add_argument("--api-port", type=int, default=6443)
     up.set_defaults(func=_up)
     return parser
 
