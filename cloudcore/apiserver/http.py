@@ -376,6 +376,7 @@ class ApiServer:
             query.get("resourceVersion", ""),
             query.get("allowWatchBookmarks") in ("true", "1"),
             timeout,
+            query.get("sendInitialEvents") == "true",
         )
 
         async def stream() -> AsyncIterator[bytes]:

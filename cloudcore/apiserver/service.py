@@ -12,6 +12,7 @@ import asyncio
 import base64
 import datetime
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -232,6 +233,7 @@ class ApiService:
                     [("metadata.name", "Required value: name or generateName is required")],
                 )
             meta["name"] = prefix + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+        _check_name(kind, str(meta["name"]))
         self._require_namespace(kind, namespace)
         obj = self._validated(kind, obj, strict)
         meta = obj["metadata"]
@@ -594,17 +596,23 @@ class ApiService:
         resource_version: str,
         bookmarks: bool,
         seconds: float,
+        initial_events: bool = False,
     ) -> AsyncIterator[tuple[str, Obj]]:
-        """(event type, object) pairs: ERROR with a 410 Status when the version is too old."""
+        """(event type, object) pairs: ERROR with a 410 Status when the version is too old.
+
+        With `initial_events` (sendInitialEvents, the watch-list protocol) the current state comes
+        first as ADDED events and a BOOKMARK marks its end."""
         watcher = self.hub.subscribe(kind.key)
         try:
-            if resource_version in ("", "0"):
+            if resource_version in ("", "0") or initial_events:
                 items, rv, _ = self.list_items(
                     kind, namespace, ListOptions(options.labels, options.fields)
                 )
                 last = int(rv)
                 for item in items:
                     yield "ADDED", item
+                if initial_events and bookmarks:
+                    yield "BOOKMARK", self._bookmark(kind, last)
             else:
                 try:
                     last = int(resource_version)
@@ -663,6 +671,21 @@ class ApiService:
                 "annotations": {"k8s.io/initial-events-end": "true"},
             },
         }
+
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _check_name(kind: ResourceType, name: str) -> None:
+    """Names are DNS subdomains, as Kubernetes requires of most types."""
+    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        raise errors.invalid(
+            kind,
+            name,
+            [("metadata.name", f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must "
+              "consist of lower case alphanumeric characters, '-' or '.', and must start and end "
+              "with an alphanumeric character")],
+        )  # fmt: skip
 
 
 def _record_manager(obj: Obj, manager: str, now: str) -> None:

@@ -272,3 +272,64 @@ def test_fuzzed_requests_never_get_a_500(
             assert response.status_code < 500, response.text
             if response.status_code >= 400:
                 assert response.json()["kind"] == "Status"
+
+
+def test_names_must_be_dns_subdomains(http: httpx.Client) -> None:
+    for name in ("Upper", "under_score", "-dash", "x" * 254):
+        _status(http.post(CM, json=_cm(name)), 422, "Invalid")
+
+
+def test_namespace_deletion_takes_its_contents(http: httpx.Client) -> None:
+    http.post("/api/v1/namespaces", json={"metadata": {"name": "doomed"}})
+    http.post("/api/v1/namespaces/doomed/configmaps", json=_cm("inside"))
+    assert http.delete("/api/v1/namespaces/doomed").status_code == 200
+    _status(http.get("/api/v1/namespaces/doomed/configmaps/inside"), 404, "NotFound")
+    _status(http.post("/api/v1/namespaces/doomed/configmaps", json=_cm("x")), 404, "NotFound")
+    _status(http.delete("/api/v1/namespaces/kube-system"), 403, "Forbidden")
+
+
+def test_delete_collection_by_label(http: httpx.Client) -> None:
+    http.post("/api/v1/namespaces", json={"metadata": {"name": "sweep"}})
+    for name, tier in (("a", "x"), ("b", "x"), ("c", "y")):
+        http.post("/api/v1/namespaces/sweep/configmaps", json=_cm(name, labels={"tier": tier}))
+    http.delete("/api/v1/namespaces/sweep/configmaps", params={"labelSelector": "tier=x"})
+    left = http.get("/api/v1/namespaces/sweep/configmaps").json()["items"]
+    assert [i["metadata"]["name"] for i in left] == ["c"]
+
+
+def test_watch_list_ends_initial_events_with_a_bookmark(http: httpx.Client) -> None:
+    http.post("/api/v1/namespaces", json={"metadata": {"name": "wl"}})
+    http.post("/api/v1/namespaces/wl/configmaps", json=_cm("one"))
+    params = {"watch": "true", "sendInitialEvents": "true", "allowWatchBookmarks": "true",
+              "resourceVersionMatch": "NotOlderThan", "timeoutSeconds": "1"}  # fmt: skip
+    with http.stream("GET", "/api/v1/namespaces/wl/configmaps", params=params) as response:
+        events = [json.loads(line) for line in response.iter_lines() if line]
+    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    bookmark = events[1]["object"]["metadata"]
+    assert bookmark["annotations"]["k8s.io/initial-events-end"] == "true"
+
+
+def test_crd_with_two_versions_serves_both_from_one_storage(http: httpx.Client) -> None:
+    schema = {"openAPIV3Schema": {"type": "object", "properties": {"spec": {
+        "type": "object", "properties": {"size": {"type": "integer", "default": 1}}}}}}  # fmt: skip
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": schema},
+                                 {"name": "v1beta1", "served": True, "storage": False,
+                                  "schema": schema}]}}  # fmt: skip
+    created = http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd)
+    assert created.status_code == 201
+    conditions = {c["type"]: c["status"] for c in created.json()["status"]["conditions"]}
+    assert conditions == {"NamesAccepted": "True", "Established": "True"}
+    groups = http.get("/apis").json()["groups"]
+    assert any(g["name"] == "example.com" for g in groups)
+    v1 = "/apis/example.com/v1/namespaces/default/widgets"
+    widget = http.post(v1, json={"apiVersion": "example.com/v1", "kind": "Widget",
+                                 "metadata": {"name": "w"}, "spec": {}}).json()  # fmt: skip
+    assert widget["spec"] == {"size": 1}  # defaulted
+    old = http.get("/apis/example.com/v1beta1/namespaces/default/widgets/w").json()
+    assert old["apiVersion"] == "example.com/v1beta1" and old["spec"] == {"size": 1}
+    http.delete("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
+    _status(http.get(f"{v1}/w"), 404, "NotFound")
