@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.apiserver import ApiServerProcess
 from tests.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe
 
 
@@ -32,3 +33,13 @@ def probe(broker: Mosquitto) -> Iterator[MqttProbe]:
     client.subscribe("$hw/events/#")
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
+    """`kedge apiserver` for one test module; a short watch history so 410 Gone is reachable."""
+    process = ApiServerProcess(
+        tmp_path_factory.mktemp("apiserver"), extra=("--watch-history", "20")
+    ).start()
+    yield process
+    process.stop()

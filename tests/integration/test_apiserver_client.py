@@ -15,18 +15,9 @@ CONTAINER = {"name": "m", "image": "kedge/mapper-modbus:0.1"}
 TWIN = {"propertyName": "t", "reported": {"value": "1"}}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
-    process = ApiServerProcess(
-        tmp_path_factory.mktemp("apiserver"), extra=("--watch-history", "20")
-    ).start()
-    yield process
-    process.stop()
-
-
 @pytest.fixture
-def api(server: ApiServerProcess) -> Iterator[client.ApiClient]:
-    with server.api_client() as made:
+def api(apiserver: ApiServerProcess) -> Iterator[client.ApiClient]:
+    with apiserver.api_client() as made:
         yield made
 
 

@@ -6,7 +6,6 @@ import json
 import queue
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,25 +15,18 @@ from tests.apiserver import ApiServerProcess, kubectl_binary
 from tests.support import SAMPLES
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
-    process = ApiServerProcess(tmp_path_factory.mktemp("apiserver")).start()
-    yield process
-    process.stop()
-
-
 @pytest.fixture
-def ns(server: ApiServerProcess, request: pytest.FixtureRequest) -> str:
+def ns(apiserver: ApiServerProcess, request: pytest.FixtureRequest) -> str:
     name = request.node.name.replace("_", "-")[:50].strip("-").lower()
-    server.kubectl("apply", "-f", "-", stdin=json.dumps(
+    apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))  # fmt: skip
     return name
 
 
-def _configmap(server: ApiServerProcess, ns: str, name: str, data: dict[str, str]) -> None:
+def _configmap(apiserver: ApiServerProcess, ns: str, name: str, data: dict[str, str]) -> None:
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns},
           "data": data}  # fmt: skip
-    server.kubectl("apply", "-f", "-", stdin=json.dumps(cm))
+    apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(cm))
 
 
 def _sample(name: str, namespace: str, tmp: Path) -> Path:
@@ -47,76 +39,78 @@ def _sample(name: str, namespace: str, tmp: Path) -> Path:
     return path
 
 
-def test_apply_and_get_in_every_format(server: ApiServerProcess, ns: str, tmp_path: Path) -> None:
-    applied = server.kubectl("apply", "-n", ns, "-f", str(_sample("modbus.yaml", ns, tmp_path)))
+def test_apply_and_get_in_every_format(
+    apiserver: ApiServerProcess, ns: str, tmp_path: Path
+) -> None:
+    applied = apiserver.kubectl("apply", "-n", ns, "-f", str(_sample("modbus.yaml", ns, tmp_path)))
     assert "device.devices.kubeedge.io/thermostat-1 created" in applied.stdout
-    table = server.kubectl("get", "devices", "-n", ns).stdout.splitlines()
+    table = apiserver.kubectl("get", "devices", "-n", ns).stdout.splitlines()
     assert table[0].split() == ["NAME", "NODE", "MODEL", "STATE", "AGE"]
     assert table[1].split()[:3] == ["thermostat-1", "edge-node-1", "modbus-thermostat"]
-    wide = server.kubectl("get", "dev", "-n", ns, "-o", "wide").stdout
+    wide = apiserver.kubectl("get", "dev", "-n", ns, "-o", "wide").stdout
     assert "thermostat-1" in wide
     as_yaml = yaml.safe_load(
-        server.kubectl("get", "device", "thermostat-1", "-n", ns, "-o", "yaml").stdout
+        apiserver.kubectl("get", "device", "thermostat-1", "-n", ns, "-o", "yaml").stdout
     )
     assert as_yaml["spec"]["protocol"]["protocolName"] == "modbus"
-    as_json = json.loads(server.kubectl("get", "devices", "-n", ns, "-o", "json").stdout)
+    as_json = json.loads(apiserver.kubectl("get", "devices", "-n", ns, "-o", "json").stdout)
     assert [i["metadata"]["name"] for i in as_json["items"]] == ["thermostat-1"]
-    again = server.kubectl("apply", "-n", ns, "-f", str(_sample("modbus.yaml", ns, tmp_path)))
+    again = apiserver.kubectl("apply", "-n", ns, "-f", str(_sample("modbus.yaml", ns, tmp_path)))
     assert "unchanged" in again.stdout
-    models = server.kubectl("get", "devicemodels", "-n", ns).stdout
+    models = apiserver.kubectl("get", "devicemodels", "-n", ns).stdout
     assert "modbus-thermostat" in models and "PROTOCOL" in models
 
 
-def test_describe_label_annotate(server: ApiServerProcess, ns: str, tmp_path: Path) -> None:
-    server.kubectl("apply", "-n", ns, "-f", str(_sample("opcua.yaml", ns, tmp_path)))
-    server.kubectl("label", "device", "thermostat-opcua-1", "-n", ns, "room=7")
-    server.kubectl("annotate", "device", "thermostat-opcua-1", "-n", ns, "owner=ops")
-    described = server.kubectl("describe", "device", "thermostat-opcua-1", "-n", ns).stdout
+def test_describe_label_annotate(apiserver: ApiServerProcess, ns: str, tmp_path: Path) -> None:
+    apiserver.kubectl("apply", "-n", ns, "-f", str(_sample("opcua.yaml", ns, tmp_path)))
+    apiserver.kubectl("label", "device", "thermostat-opcua-1", "-n", ns, "room=7")
+    apiserver.kubectl("annotate", "device", "thermostat-opcua-1", "-n", ns, "owner=ops")
+    described = apiserver.kubectl("describe", "device", "thermostat-opcua-1", "-n", ns).stdout
     assert "room=7" in described and "owner: ops" in described.replace("=", ": ")
-    selected = server.kubectl("get", "devices", "-n", ns, "-l", "room in (7,8)", "-o", "name")
+    selected = apiserver.kubectl("get", "devices", "-n", ns, "-l", "room in (7,8)", "-o", "name")
     assert selected.stdout.strip() == "device.devices.kubeedge.io/thermostat-opcua-1"
-    none = server.kubectl("get", "devices", "-n", ns, "-l", "room=9", "-o", "name")
+    none = apiserver.kubectl("get", "devices", "-n", ns, "-l", "room=9", "-o", "name")
     assert none.stdout.strip() == ""
 
 
 def test_patch_types_and_server_side_apply(
-    server: ApiServerProcess, ns: str, tmp_path: Path
+    apiserver: ApiServerProcess, ns: str, tmp_path: Path
 ) -> None:
-    server.kubectl("apply", "-n", ns, "-f", str(_sample("modbus.yaml", ns, tmp_path)))
+    apiserver.kubectl("apply", "-n", ns, "-f", str(_sample("modbus.yaml", ns, tmp_path)))
     dev = ["device", "thermostat-1", "-n", ns]
-    server.kubectl("patch", *dev, "--type", "merge", "-p", '{"spec":{"nodeName":"n2"}}')
-    server.kubectl("patch", *dev, "--type", "json", "-p",
+    apiserver.kubectl("patch", *dev, "--type", "merge", "-p", '{"spec":{"nodeName":"n2"}}')
+    apiserver.kubectl("patch", *dev, "--type", "json", "-p",
                    '[{"op":"replace","path":"/spec/nodeName","value":"n3"}]')  # fmt: skip
-    refused = server.kubectl("patch", *dev, "-p", '{"spec":{"nodeName":"n4"}}', check=False)
+    refused = apiserver.kubectl("patch", *dev, "-p", '{"spec":{"nodeName":"n4"}}', check=False)
     assert refused.returncode != 0 and "not supported" in refused.stderr  # SMP on a CR: 415
-    got = json.loads(server.kubectl("get", *dev, "-o", "json").stdout)
+    got = json.loads(apiserver.kubectl("get", *dev, "-o", "json").stdout)
     assert got["spec"]["nodeName"] == "n3" and got["metadata"]["generation"] == 3
-    server.kubectl("patch", *dev, "--subresource", "status", "--type", "merge", "-p",
+    apiserver.kubectl("patch", *dev, "--subresource", "status", "--type", "merge", "-p",
                    '{"status":{"state":"online"}}')  # fmt: skip
-    assert "online" in server.kubectl("get", *dev).stdout
-    _configmap(server, ns, "cfg", {"a": "1"})
-    server.kubectl("patch", "configmap", "cfg", "-n", ns, "-p", '{"data":{"b":"2"}}')
-    data = json.loads(server.kubectl("get", "cm", "cfg", "-n", ns, "-o", "json").stdout)["data"]
+    assert "online" in apiserver.kubectl("get", *dev).stdout
+    _configmap(apiserver, ns, "cfg", {"a": "1"})
+    apiserver.kubectl("patch", "configmap", "cfg", "-n", ns, "-p", '{"data":{"b":"2"}}')
+    data = json.loads(apiserver.kubectl("get", "cm", "cfg", "-n", ns, "-o", "json").stdout)["data"]
     assert data == {"a": "1", "b": "2"}
-    applied = server.kubectl("apply", "--server-side", "-n", ns, "-f",
+    applied = apiserver.kubectl("apply", "--server-side", "-n", ns, "-f",
                              str(_sample("bluetooth.yaml", ns, tmp_path)))  # fmt: skip
     assert "serverside-applied" in applied.stdout
-    ble = json.loads(server.kubectl("get", "device", "ble-thermostat-1", "-n", ns, "-o", "json",
+    ble = json.loads(apiserver.kubectl("get", "device", "ble-thermostat-1", "-n", ns, "-o", "json",
                                     "--show-managed-fields").stdout)  # fmt: skip
     assert ble["metadata"]["managedFields"][0]["manager"] == "kubectl"
 
 
-def test_explain_uses_the_crd_schema(server: ApiServerProcess) -> None:
-    explained = server.kubectl("explain", "device.spec").stdout
+def test_explain_uses_the_crd_schema(apiserver: ApiServerProcess) -> None:
+    explained = apiserver.kubectl("explain", "device.spec").stdout
     assert "KIND:       Device" in explained and "deviceModelRef" in explained
     assert "The device as declared." in explained
 
 
-def test_get_watch_prints_changes(server: ApiServerProcess, ns: str, tmp_path: Path) -> None:
-    server.kubectl("apply", "-n", ns, "-f", str(_sample("modbus.yaml", ns, tmp_path)))
+def test_get_watch_prints_changes(apiserver: ApiServerProcess, ns: str, tmp_path: Path) -> None:
+    apiserver.kubectl("apply", "-n", ns, "-f", str(_sample("modbus.yaml", ns, tmp_path)))
     watcher = subprocess.Popen(
-        [kubectl_binary(), "--kubeconfig", str(server.kubeconfig), "--cache-dir",
-         str(server.state / "kube-cache"), "get", "devices", "-n", ns, "-w"],
+        [kubectl_binary(), "--kubeconfig", str(apiserver.kubeconfig), "--cache-dir",
+         str(apiserver.state / "kube-cache"), "get", "devices", "-n", ns, "-w"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
@@ -127,7 +121,7 @@ def test_get_watch_prints_changes(server: ApiServerProcess, ns: str, tmp_path: P
     try:
         assert lines.get(timeout=20).split()[:2] == ["NAME", "NODE"]
         assert lines.get(timeout=20).split()[:2] == ["thermostat-1", "edge-node-1"]
-        server.kubectl("patch", "device", "thermostat-1", "-n", ns, "--type", "merge",
+        apiserver.kubectl("patch", "device", "thermostat-1", "-n", ns, "--type", "merge",
                        "-p", '{"spec":{"nodeName":"moved"}}')  # fmt: skip
         assert lines.get(timeout=20).split()[:2] == ["thermostat-1", "moved"]
     finally:
@@ -136,32 +130,34 @@ def test_get_watch_prints_changes(server: ApiServerProcess, ns: str, tmp_path: P
         watcher.stdout.close()
 
 
-def test_delete_waits_for_every_kind(server: ApiServerProcess, ns: str, tmp_path: Path) -> None:
-    server.kubectl("apply", "-n", ns, "-f", str(_sample("modbus.yaml", ns, tmp_path)))
-    _configmap(server, ns, "c1", {"a": "1"})
+def test_delete_waits_for_every_kind(apiserver: ApiServerProcess, ns: str, tmp_path: Path) -> None:
+    apiserver.kubectl("apply", "-n", ns, "-f", str(_sample("modbus.yaml", ns, tmp_path)))
+    _configmap(apiserver, ns, "c1", {"a": "1"})
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": ns},
            "spec": {"containers": [{"name": "m", "image": "kedge/mapper-modbus:0.1"}]}}  # fmt: skip
-    server.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+    apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
     labels = {"app": "d1"}
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
                   "metadata": {"name": "d1", "namespace": ns},
                   "spec": {"selector": {"matchLabels": labels}, "template": {
                       "metadata": {"labels": labels}, "spec": pod["spec"]}}}  # fmt: skip
-    server.kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
+    apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
     for kind, name in [("device", "thermostat-1"), ("devicemodel", "modbus-thermostat"),
                        ("configmap", "c1"), ("pod", "p1"), ("deployment", "d1")]:  # fmt: skip
-        deleted = server.kubectl("delete", kind, name, "-n", ns, "--wait", "--timeout=20s")
+        deleted = apiserver.kubectl("delete", kind, name, "-n", ns, "--wait", "--timeout=20s")
         assert "deleted" in deleted.stdout
-        missing = server.kubectl("get", kind, name, "-n", ns, check=False)
+        missing = apiserver.kubectl("get", kind, name, "-n", ns, check=False)
         assert missing.returncode != 0 and "NotFound" in missing.stderr
 
 
-def test_unknown_fields_are_refused_by_strict_validation(server: ApiServerProcess, ns: str) -> None:
+def test_unknown_fields_are_refused_by_strict_validation(
+    apiserver: ApiServerProcess, ns: str
+) -> None:
     bad = {"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "Device",
            "metadata": {"name": "bad", "namespace": ns},
            "spec": {"nodeName": "n", "colour": 1}}  # fmt: skip
-    refused = server.kubectl("apply", "-f", "-", stdin=json.dumps(bad), check=False)
+    refused = apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(bad), check=False)
     assert refused.returncode != 0 and "spec.colour" in refused.stderr
     bad["spec"] = {"nodeName": 7}
-    refused = server.kubectl("apply", "-f", "-", stdin=json.dumps(bad), check=False)
+    refused = apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(bad), check=False)
     assert refused.returncode != 0 and "spec.nodeName" in refused.stderr

@@ -19,16 +19,9 @@ CM = "/api/v1/namespaces/default/configmaps"
 DEV = "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
-    process = ApiServerProcess(tmp_path_factory.mktemp("apiserver")).start()
-    yield process
-    process.stop()
-
-
 @pytest.fixture
-def http(server: ApiServerProcess) -> Iterator[httpx.Client]:
-    with server.http() as made:
+def http(apiserver: ApiServerProcess) -> Iterator[httpx.Client]:
+    with apiserver.http() as made:
         yield made
 
 
@@ -162,19 +155,23 @@ def test_paging_with_limit_and_continue(http: httpx.Client) -> None:
     assert names == ["p0", "p1", "p2", "p3", "p4"]
 
 
-def test_authentication_and_node_restriction(server: ApiServerProcess, http: httpx.Client) -> None:
-    anonymous = httpx.get(f"{server.url}{CM}", verify=False)
+def test_authentication_and_node_restriction(
+    apiserver: ApiServerProcess, http: httpx.Client
+) -> None:
+    anonymous = httpx.get(f"{apiserver.url}{CM}", verify=False)
     _status(anonymous, 401, "Unauthorized")
     _status(
-        httpx.get(f"{server.url}{CM}", verify=False, headers={"Authorization": "Bearer forged"}),
+        httpx.get(f"{apiserver.url}{CM}", verify=False, headers={"Authorization": "Bearer forged"}),
         401,
         "Unauthorized",
     )
-    assert httpx.get(f"{server.url}/version", verify=False).json()["major"] == "1"
+    assert httpx.get(f"{apiserver.url}/version", verify=False).json()["major"] == "1"
     from cloudcore.apiserver.auth import Tokens
 
-    token = Tokens(server.state / "tokens.json").issue("system:node:n1")  # the server reads it anew
-    node = server.http(token)
+    token = Tokens(apiserver.state / "tokens.json").issue(
+        "system:node:n1"
+    )  # the apiserver reads it anew
+    node = apiserver.http(token)
     device = {"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "Device",
               "metadata": {"name": "mine"}, "spec": {"nodeName": "n1"}}  # fmt: skip
     assert http.post(DEV, json=device).status_code == 201
@@ -261,9 +258,9 @@ patch_types = st.sampled_from(
 )
 @given(body=bodies, patch_type=patch_types, target=st.sampled_from([CM, DEV]))
 def test_fuzzed_requests_never_get_a_500(
-    server: ApiServerProcess, body: bytes, patch_type: str, target: str
+    apiserver: ApiServerProcess, body: bytes, patch_type: str, target: str
 ) -> None:
-    with server.http() as http:
+    with apiserver.http() as http:
         for response in (
             http.post(target, content=body, headers={"Content-Type": "application/json"}),
             http.patch(f"{target}/fuzz", content=body, headers={"Content-Type": patch_type}),
