@@ -25,7 +25,7 @@ from cloudcore.apiserver.selectors import (
     parse_fields,
     parse_labels,
 )
-from cloudcore.apiserver.service import ApiService, ListOptions
+from cloudcore.apiserver.service import FIELD_WARNINGS, ApiService, ListOptions
 from cloudcore.apiserver.tables import TABLE_CONTENT_TYPE, table
 
 log = logging.getLogger("kedge.apiserver")
@@ -227,7 +227,17 @@ class ApiServer:
             target = _parse_path(
                 self.service, params.get("group", ""), params["version"], params["rest"]
             )
-            return await self._dispatch(request, user, target)
+            warnings: list[str] = []
+            token = FIELD_WARNINGS.set(warnings)
+            try:
+                response = await self._dispatch(request, user, target)
+            finally:
+                FIELD_WARNINGS.reset(token)
+            if request.query_params.get("fieldValidation") != "Ignore":
+                for warning in warnings:  # fieldValidation=Warn, the default
+                    quoted = warning.replace("\\", "\\\\").replace('"', '\\"')
+                    response.headers.append("Warning", f'299 - "{quoted}"')
+            return response
 
         return await self._guarded(request, handle)
 

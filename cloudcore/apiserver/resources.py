@@ -6,6 +6,7 @@ version, all stored under one key (group/plural) in the CRD's storage version.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,63 @@ def _col(name: str, path: str, kind: str = "string", priority: int = 0) -> Colum
     return Column(name, kind, path, priority=priority)
 
 
-BUILTINS: tuple[ResourceType, ...] = (
+def _loose(
+    properties: dict[str, Any] | None = None, required: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """An object schema that checks the named fields and keeps every other one."""
+    schema: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    if properties:
+        schema["properties"] = properties
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+_STRING = {"type": "string"}
+_STRINGS = {"type": "object", "additionalProperties": _STRING}
+_CONTAINERS = {
+    "type": "array",
+    "minItems": 1,
+    "items": _loose({"name": _STRING, "image": _STRING}, ("name", "image")),
+}
+_POD_SPEC = _loose({"containers": _CONTAINERS, "nodeName": _STRING}, ("containers",))
+_WORKLOAD = _loose(
+    {"spec": _loose({"selector": _loose(), "template": _loose({"spec": _POD_SPEC})},
+                    ("selector", "template"))},
+    ("spec",),
+)  # fmt: skip
+# what Kubernetes refuses most visibly for the built-in types; the rest of each type is kept as sent
+BUILTIN_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Pod": _loose({"spec": _POD_SPEC}, ("spec",)),
+    "Deployment": _WORKLOAD,
+    "DaemonSet": _WORKLOAD,
+    "ConfigMap": _loose({"data": _STRINGS, "binaryData": _STRINGS}),
+    "Secret": _loose(
+        {
+            "data": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "pattern": "^[A-Za-z0-9+/]*={0,2}$"},
+            },
+            "stringData": _STRINGS,
+            "type": _STRING,
+        }
+    ),  # fmt: skip
+    "Lease": _loose(
+        {
+            "spec": _loose(
+                {
+                    "holderIdentity": _STRING,
+                    "leaseDurationSeconds": {"type": "integer"},
+                    "renewTime": _STRING,
+                }
+            )
+        }
+    ),  # fmt: skip
+    "Event": _loose({"involvedObject": _loose(), "reason": _STRING, "message": _STRING}),
+}
+
+
+_BUILTINS: tuple[ResourceType, ...] = (
     _core(
         "namespaces",
         "Namespace",
@@ -165,6 +222,14 @@ BUILTINS: tuple[ResourceType, ...] = (
         short_names=("crd", "crds"),
         status=True,
     ),
+)
+
+
+BUILTINS: tuple[ResourceType, ...] = tuple(
+    dataclasses.replace(kind, schema=BUILTIN_SCHEMAS[kind.kind])
+    if kind.kind in BUILTIN_SCHEMAS
+    else kind
+    for kind in _BUILTINS
 )
 
 CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"

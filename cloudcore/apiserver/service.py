@@ -16,6 +16,7 @@ import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -36,6 +37,8 @@ from cloudcore.apiserver.validation import validate
 
 log = logging.getLogger("kedge.apiserver")
 _T = TypeVar("_T")
+# unknown fields pruned from the current request's object, for `Warning` headers
+FIELD_WARNINGS: ContextVar[list[str] | None] = ContextVar("field_warnings", default=None)
 Obj = dict[str, Any]
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 WATCH_QUEUE = 10_000  # events buffered per watcher before it is dropped as too slow
@@ -212,9 +215,19 @@ class ApiService:
         causes = list(result.errors)
         if strict and result.unknown:
             causes += [(path, "unknown field") for path in result.unknown]
+        warnings = FIELD_WARNINGS.get()
+        if warnings is not None:
+            warnings.extend(f'unknown field "{path}"' for path in result.unknown)
         if causes:
             raise errors.invalid(kind, name, causes)
         value: Obj = result.value
+        if kind.kind == "Secret" and isinstance(value.get("stringData"), dict):
+            # stringData is a write-only convenience: stored base64-encoded in data
+            encoded = {
+                k: base64.b64encode(str(v).encode()).decode()
+                for k, v in value.pop("stringData").items()
+            }
+            value["data"] = {**(value.get("data") or {}), **encoded}
         return value
 
     def _require_namespace(self, kind: ResourceType, namespace: str) -> None:

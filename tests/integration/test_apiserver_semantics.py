@@ -330,3 +330,39 @@ def test_crd_with_two_versions_serves_both_from_one_storage(http: httpx.Client) 
     assert old["apiVersion"] == "example.com/v1beta1" and old["spec"] == {"size": 1}
     http.delete("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
     _status(http.get(f"{v1}/w"), 404, "NotFound")
+
+
+def test_built_in_types_refuse_what_kubernetes_refuses(http: httpx.Client) -> None:
+    pods = "/api/v1/namespaces/default/pods"
+    no_containers = {"metadata": {"name": "p"}, "spec": {"containers": []}}
+    invalid = _status(http.post(pods, json=no_containers), 422, "Invalid")
+    assert invalid["details"]["causes"][0]["field"] == "spec.containers"
+    no_image = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}
+    _status(http.post(pods, json=no_image), 422, "Invalid")
+    deployment = {"metadata": {"name": "d"}, "spec": {"replicas": 1}}
+    _status(
+        http.post("/apis/apps/v1/namespaces/default/deployments", json=deployment), 422, "Invalid"
+    )
+    _status(http.post(CM, json={"metadata": {"name": "n"}, "data": {"a": 1}}), 422, "Invalid")
+    secrets = "/api/v1/namespaces/default/secrets"
+    _status(
+        http.post(secrets, json={"metadata": {"name": "s"}, "data": {"a": "not base64!"}}),
+        422,
+        "Invalid",
+    )
+    made = http.post(
+        secrets, json={"metadata": {"name": "s"}, "stringData": {"user": "kedge"}}
+    ).json()
+    assert made["data"] == {"user": "a2VkZ2U="} and "stringData" not in made
+
+
+def test_unknown_fields_warn_by_default_and_refuse_when_strict(http: httpx.Client) -> None:
+    device = {"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "Device",
+              "metadata": {"name": "warned"},
+              "spec": {"nodeName": "n", "colour": "red"}}  # fmt: skip
+    created = http.post(DEV, json=device)
+    assert created.status_code == 201 and "colour" not in created.json()["spec"]
+    assert created.headers.get_list("warning") == ['299 - "unknown field \\"spec.colour\\""']
+    ignored = http.post(DEV, params={"fieldValidation": "Ignore"},
+                        json={**device, "metadata": {"name": "quiet"}})  # fmt: skip
+    assert ignored.status_code == 201 and "warning" not in ignored.headers
