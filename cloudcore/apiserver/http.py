@@ -25,7 +25,7 @@ from cloudcore.apiserver.selectors import (
     parse_fields,
     parse_labels,
 )
-from cloudcore.apiserver.service import FIELD_WARNINGS, ApiService, ListOptions
+from cloudcore.apiserver.service import FIELD_MANAGER, FIELD_WARNINGS, ApiService, ListOptions
 from cloudcore.apiserver.tables import TABLE_CONTENT_TYPE, table
 
 log = logging.getLogger("kedge.apiserver")
@@ -229,10 +229,13 @@ class ApiServer:
             )
             warnings: list[str] = []
             token = FIELD_WARNINGS.set(warnings)
+            agent = request.headers.get("user-agent", "").split("/")[0].strip() or "unknown"
+            manager = FIELD_MANAGER.set(request.query_params.get("fieldManager") or agent)
             try:
                 response = await self._dispatch(request, user, target)
             finally:
                 FIELD_WARNINGS.reset(token)
+                FIELD_MANAGER.reset(manager)
             if request.query_params.get("fieldValidation") != "Ignore":
                 for warning in warnings:  # fieldValidation=Warn, the default
                     quoted = warning.replace("\\", "\\\\").replace('"', '\\"')

@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
-from cloudcore.apiserver import errors
+from cloudcore.apiserver import errors, fields
 from cloudcore.apiserver.errors import ApiError
 from cloudcore.apiserver.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from cloudcore.apiserver.resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType
@@ -39,6 +39,8 @@ log = logging.getLogger("kedge.apiserver")
 _T = TypeVar("_T")
 # unknown fields pruned from the current request's object, for `Warning` headers
 FIELD_WARNINGS: ContextVar[list[str] | None] = ContextVar("field_warnings", default=None)
+# the current request's field manager (fieldManager, else the client's user-agent product)
+FIELD_MANAGER: ContextVar[str] = ContextVar("field_manager", default="unknown")
 Obj = dict[str, Any]
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 WATCH_QUEUE = 10_000  # events buffered per watcher before it is dropped as too slow
@@ -234,7 +236,14 @@ class ApiService:
         if kind.namespaced and namespace not in self._namespaces:
             raise errors.not_found(self._type(NAMESPACE_KEY), namespace)
 
-    def create(self, kind: ResourceType, namespace: str, body: Any, strict: bool = False) -> Obj:
+    def create(
+        self,
+        kind: ResourceType,
+        namespace: str,
+        body: Any,
+        strict: bool = False,
+        managed: list[fields.Entry] | None = None,
+    ) -> Obj:
         obj = self._check_body(kind, _copy(body), namespace)
         meta = obj["metadata"]
         if not meta.get("name"):
@@ -260,6 +269,9 @@ class ApiService:
             obj["status"] = {"phase": "Active"}
         if kind.key == CRD_KEY:
             self._accept_crd(obj)
+        meta["managedFields"] = managed or fields.after_update(
+            [], None, obj, FIELD_MANAGER.get(), kind.api_version, self.clock()
+        )
         name = str(meta["name"])
         try:
             stored = self.store.write(kind.key, namespace, name, obj, None, create=True)
@@ -276,6 +288,7 @@ class ApiService:
         body: Any,
         subresource: str = "",
         strict: bool = False,
+        managed: list[fields.Entry] | None = None,
     ) -> Obj:
         obj = self._check_body(kind, _copy(body), namespace)
         if obj["metadata"].get("name") not in (None, name):
@@ -289,6 +302,16 @@ class ApiService:
             raise errors.conflict(kind, name)
         obj = self._validated(kind, obj, strict)
         merged = self._merge_for_update(kind, current, obj, subresource)
+        before = current["metadata"].get("managedFields") or []
+        merged["metadata"]["managedFields"] = (
+            managed
+            if managed is not None
+            else fields.after_update(
+                before, current, merged, FIELD_MANAGER.get(), kind.api_version, self.clock()
+            )
+        )
+        if not merged["metadata"]["managedFields"]:
+            del merged["metadata"]["managedFields"]
         return self._store_update(kind, namespace, name, current, merged)
 
     def _merge_for_update(
@@ -358,6 +381,7 @@ class ApiService:
         """(the patched object, created): apply patches create missing objects."""
         current = self.store.get(kind.key, namespace, name)
         apply = content_type == "application/apply-patch+yaml"
+        managed: list[fields.Entry] = []
         if current is None:
             if not apply:
                 raise errors.not_found(kind, name)
@@ -365,9 +389,11 @@ class ApiService:
                 raise errors.bad_request("an apply patch must be an object")
             body = _copy(patch)
             body.setdefault("metadata", {})["name"] = name
-            if field_manager:
-                _record_manager(body, field_manager, self.clock())
-            return self.create(kind, namespace, body, strict), True
+            applied = fields.entry(
+                field_manager or FIELD_MANAGER.get(), "Apply", kind.api_version, self.clock(),
+                fields.leaves(body),
+            )  # fmt: skip
+            return self.create(kind, namespace, body, strict, [applied]), True
         base = _copy(current)
         try:
             if content_type == "application/json-patch+json":
@@ -384,6 +410,10 @@ class ApiService:
                     )
                 patched = strategic_merge_patch(base, patch)
             elif apply:
+                if not isinstance(patch, dict):
+                    raise errors.bad_request("an apply patch must be an object")
+                manager = field_manager or FIELD_MANAGER.get()
+                base, managed = self._apply_ownership(kind, current, patch, manager, force)
                 patched = (merge_patch if kind.custom else strategic_merge_patch)(base, patch)
             else:
                 raise ApiError(
@@ -398,9 +428,53 @@ class ApiService:
             raise errors.invalid(kind, name, [("metadata", "Invalid value: must be an object")])
         patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         patched["metadata"]["name"] = name
-        if apply and field_manager:
-            _record_manager(patched, field_manager, self.clock())
-        return self.update(kind, namespace, name, patched, subresource, strict), False
+        return (
+            self.update(
+                kind, namespace, name, patched, subresource, strict, managed if apply else None
+            ),
+            False,
+        )
+
+    def _apply_ownership(
+        self, kind: ResourceType, current: Obj, patch: Obj, manager: str, force: bool
+    ) -> tuple[Obj, list[fields.Entry]]:
+        """Server-side apply: refuse to change fields other managers own (409) unless forced,
+        drop fields this manager applied before and no longer applies (if nobody else owns
+        them), and return the object to merge into with the new managedFields."""
+        applied = fields.leaves(patch)
+        entries = current["metadata"].get("managedFields") or []
+        mine_before: set[fields.Path] = set()
+        others: list[tuple[fields.Entry, set[fields.Path]]] = []
+        for existing in entries:
+            paths = fields.owned(existing)
+            if existing.get("manager") == manager and existing.get("operation") == "Apply":
+                mine_before = paths
+            else:
+                others.append((existing, paths))
+        changing = {p for p in applied if fields.value_at(current, p) != fields.value_at(patch, p)}
+        conflicts = [
+            (str(e.get("manager")), p) for e, paths in others for p in sorted(paths & changing)
+        ]
+        if conflicts and not force:
+            lines = "\n".join(f'- conflict with "{m}": {fields.display(p)}' for m, p in conflicts)
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Apply failed with {len(conflicts)} conflict(s):\n{lines}",
+                {"causes": [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}"',
+                             "field": fields.display(p)} for m, p in conflicts]},
+            )  # fmt: skip
+        owned_by_others = set().union(*(paths for _, paths in others)) if others else set()
+        base = _copy(current)
+        for path in mine_before - applied - owned_by_others:
+            fields.remove(base, path)
+        managed = [
+            {**e, "fieldsV1": fields.to_fields_v1(paths - changing)}
+            for e, paths in others
+            if paths - changing
+        ]
+        managed.append(fields.entry(manager, "Apply", kind.api_version, self.clock(), applied))
+        return base, managed
 
     def delete(
         self,
@@ -699,23 +773,3 @@ def _check_name(kind: ResourceType, name: str) -> None:
               "consist of lower case alphanumeric characters, '-' or '.', and must start and end "
               "with an alphanumeric character")],
         )  # fmt: skip
-
-
-def _record_manager(obj: Obj, manager: str, now: str) -> None:
-    """Server-side apply: note the manager in managedFields (fields are merged, not owned)."""
-    entries = [
-        e
-        for e in obj["metadata"].get("managedFields") or []
-        if not (e.get("manager") == manager and e.get("operation") == "Apply")
-    ]
-    entries.append(
-        {
-            "manager": manager,
-            "operation": "Apply",
-            "apiVersion": obj.get("apiVersion", ""),
-            "time": now,
-            "fieldsType": "FieldsV1",
-            "fieldsV1": {},
-        }
-    )
-    obj["metadata"]["managedFields"] = entries

@@ -161,3 +161,28 @@ def test_unknown_fields_are_refused_by_strict_validation(
     bad["spec"] = {"nodeName": 7}
     refused = apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(bad), check=False)
     assert refused.returncode != 0 and "spec.nodeName" in refused.stderr
+
+
+def test_server_side_apply_owns_fields_conflicts_and_prunes(
+    apiserver: ApiServerProcess, ns: str
+) -> None:
+    device = {"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "Device",
+              "metadata": {"name": "ssa", "namespace": ns, "labels": {"a": "1", "b": "2"}},
+              "spec": {"nodeName": "n1", "deviceModelRef": {"name": "m"}}}  # fmt: skip
+    apiserver.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(device))
+    dev = ["device", "ssa", "-n", ns]
+    apiserver.kubectl("patch", *dev, "--type", "merge", "-p", '{"spec":{"nodeName":"n2"}}')
+    refused = apiserver.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(device),
+                                check=False)  # fmt: skip
+    assert refused.returncode != 0
+    assert 'conflict with "kubectl-patch"' in refused.stderr and ".spec.nodeName" in refused.stderr
+    apiserver.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+                      stdin=json.dumps(device))  # fmt: skip
+    got = json.loads(apiserver.kubectl("get", *dev, "-o", "json", "--show-managed-fields").stdout)
+    assert got["spec"]["nodeName"] == "n1"
+    managers = {(m["manager"], m["operation"]) for m in got["metadata"]["managedFields"]}
+    assert ("kubectl", "Apply") in managers
+    del device["metadata"]["labels"]["b"]  # no longer applied: removed from the object
+    apiserver.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(device))
+    labels = json.loads(apiserver.kubectl("get", *dev, "-o", "json").stdout)["metadata"]["labels"]
+    assert labels == {"a": "1"}
