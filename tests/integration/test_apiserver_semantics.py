@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.apiserver import ApiServerProcess
+from tests.postgres import postgres
 from tests.support import wait_for
 
 CM = "/api/v1/namespaces/default/configmaps"
@@ -366,3 +368,24 @@ def test_unknown_fields_warn_by_default_and_refuse_when_strict(http: httpx.Clien
     ignored = http.post(DEV, params={"fieldValidation": "Ignore"},
                         json={**device, "metadata": {"name": "quiet"}})  # fmt: skip
     assert ignored.status_code == 201 and "warning" not in ignored.headers
+
+
+def test_postgresql_storage_keeps_objects_and_versions(tmp_path: Path) -> None:
+    with postgres() as url:
+        process = ApiServerProcess(tmp_path / "state", extra=("--database", url)).start()
+        try:
+            with process.http() as http:
+                assert http.post(CM, json=_cm("pg")).status_code == 201
+                device = {"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "Device",
+                          "metadata": {"name": "pg"}, "spec": {"nodeName": "n1"}}  # fmt: skip
+                assert http.post(DEV, json=device).status_code == 201
+                rv = http.get(DEV).json()["metadata"]["resourceVersion"]
+            process.stop()
+            process.start()
+            with process.http() as http:
+                assert [i["metadata"]["name"] for i in http.get(DEV).json()["items"]] == ["pg"]
+                made = http.post(CM, json=_cm("pg2")).json()
+                assert int(made["metadata"]["resourceVersion"]) > int(rv)
+                _status(http.post(CM, json=_cm("pg")), 409, "AlreadyExists")
+        finally:
+            process.stop()
