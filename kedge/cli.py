@@ -113,38 +113,32 @@ def _mapper(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cloudcore.apiserver.arguments import DEFAULT_PORT as DEFAULT_API_PORT
+    from cloudcore.apiserver.arguments import add_arguments as apiserver_arguments
     from edgecore.config import add_arguments
     from mappers import app as mapper_app
-    from simulators import bluetooth, modbus, opcua, zigbee
+    from simulators.arguments import ARGUMENTS as SIMULATOR_ARGUMENTS
 
     parser = argparse.ArgumentParser(prog="kedge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     simulate = sub.add_parser("simulate", help="run a simulated device")
     protocols = simulate.add_subparsers(dest="protocol", required=True)
-    modbus_parser = protocols.add_parser("modbus", help="Modbus TCP thermostat (pymodbus)")
-    modbus.add_arguments(modbus_parser)
-    modbus_parser.set_defaults(func=_simulate)
-    opcua_parser = protocols.add_parser("opcua", help="OPC UA thermostat (asyncua)")
-    opcua.add_arguments(opcua_parser)
-    opcua_parser.set_defaults(func=_simulate)
-    bluetooth_parser = protocols.add_parser(
-        "bluetooth", help="BLE thermostat peripheral (bumble; HCI over TCP for the central)"
-    )
-    bluetooth.add_arguments(bluetooth_parser)
-    bluetooth_parser.set_defaults(func=_simulate)
-    zigbee_parser = protocols.add_parser(
-        "zigbee", help="ZigBee thermostat and light behind an emulated XBee radio (TCP)"
-    )
-    zigbee.add_arguments(zigbee_parser)
-    zigbee_parser.set_defaults(func=_simulate)
+    helps = {
+        "modbus": "Modbus TCP thermostat (pymodbus)",
+        "opcua": "OPC UA thermostat (asyncua)",
+        "bluetooth": "BLE thermostat peripheral (bumble; HCI over TCP for the central)",
+        "zigbee": "ZigBee thermostat and light behind an emulated XBee radio (TCP)",
+    }
+    for protocol, add_simulator_arguments in SIMULATOR_ARGUMENTS.items():
+        simulator = protocols.add_parser(protocol, help=helps[protocol])
+        add_simulator_arguments(simulator)
+        simulator.set_defaults(func=_simulate)
     mapper = sub.add_parser("mapper", help="run a protocol mapper for one edge node")
     mapper_protocols = mapper.add_subparsers(dest="protocol", required=True)
     for protocol in mapper_app.PROTOCOLS:
         protocol_parser = mapper_protocols.add_parser(protocol, help=f"{protocol} mapper")
         mapper_app.add_arguments(protocol_parser)
         protocol_parser.set_defaults(func=_mapper)
-    from cloudcore.apiserver.server import add_arguments as apiserver_arguments
-
     apiserver = sub.add_parser("apiserver", help="run the embedded Kubernetes API server alone")
     apiserver_arguments(apiserver)
     apiserver.set_defaults(func=_apiserver)
@@ -155,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--state-dir", type=Path, default=Path(".kedge"))
     up.add_argument("--http-port", type=int, default=10550)
     up.add_argument("--mqtt-port", type=int, default=1883)
-    up.add_argument("--api-port", type=int, default=6443)
+    up.add_argument("--api-port", type=int, default=DEFAULT_API_PORT)
     up.set_defaults(func=_up)
     return parser
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import zigpy.types as t
 
 from simulators import xbee
+from simulators.arguments import zigbee as add_arguments
 from simulators.cli import run_simulator
 from simulators.thermostat import Thermostat
 from simulators.zigbee_devices import Frame, LightDevice, SimZigbeeDevice, ThermostatDevice
@@ -286,16 +287,6 @@ def default_devices(clock: Callable[[], float] = time.monotonic) -> list[SimZigb
         ThermostatDevice(t.EUI64.convert(THERMOSTAT_IEEE), 0x1001, Thermostat(), clock),
         LightDevice(t.EUI64.convert(LIGHT_IEEE), 0x1002, clock),
     ]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9999, help="TCP port of the emulated radio")
-    parser.add_argument(
-        "--joined",
-        action="store_true",
-        help="devices start joined (a network that existed before this run)",
-    )
 
 
 async def serve_from(args: argparse.Namespace) -> None:

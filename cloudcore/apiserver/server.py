@@ -18,42 +18,18 @@ from typing import Any
 import uvicorn
 import yaml
 
+from cloudcore.apiserver.arguments import add_arguments
 from cloudcore.apiserver.auth import ADMIN, Tokens
 from cloudcore.apiserver.errors import ApiError
 from cloudcore.apiserver.http import ApiServer
 from cloudcore.apiserver.resources import CRD_KEY
 from cloudcore.apiserver.service import ApiService
-from cloudcore.apiserver.store import CHANGE_LOG, Store
+from cloudcore.apiserver.store import Store
 from cloudcore.apiserver.tls import ensure_certificates
 from kedge.logs import setup_logging
 
 log = logging.getLogger("kedge.apiserver")
 CRDS = Path(__file__).resolve().parents[2] / "crds"
-DEFAULT_PORT = 6443
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-dir", type=Path, required=True)
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument(
-        "--database", help="SQLAlchemy URL (postgresql://...); default SQLite in the state dir"
-    )
-    parser.add_argument(
-        "--insecure", action="store_true", help="plain HTTP without authentication (loopback only)"
-    )
-    parser.add_argument(
-        "--no-crds", action="store_true", help="do not load the Device and DeviceModel CRDs"
-    )
-    parser.add_argument(
-        "--watch-history",
-        type=int,
-        default=CHANGE_LOG,
-        help="changes kept for watches to resume from (older versions get 410 Gone)",
-    )
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
 
 
 def load_crds(service: ApiService, directory: Path = CRDS) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-CHANGE_LOG = 50_000
+from cloudcore.apiserver.arguments import CHANGE_LOG
 
 metadata = MetaData()
 objects = Table(
