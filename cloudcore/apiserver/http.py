@@ -238,8 +238,7 @@ class ApiServer:
                 FIELD_MANAGER.reset(manager)
             if request.query_params.get("fieldValidation") != "Ignore":
                 for warning in warnings:  # fieldValidation=Warn, the default
-                    quoted = warning.replace("\\", "\\\\").replace('"', '\\"')
-                    response.headers.append("Warning", f'299 - "{quoted}"')
+                    response.headers.append("Warning", f'299 - "{_header_text(warning)}"')
             return response
 
         return await self._guarded(request, handle)
@@ -409,6 +408,19 @@ class ApiServer:
 
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _header_text(text: str) -> str:
+    """`text` as a quoted-string body: printable ASCII, everything else escaped."""
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            out.append(char.encode("unicode_escape").decode().replace("\\", "\\\\"))
+    return "".join(out)
 
 
 async def _delete_options(request: Request) -> dict[str, Any]:

@@ -23,21 +23,21 @@ json_values = st.recursive(
 selector_text = st.text(alphabet="abc=!,() in notx.-/_", max_size=30)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, derandomize=True)
 @given(selector_text)
 def test_label_selector_parser(text: str) -> None:
     with contextlib.suppress(SelectorError):
         parse_labels(text)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, derandomize=True)
 @given(selector_text)
 def test_field_selector_parser(text: str) -> None:
     with contextlib.suppress(SelectorError):
         parse_fields(text, BASE_FIELDS)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, derandomize=True)
 @given(json_values, json_values)
 def test_patches(target: Any, patch: Any) -> None:
     merge_patch(target, patch)
@@ -47,7 +47,7 @@ def test_patches(target: Any, patch: Any) -> None:
         json_patch(target, patch)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, derandomize=True)
 @given(
     st.dictionaries(st.sampled_from(["apiVersion", "metadata", "spec", "status", "x"]), json_values)
 )
