@@ -97,7 +97,5 @@ class ApiServerProcess:
         return result
 
     def api_client(self) -> client.ApiClient:
-        made: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(self.kubeconfig)
-        )
+        made: client.ApiClient = config.new_client_from_config(config_file=str(self.kubeconfig))
         return made

@@ -1,0 +1,109 @@
+"""List + watch of one resource through the official client, delivered on an asyncio loop.
+
+The client is synchronous, so each informer runs in its own thread: list, then watch from the
+list's resourceVersion; on 410 Gone (the version left the server's history) list again and
+report what changed meanwhile; on other errors retry with capped backoff. Events reach the
+loop as (type, object) with type ADDED, MODIFIED or DELETED, plus SYNCED after each (re)list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger("kedge.controllers")
+Obj = dict[str, Any]
+Handler = Callable[[str, Obj], None]
+WATCH_SECONDS = 5  # each watch request ends this often, so stop() is prompt
+MAX_BACKOFF = 10.0
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+class Informer:
+    def __init__(
+        self,
+        name: str,
+        list_call: Callable[..., Any],
+        loop: asyncio.AbstractEventLoop,
+        handler: Handler,
+    ) -> None:
+        """`list_call(**kwargs)` lists the resource as dicts (a CustomObjectsApi method with its
+        group/version/plural bound, for example)."""
+        self.name, self._list, self._loop, self._handler = name, list_call, loop, handler
+        self._stop = threading.Event()
+        self._known: dict[tuple[str, str], Obj] = {}
+        self._thread = threading.Thread(target=self._run, name=f"informer {name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(WATCH_SECONDS * 2)
+
+    def _emit(self, kind: str, obj: Obj) -> None:
+        self._loop.call_soon_threadsafe(self._handler, kind, obj)
+
+    def _relist(self) -> str:
+        listed = self._list()
+        seen: dict[tuple[str, str], Obj] = {}
+        for item in listed.get("items", []):
+            key = _key(item)
+            seen[key] = item
+            old = self._known.get(key)
+            if old is None:
+                self._emit("ADDED", item)
+            elif old["metadata"].get("resourceVersion") != item["metadata"].get("resourceVersion"):
+                self._emit("MODIFIED", item)
+        for key, old in self._known.items():
+            if key not in seen:
+                self._emit("DELETED", old)
+        self._known = seen
+        self._emit("SYNCED", {})
+        return str(listed.get("metadata", {}).get("resourceVersion", ""))
+
+    def _run(self) -> None:
+        backoff, rv = 0.5, ""
+        while not self._stop.is_set():
+            try:
+                if not rv:
+                    rv = self._relist()
+                stream = watch.Watch().stream(
+                    self._list, resource_version=rv, timeout_seconds=WATCH_SECONDS
+                )
+                for event in stream:
+                    obj = event["object"]
+                    rv = str(obj.get("metadata", {}).get("resourceVersion", rv))
+                    if event["type"] == "DELETED":
+                        self._known.pop(_key(obj), None)
+                    elif event["type"] in ("ADDED", "MODIFIED"):
+                        self._known[_key(obj)] = obj
+                    else:
+                        continue  # bookmarks
+                    self._emit(event["type"], obj)
+                    if self._stop.is_set():
+                        break
+                backoff = 0.5
+            except ApiException as exc:
+                if exc.status == 410:
+                    log.info("%s: resourceVersion %s expired; listing again", self.name, rv)
+                    rv = ""
+                    continue
+                log.warning("%s: %s; retrying in %.1fs", self.name, exc.reason, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            except Exception as exc:  # noqa: BLE001 - the API may be away; keep trying
+                log.warning("%s: %r; retrying in %.1fs", self.name, exc, backoff)
+                rv = ""
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)

@@ -1,0 +1,72 @@
+"""Device.status writes, coalesced so telemetry can never overload the API server.
+
+Reports for one device replace each other while waiting (latest wins); each device is written
+at most once per `interval` seconds; a status equal to the last one written is not written. The
+writes go through the status subresource with a merge patch, in a worker thread (the official
+client is synchronous).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("kedge.controllers")
+Key = tuple[str, str]
+Write = Callable[[str, str, dict[str, Any]], None]  # namespace, name, status
+
+
+class StatusWriter:
+    def __init__(self, write: Write, interval: float = 1.0) -> None:
+        self._write, self.interval = write, interval
+        self._pending: dict[Key, dict[str, Any]] = {}
+        self._written: dict[Key, dict[str, Any]] = {}
+        self._last: dict[Key, float] = {}
+        self._wake = asyncio.Event()
+        self.writes = 0  # API writes made, for benchmarks and tests
+
+    @property
+    def pending(self) -> int:
+        """Reports waiting (0 once every report was written or found unchanged)."""
+        return len(self._pending)
+
+    def report(self, key: Key, status: dict[str, Any]) -> None:
+        """The newest status of a device (replaces any report still waiting)."""
+        self._pending[key] = status
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                now = time.monotonic()
+                due = [k for k in self._pending if now - self._last.get(k, -1e9) >= self.interval]
+                for key in due:
+                    await self._flush(key)
+                if self._pending:
+                    soonest = min(self._last.get(k, 0.0) + self.interval for k in self._pending)
+                    try:
+                        await asyncio.wait_for(
+                            self._wake.wait(), max(0.0, soonest - time.monotonic())
+                        )
+                        self._wake.clear()
+                    except TimeoutError:
+                        pass
+
+    async def _flush(self, key: Key) -> None:
+        status = self._pending.pop(key)
+        if self._written.get(key) == status:
+            return  # unchanged: no write
+        self._last[key] = time.monotonic()
+        try:
+            await asyncio.to_thread(self._write, key[0], key[1], status)
+        except Exception as exc:  # noqa: BLE001 - kept for the next report; the API may be away
+            log.warning("status of %s/%s not written: %r", key[0], key[1], exc)
+            self._pending.setdefault(key, status)
+            return
+        self.writes += 1
+        self._written[key] = status
