@@ -25,7 +25,7 @@ from cloudcore.apiserver.http import ApiServer
 from cloudcore.apiserver.resources import CRD_KEY
 from cloudcore.apiserver.service import ApiService
 from cloudcore.apiserver.store import Store
-from cloudcore.apiserver.tls import ensure_certificates
+from cloudcore.pki import ensure_certificates
 from kedge.logs import setup_logging
 
 log = logging.getLogger("kedge.apiserver")

@@ -1,4 +1,4 @@
-"""A cluster CA and a serving certificate for 127.0.0.1/localhost, made once per state dir."""
+"""The cluster CA: serving certificates for loopback and client certificates for nodes."""
 
 from __future__ import annotations
 
@@ -90,3 +90,27 @@ def ensure_certificates(
     _write(key, _pem_key(server_key), private=True)
     _write(crt, server.public_bytes(serialization.Encoding.PEM))
     return ca_crt, crt, key
+
+
+def issue_client_certificate(directory: Path, common_name: str) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) for a client (an edge node), signed by the CA in `directory`."""
+    ensure_certificates(directory)
+    authority = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+    authority_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+    assert isinstance(authority_key, ec.EllipticCurvePrivateKey)
+    key = _key()
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(authority.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(authority_key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM), _pem_key(key)

@@ -1,0 +1,111 @@
+"""CloudHub: the websocket server edge nodes connect to (wss with mutual TLS).
+
+A node is who its client certificate says (CN `system:node:<name>`); one session per node, a
+newer connection replaces an older one. Keepalive: a ping every 15 s, a session silent for 30 s
+is dropped. A frame that is not a channel message is answered with an error response and the
+session stays up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from kedge.channel.message import FrameError, Message, decode
+
+log = logging.getLogger("kedge.cloudhub")
+NODE_PREFIX = "system:node:"
+KEEPALIVE = 15.0
+Handler = Callable[[str, Message], Awaitable[None]]
+
+
+def server_context(ca: Path, certificate: Path, key: Path) -> ssl.SSLContext:
+    """TLS that requires a client certificate signed by the cluster CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
+    context.load_cert_chain(str(certificate), str(key))
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _node_of(connection: ServerConnection) -> str | None:
+    ssl_object = connection.transport.get_extra_info("ssl_object")
+    peer = ssl_object.getpeercert() if ssl_object is not None else None
+    for rdn in (peer or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName" and str(value).startswith(NODE_PREFIX):
+                return str(value).removeprefix(NODE_PREFIX)
+    return None
+
+
+class CloudHub:
+    def __init__(self, handler: Handler, context: ssl.SSLContext) -> None:
+        self.handler, self.context = handler, context
+        self.sessions: dict[str, ServerConnection] = {}
+        self._server: Server | None = None
+        self.on_connect: Callable[[str], Awaitable[None]] | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await serve(
+            self._session, host, port, ssl=self.context,
+            ping_interval=KEEPALIVE, ping_timeout=KEEPALIVE, max_size=4 * 1024 * 1024,
+        )  # fmt: skip
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def send(self, node: str, message: Message) -> bool:
+        """False when the node is not connected (the caller keeps the message to retry)."""
+        connection = self.sessions.get(node)
+        if connection is None:
+            return False
+        try:
+            await connection.send(message.encode().decode())
+        except ConnectionClosed:
+            return False
+        return True
+
+    async def _session(self, connection: ServerConnection) -> None:
+        node = _node_of(connection)
+        if node is None:
+            await connection.close(
+                4001, "client certificate is not a node's (CN system:node:<name>)"
+            )
+            return
+        old = self.sessions.get(node)
+        self.sessions[node] = connection
+        if old is not None:
+            await old.close(4000, "replaced by a newer connection")
+        log.info("node connected", extra={"node": node})
+        if self.on_connect is not None:
+            await self.on_connect(node)
+        try:
+            async for frame in connection:
+                try:
+                    message = decode(frame)
+                except FrameError as exc:
+                    log.warning("bad frame: %s", exc, extra={"node": node})
+                    error = Message("cloudhub", "error", "", "response", {"error": str(exc)})
+                    await connection.send(error.encode().decode())
+                    continue
+                await self.handler(node, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            if self.sessions.get(node) is connection:
+                del self.sessions[node]
+            log.info("node disconnected", extra={"node": node})
+            with contextlib.suppress(Exception):
+                await connection.close()

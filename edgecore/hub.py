@@ -1,0 +1,83 @@
+"""EdgeHub: the edge's connection to CloudHub, kept up with capped backoff.
+
+Mutual TLS with the node's certificate. Messages arrive at `handler`; `send` returns False while
+the cloud is unreachable, so callers keep what they could not send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from kedge.channel.message import FrameError, Message, decode
+
+log = logging.getLogger("kedge.edgehub")
+KEEPALIVE = 15.0
+MAX_BACKOFF = 30.0
+Handler = Callable[[Message], Awaitable[None]]
+
+
+def client_context(ca: Path, certificate: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(certificate), str(key))
+    return context
+
+
+class EdgeHub:
+    def __init__(self, url: str, context: ssl.SSLContext, handler: Handler, node: str) -> None:
+        self.url, self.context, self.handler, self.node = url, context, handler, node
+        self.connected = asyncio.Event()
+        self.on_connect: Callable[[], Awaitable[None]] | None = None
+        self._connection: ClientConnection | None = None
+        self.connects = 0
+
+    async def send(self, message: Message) -> bool:
+        connection = self._connection
+        if connection is None:
+            return False
+        try:
+            await connection.send(message.encode().decode())
+        except ConnectionClosed:
+            return False
+        return True
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect: until cancelled."""
+        backoff = 0.5
+        while True:
+            try:
+                async with connect(
+                    self.url, ssl=self.context, ping_interval=KEEPALIVE, ping_timeout=KEEPALIVE,
+                    max_size=4 * 1024 * 1024, open_timeout=10,
+                ) as connection:  # fmt: skip
+                    self._connection = connection
+                    self.connects += 1
+                    self.connected.set()
+                    backoff = 0.5
+                    log.info("connected to the cloud", extra={"node": self.node})
+                    if self.on_connect is not None:
+                        await self.on_connect()
+                    async for frame in connection:
+                        try:
+                            message = decode(frame)
+                        except FrameError as exc:
+                            log.warning(
+                                "bad frame from the cloud: %s", exc, extra={"node": self.node}
+                            )
+                            continue
+                        await self.handler(message)
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
+                log.info(
+                    "cloud unreachable: %r; retry in %.1fs", exc, backoff, extra={"node": self.node}
+                )
+            finally:
+                self._connection = None
+                self.connected.clear()
+            await asyncio.sleep(backoff)  # reconnect pacing (capped exponential backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
