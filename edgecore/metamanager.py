@@ -1,0 +1,65 @@
+"""MetaManager: everything the cloud sent, stored before it is acted on (edge autonomy).
+
+Objects are kept by key (`device/<ns>/<name>`, `devicemodel/<ns>/<name>`) with the
+resourceVersion they came with; an older version than the stored one is ignored (the channel
+may repeat or reorder), a deletion removes the object. An edgecore restarted while the cloud is
+unreachable rebuilds its devices from here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from devicetwin.spec import Document
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    rv INTEGER NOT NULL,
+    body TEXT
+)
+"""
+KINDS = {"device": "Device", "devicemodel": "DeviceModel"}
+
+
+class MetaStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def apply(self, key: str, rv: int, body: dict[str, Any] | None) -> bool:
+        """Store (or, with `body` None, delete) `key` at version `rv`; False when `rv` is not
+        newer than what is stored. Deletions leave a tombstone so a late older update loses."""
+        if key.split("/", 1)[0] not in KINDS:
+            raise ValueError(f"unknown object kind in key {key!r}")
+        row = self._db.execute("SELECT rv FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is not None and row[0] >= rv:
+            return False
+        text = None if body is None else orjson.dumps(body).decode()
+        self._db.execute(
+            "INSERT INTO meta (key, rv, body) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET rv = excluded.rv, body = excluded.body",
+            (key, rv, text),
+        )
+        return True
+
+    def versions(self) -> dict[str, int]:
+        """key -> version held (tombstones included), for a resync request."""
+        return {str(k): int(rv) for k, rv in self._db.execute("SELECT key, rv FROM meta")}
+
+    def documents(self) -> list[Document]:
+        """The stored objects as manifest documents (models first), for devicetwin.spec."""
+        rows = self._db.execute(
+            "SELECT key, body FROM meta WHERE body IS NOT NULL ORDER BY key DESC"
+        ).fetchall()  # "devicemodel/..." sorts after "device/...": DESC puts models first
+        return [Document(f"cloud {key}", 1, orjson.loads(body)) for key, body in rows]

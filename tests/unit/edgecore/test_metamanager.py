@@ -1,0 +1,40 @@
+"""What the cloud sent, kept on disk: versions, tombstones, documents for the twin layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devicetwin.spec import load_documents
+from edgecore.metamanager import MetaStore
+
+MODEL = {"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "DeviceModel",
+         "metadata": {"name": "m", "namespace": "default"},
+         "spec": {"protocol": "modbus", "properties": [{"name": "t", "type": "INT"}]}}  # fmt: skip
+DEVICE = {"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "Device",
+          "metadata": {"name": "d", "namespace": "default"},
+          "spec": {"nodeName": "n1", "deviceModelRef": {"name": "m"},
+                   "protocol": {"protocolName": "modbus",
+                                "configData": {"port": 5020}}}}  # fmt: skip
+
+
+def test_objects_survive_a_restart_and_build_devices(tmp_path: Path) -> None:
+    store = MetaStore(tmp_path / "meta.db")
+    assert store.apply("device/default/d", 10, DEVICE)
+    assert store.apply("devicemodel/default/m", 9, MODEL)
+    store.close()
+    again = MetaStore(tmp_path / "meta.db")
+    [device] = load_documents(again.documents(), "n1", 0)
+    assert device.id == "default/d" and device.protocol == "modbus"
+
+
+def test_older_versions_and_late_updates_after_a_deletion_lose(tmp_path: Path) -> None:
+    store = MetaStore(tmp_path / "meta.db")
+    store.apply("device/default/d", 10, DEVICE)
+    assert not store.apply("device/default/d", 9, {**DEVICE, "spec": {}})
+    assert store.apply("device/default/d", 11, None)  # deleted
+    assert not store.apply("device/default/d", 10, DEVICE)  # a late repeat: still deleted
+    assert store.documents() == [] and store.versions() == {"device/default/d": 11}
+    with pytest.raises(ValueError, match="unknown object kind"):
+        store.apply("secret/default/x", 1, {})
