@@ -90,3 +90,16 @@ class ObjectSync:
             (node,),
         ).fetchall()
         return {str(k): int(rv) for k, rv in rows}
+
+    def wanted(self, node: str, key: str) -> Pending | None:
+        row = self._db.execute(
+            "SELECT rv, deleted, payload FROM object_sync WHERE node = ? AND key = ?", (node, key)
+        ).fetchone()
+        return (
+            None
+            if row is None
+            else Pending(node, key, int(row[0]), bool(row[1]), orjson.loads(row[2]))
+        )
+
+    def nodes(self) -> list[str]:
+        return [str(r[0]) for r in self._db.execute("SELECT DISTINCT node FROM object_sync")]

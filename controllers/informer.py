@@ -3,7 +3,8 @@
 The client is synchronous, so each informer runs in its own thread: list, then watch from the
 list's resourceVersion; on 410 Gone (the version left the server's history) list again and
 report what changed meanwhile; on other errors retry with capped backoff. Events reach the
-loop as (type, object) with type ADDED, MODIFIED or DELETED, plus SYNCED after each (re)list.
+loop as (type, object) with type ADDED, MODIFIED or DELETED, plus SYNCED after each (re)list
+(its object carries only the list's resourceVersion).
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ class Informer:
             if key not in seen:
                 self._emit("DELETED", old)
         self._known = seen
-        self._emit("SYNCED", {})
-        return str(listed.get("metadata", {}).get("resourceVersion", ""))
+        rv = str(listed.get("metadata", {}).get("resourceVersion", ""))
+        self._emit("SYNCED", {"metadata": {"resourceVersion": rv}})
+        return rv
 
     def _run(self) -> None:
         backoff, rv = 0.5, ""

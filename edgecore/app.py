@@ -15,17 +15,27 @@ import signal
 
 import uvicorn
 
-from devicetwin.manifests import load_manifests
+from devicetwin.manifests import read_documents
+from devicetwin.model import Device
 from devicetwin.service import TwinService, now_ms
+from devicetwin.spec import load_documents
 from devicetwin.store import TwinStore
 from edgecore.api import create_app
 from edgecore.broker import LocalBroker
+from edgecore.cloudlink import CloudLink
 from edgecore.config import EdgeConfig
 from edgecore.eventbus import EventBus
+from edgecore.hub import EdgeHub, client_context
+from edgecore.metamanager import MetaStore
 from edgecore.metrics import EdgeMetrics
 
 log = logging.getLogger("kedge.edgecore")
 DB_NAME = "edgecore.db"
+META_DB = "meta.db"
+
+
+async def _nothing(_devices: list[Device]) -> None:
+    """CloudLink's adopt until the EventBus exists (replaced before the link connects)."""
 
 
 async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) -> None:
@@ -34,7 +44,13 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    declared = load_manifests(config.devices, config.node, now_ms()) if config.devices else None
+    manifests = [doc for path in config.devices for doc in read_documents(path)]
+    link = None
+    if config.cloud is not None:
+        link = CloudLink(config.node, MetaStore(config.state_dir / META_DB), manifests, _nothing)
+        declared: list[Device] | None = link.declared()  # what the cloud sent before, too
+    else:
+        declared = load_documents(manifests, config.node, now_ms()) if config.devices else None
     store = TwinStore(config.state_dir / DB_NAME)
     service = TwinService(config.node, store)
     metrics = EdgeMetrics()
@@ -63,6 +79,18 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
     ]
     if broker is not None:
         tasks.append(asyncio.create_task(broker.supervise(), name="broker"))
+    if link is not None:
+        assert config.cloud is not None and config.cloud_certs is not None
+        certs = config.cloud_certs
+
+        async def adopt(devices: list[Device]) -> None:
+            bus.publish(await service.adopt(devices))
+
+        link.adopt = adopt
+        context = client_context(certs / "ca.crt", certs / "node.crt", certs / "node.key")
+        hub = EdgeHub(config.cloud, context, link.on_message, config.node)
+        hub.on_connect, link.hub = link.on_connect, hub
+        tasks.append(asyncio.create_task(hub.run(), name="edgehub"))
     # Everything allocated so far lives as long as the process: keep the cyclic collector off
     # it, and collect less often (each update allocates many small, acyclic objects).
     gc.freeze()
@@ -92,6 +120,8 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         await broker.stop()
     await service.close()
     store.close()
+    if link is not None:
+        link.meta.close()
     log.info("edgecore stopped", extra={"node": config.node})
     if failed:
         raise failed[0].exception()  # type: ignore[misc]

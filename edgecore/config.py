@@ -29,6 +29,8 @@ class EdgeConfig:
     http_port: int = 10550
     devices: list[Path] = field(default_factory=list)
     log_level: str = "info"
+    cloud: str | None = None  # CloudHub, wss://host:port
+    cloud_certs: Path | None = None  # ca.crt, node.crt, node.key
 
 
 def _mqtt(url: str) -> MqttSettings:
@@ -74,6 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="extend",
         help="DeviceModel/Device YAML files for this node",
     )
+    parser.add_argument("--cloud", help="CloudHub to join, wss://host:port")
+    parser.add_argument(
+        "--cloud-certs", type=Path, help="directory with ca.crt, node.crt and node.key"
+    )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
 
@@ -86,7 +92,10 @@ def _file_settings(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"config {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config {path}: must be a mapping of settings")
-    known = {"node", "state_dir", "mqtt", "broker", "http", "devices", "log_level"}
+    known = {
+        "node", "state_dir", "mqtt", "broker", "http", "devices", "log_level", "cloud",
+        "cloud_certs",
+    }  # fmt: skip
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"config {path}: unknown settings {sorted(unknown)}")
@@ -104,6 +113,8 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
         "http": args.http,
         "devices": args.devices,
         "log_level": args.log_level,
+        "cloud": args.cloud,
+        "cloud_certs": args.cloud_certs,
     }
     merged = {**file, **{k: v for k, v in flags.items() if v is not None}}
     if args.mqtt is not None or args.broker is not None:
@@ -119,7 +130,17 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
     devices = merged.get("devices") or []
     if not isinstance(devices, list):
         raise ConfigError("devices: must be a list of files")
+    cloud = merged.get("cloud")
+    if cloud is not None and (not isinstance(cloud, str) or not cloud.startswith("wss://")):
+        raise ConfigError(f"cloud: {cloud!r} is not a wss:// URL")
+    certs = merged.get("cloud_certs")
+    if cloud and not certs:
+        raise ConfigError(
+            "cloud_certs: required with cloud (a directory with ca.crt, node.crt, node.key)"
+        )
     return EdgeConfig(
+        cloud=cloud,
+        cloud_certs=Path(certs) if certs else None,
         node=node,
         state_dir=Path(state_dir),
         mqtt=_mqtt(str(merged["mqtt"])) if merged.get("mqtt") else None,

@@ -100,6 +100,12 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cloudcore(args: argparse.Namespace) -> int:
+    from cloudcore.app import run
+
+    return run(args)
+
+
 def _apiserver(args: argparse.Namespace) -> int:
     from cloudcore.apiserver.server import run
 
@@ -115,6 +121,7 @@ def _mapper(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from cloudcore.apiserver.arguments import DEFAULT_PORT as DEFAULT_API_PORT
     from cloudcore.apiserver.arguments import add_arguments as apiserver_arguments
+    from cloudcore.arguments import add_arguments as cloudcore_arguments
     from edgecore.config import add_arguments
     from mappers import app as mapper_app
     from simulators.arguments import ARGUMENTS as SIMULATOR_ARGUMENTS
@@ -139,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         protocol_parser = mapper_protocols.add_parser(protocol, help=f"{protocol} mapper")
         mapper_app.add_arguments(protocol_parser)
         protocol_parser.set_defaults(func=_mapper)
+    cloud = sub.add_parser("cloudcore", help="run CloudHub and the device controller")
+    cloudcore_arguments(cloud)
+    cloud.set_defaults(func=_cloudcore)
     apiserver = sub.add_parser("apiserver", help="run the embedded Kubernetes API server alone")
     apiserver_arguments(apiserver)
     apiserver.set_defaults(func=_apiserver)

@@ -175,6 +175,7 @@ class EdgeProcess:
     broker_port: int | None = None
     devices: list[Path] = field(default_factory=list)
     http_port: int = field(default_factory=free_port)
+    extra: list[str] = field(default_factory=list)  # more flags, e.g. --cloud
     process: subprocess.Popen[bytes] | None = None
 
     def args(self) -> list[str]:
@@ -195,7 +196,7 @@ class EdgeProcess:
             argv += ["--broker", f"local:{self.broker_port or free_port()}"]
         if self.devices:
             argv += ["--devices", *map(str, self.devices)]
-        return argv
+        return argv + self.extra
 
     def start(self, wait: bool = True) -> EdgeProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)

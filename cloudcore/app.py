@@ -1,0 +1,76 @@
+"""`kedge cloudcore`: CloudHub plus the DeviceController, against any API server by kubeconfig.
+
+State dir: `pki/` (the cluster CA and CloudHub's serving certificate; node certificates are
+signed by this CA), `objectsync.db` (what each node must hold and has confirmed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+from kubernetes import config as kube_config
+
+from cloudcore.arguments import add_arguments
+from cloudcore.downstream import Downstream
+from cloudcore.hub import CloudHub, server_context
+from cloudcore.objectsync import ObjectSync
+from cloudcore.pki import ensure_certificates
+from controllers.device_controller import DeviceController
+from kedge.channel.message import Message
+from kedge.logs import setup_logging
+
+log = logging.getLogger("kedge.cloudcore")
+
+
+async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    ca, crt, key = ensure_certificates(
+        args.state_dir / "pki", ("127.0.0.1", "localhost", args.host)
+    )
+    sync = ObjectSync(args.state_dir / "objectsync.db")
+    downstream: Downstream | None = None
+
+    async def on_message(node: str, message: Message) -> None:
+        assert downstream is not None
+        if not await downstream.on_message(node, message):
+            log.info("unhandled %s/%s", message.group, message.operation, extra={"node": node})
+
+    hub = CloudHub(on_message, server_context(ca, crt, key))
+    downstream = Downstream(hub, sync)
+    api = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
+    controller = DeviceController(api, downstream.want)
+    controller.on_synced = downstream.reconcile
+    await hub.start(args.host, args.port)
+    controller.start(loop)
+    runner = asyncio.create_task(controller.run(), name="device controller")
+    log.info("cloudcore started", extra={"cloudhub": f"wss://{args.host}:{args.port}"})
+    try:
+        await stop.wait()
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await asyncio.to_thread(controller.stop)
+        await hub.stop()
+        sync.close()
+        api.close()
+        log.info("cloudcore stopped")
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    asyncio.run(serve(args))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kedge cloudcore", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
