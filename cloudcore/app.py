@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
+from kubernetes import client
 from kubernetes import config as kube_config
 
 from cloudcore.arguments import add_arguments
@@ -19,7 +21,8 @@ from cloudcore.downstream import Downstream
 from cloudcore.hub import CloudHub, server_context
 from cloudcore.objectsync import ObjectSync
 from cloudcore.pki import ensure_certificates
-from controllers.device_controller import DeviceController
+from controllers.device_controller import GROUP, VERSION, DeviceController
+from controllers.status import StatusWriter
 from kedge.channel.message import Message
 from kedge.logs import setup_logging
 
@@ -39,24 +42,57 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
 
     async def on_message(node: str, message: Message) -> None:
         assert downstream is not None
-        if not await downstream.on_message(node, message):
-            log.info("unhandled %s/%s", message.group, message.operation, extra={"node": node})
+        if await downstream.on_message(node, message):
+            return
+        if message.group == "twin" and message.operation == "update":
+            await report_status(node, message)
+            return
+        log.info("unhandled %s/%s", message.group, message.operation, extra={"node": node})
+
+    async def report_status(node: str, message: Message) -> None:
+        """A node's twin and state report: into Device.status (coalesced), then acked."""
+        parts = message.resource.split("/")
+        if len(parts) != 3 or parts[0] != "device" or not isinstance(message.content, dict):
+            log.warning("malformed status report %r", message.resource, extra={"node": node})
+            return
+        key = (parts[1], parts[2])
+        if controller.routing.placed.get(key) != node:  # a node reports only its own devices
+            log.warning(
+                "status for %s/%s refused: not bound to this node", *key, extra={"node": node}
+            )
+        else:
+            writer.report(key, message.content)
+        ack = Message(
+            "cloudcore", "twin", message.resource, "ack",
+            parent_id=message.msg_id, resource_version=message.resource_version,
+        )  # fmt: skip
+        await hub.send(node, ack)
 
     hub = CloudHub(on_message, server_context(ca, crt, key))
     downstream = Downstream(hub, sync)
     api = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
     controller = DeviceController(api, downstream.want)
+    custom = client.CustomObjectsApi(api)
+
+    def write_status(namespace: str, name: str, status: dict[str, Any]) -> None:
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, "devices", name, {"status": status}
+        )
+
+    writer = StatusWriter(write_status, args.status_interval)
     controller.on_synced = downstream.reconcile
     await hub.start(args.host, args.port)
     controller.start(loop)
     runner = asyncio.create_task(controller.run(), name="device controller")
+    status_task = asyncio.create_task(writer.run(), name="status writer")
     log.info("cloudcore started", extra={"cloudhub": f"wss://{args.host}:{args.port}"})
     try:
         await stop.wait()
     finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
+        for task in (runner, status_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await asyncio.to_thread(controller.stop)
         await hub.stop()
         sync.close()

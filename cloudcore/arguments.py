@@ -14,5 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="CloudHub (wss) port")
     parser.add_argument(
+        "--status-interval",
+        type=float,
+        default=1.0,
+        help="seconds between Device.status writes per device (reports in between coalesce)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )

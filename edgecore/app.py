@@ -16,7 +16,7 @@ import signal
 import uvicorn
 
 from devicetwin.manifests import read_documents
-from devicetwin.model import Device
+from devicetwin.model import Device, DeviceId
 from devicetwin.service import TwinService, now_ms
 from devicetwin.spec import load_documents
 from devicetwin.store import TwinStore
@@ -28,10 +28,12 @@ from edgecore.eventbus import EventBus
 from edgecore.hub import EdgeHub, client_context
 from edgecore.metamanager import MetaStore
 from edgecore.metrics import EdgeMetrics
+from edgecore.outbox import Outbox
 
 log = logging.getLogger("kedge.edgecore")
 DB_NAME = "edgecore.db"
 META_DB = "meta.db"
+OUTBOX_DB = "outbox.db"
 
 
 async def _nothing(_devices: list[Device]) -> None:
@@ -47,7 +49,13 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
     manifests = [doc for path in config.devices for doc in read_documents(path)]
     link = None
     if config.cloud is not None:
-        link = CloudLink(config.node, MetaStore(config.state_dir / META_DB), manifests, _nothing)
+        link = CloudLink(
+            config.node,
+            MetaStore(config.state_dir / META_DB),
+            manifests,
+            _nothing,
+            Outbox(config.state_dir / OUTBOX_DB),
+        )
         declared: list[Device] | None = link.declared()  # what the cloud sent before, too
     else:
         declared = load_documents(manifests, config.node, now_ms()) if config.devices else None
@@ -87,6 +95,9 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
             bus.publish(await service.adopt(devices))
 
         link.adopt = adopt
+        link.lookup = lambda device_id: service.devices.get(DeviceId(device_id))
+        bus.observers.append(link.observe)
+        tasks.append(asyncio.create_task(link.upstream(), name="upstream"))
         context = client_context(certs / "ca.crt", certs / "node.crt", certs / "node.key")
         hub = EdgeHub(config.cloud, context, link.on_message, config.node)
         hub.on_connect, link.hub = link.on_connect, hub
@@ -122,6 +133,8 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
     store.close()
     if link is not None:
         link.meta.close()
+        if link.outbox is not None:
+            link.outbox.close()
     log.info("edgecore stopped", extra={"node": config.node})
     if failed:
         raise failed[0].exception()  # type: ignore[misc]

@@ -1,32 +1,113 @@
-"""The edge end of cloud sync: objects from the cloud into MetaManager and the twins, acked.
+"""The edge end of cloud sync: objects from the cloud into MetaManager and the twins, acked;
+device twins and states from the edge to the cloud through a durable outbox.
 
 Each object is checked (the node's full set must still parse) and stored before it is acted on
 and acked; one that does not parse is answered with an error and not stored. After every
-connect the edge asks for a resync, listing the versions it holds.
+connect the edge asks for a resync, listing the versions it holds, and sends its outbox.
+Upstream, every event about a device (documents, state changes) puts the device's current
+status snapshot in the outbox; an entry leaves it when the cloud acks it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from devicetwin.model import Device
-from devicetwin.service import now_ms
+from devicetwin.model import Device, TwinValue
+from devicetwin.service import Outbound, now_ms
 from devicetwin.spec import Document, ManifestError, load_documents
 from edgecore.hub import EdgeHub
 from edgecore.metamanager import MetaStore
+from edgecore.outbox import Outbox
 from kedge.channel.message import Message
 
 log = logging.getLogger("kedge.edgecore")
 GROUP = "resource"
+TWIN_GROUP = "twin"
+DEVICE_TOPIC = "$hw/events/device/"
 Adopt = Callable[[list[Device]], Awaitable[None]]
+Lookup = Callable[[str], Device | None]
+
+
+def _value(value: TwinValue | None, kind: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {"value": value.value, "metadata": {"timestamp": str(value.timestamp), "type": kind}}
+
+
+def status_of(device: Device) -> dict[str, Any]:
+    """Device.status as KubeEdge shows it: twins with reported and observedDesired, state."""
+    twins = []
+    for name, twin in sorted(device.twins.items()):
+        if twin.deleted or twin.actual is None:
+            continue
+        entry: dict[str, Any] = {"propertyName": name, "reported": _value(twin.actual, twin.type)}
+        observed = _value(twin.observed_desired, twin.type)
+        if observed is not None:
+            entry["observedDesired"] = observed
+        twins.append(entry)
+    status: dict[str, Any] = {"state": device.state, "twins": twins}
+    if device.last_online:
+        status["lastOnlineTime"] = device.last_online
+    return status
 
 
 class CloudLink:
-    def __init__(self, node: str, meta: MetaStore, manifests: list[Document], adopt: Adopt) -> None:
+    def __init__(
+        self,
+        node: str,
+        meta: MetaStore,
+        manifests: list[Document],
+        adopt: Adopt,
+        outbox: Outbox | None = None,
+        lookup: Lookup | None = None,
+    ) -> None:
         self.node, self.meta, self.manifests, self.adopt = node, meta, manifests, adopt
+        self.outbox, self.lookup = outbox, lookup
         self.hub: EdgeHub | None = None
         self.source = f"edge/{node}"
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+
+    def observe(self, messages: list[Outbound]) -> None:
+        """EventBus observer: which devices changed (their status goes up)."""
+        for message in messages:
+            if message.topic.startswith(DEVICE_TOPIC) and (
+                "/twin/update/document" in message.topic or "/state/update" in message.topic
+            ):
+                parts = message.topic[len(DEVICE_TOPIC) :].split("/")
+                if len(parts) >= 2:
+                    self._dirty.add(f"{parts[0]}/{parts[1]}")
+        if self._dirty:
+            self._wake.set()
+
+    async def upstream(self) -> None:
+        """Put changed devices' status in the outbox and send it: until cancelled."""
+        assert self.outbox is not None and self.lookup is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            dirty, self._dirty = self._dirty, set()
+            for device_id in sorted(dirty):
+                device = self.lookup(device_id)
+                if device is not None:
+                    status = status_of(device)
+                    await self._send_status(device_id, self.outbox.put(device_id, status), status)
+
+    async def _send_status(self, device_id: str, seq: int, status: dict[str, Any]) -> None:
+        if self.hub is not None:
+            message = Message(
+                self.source, TWIN_GROUP, f"device/{device_id}", "update", status,
+                resource_version=str(seq),
+            )  # fmt: skip
+            await self.hub.send(message)
+
+    async def send_outbox(self) -> None:
+        if self.outbox is not None:
+            for device_id, seq, status in self.outbox.entries():
+                await self._send_status(device_id, seq, status)
 
     def declared(self) -> list[Device]:
         return load_documents([*self.manifests, *self.meta.documents()], self.node, now_ms())
@@ -36,9 +117,15 @@ class CloudLink:
         await self.hub.send(
             Message(self.source, GROUP, "", "resync", {"versions": self.meta.versions()})
         )
+        await self.send_outbox()
 
     async def on_message(self, message: Message) -> None:
         assert self.hub is not None
+        if message.group == TWIN_GROUP and message.operation == "ack" and self.outbox is not None:
+            device_id = message.resource.removeprefix("device/")
+            if message.resource_version.isdigit():
+                self.outbox.ack(device_id, int(message.resource_version))
+            return
         if message.group != GROUP or message.operation not in ("update", "delete"):
             log.info("unhandled %s/%s from the cloud", message.group, message.operation,
                      extra={"node": self.node})  # fmt: skip

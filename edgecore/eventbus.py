@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from devicetwin.service import Handled, Outbound, TwinService, now_ms
@@ -37,6 +37,8 @@ class EventBus:
         self._connection: MqttConnection | None = None
         self._pending: list[Outbound] = []
         self._inflight = 0
+        # see every outbound event (the cloud link learns which devices changed from them)
+        self.observers: list[Callable[[list[Outbound]], None]] = []
 
     async def run(self) -> None:
         """Stay connected: reconnect with a capped backoff whenever the broker goes away."""
@@ -95,6 +97,8 @@ class EventBus:
         while the broker was away still reaches its mapper.
         """
         messages = list(messages)
+        for observer in self.observers:
+            observer(messages)
         connection = self._connection
         sent = 0
         try:

@@ -14,7 +14,16 @@ import pytest
 
 from cloudcore.pki import ensure_certificates, issue_client_certificate
 from tests.apiserver import ApiServerProcess
-from tests.support import ROOT, SAMPLES, EdgeProcess, Mosquitto, free_port, port_open, wait_for
+from tests.support import (
+    ROOT,
+    SAMPLES,
+    EdgeProcess,
+    Mosquitto,
+    MqttProbe,
+    free_port,
+    port_open,
+    wait_for,
+)
 
 DEV = "default/thermostat-1"
 
@@ -104,5 +113,35 @@ def test_edge_keeps_its_devices_offline_and_catches_up(
         cloud.process = _cloudcore(cloud.apiserver, cloud.state, cloud.port)  # cloud returns
         wait_for(lambda: edge.get(f"/v1/devices/{DEV}").status_code == 404, timeout=60,
                  what="deletion made while apart reaches the edge")  # fmt: skip
+    finally:
+        edge.stop()
+
+
+def _reported(cloud: Cloud, prop: str) -> str | None:
+    listed = cloud.apiserver.kubectl("get", "device", "thermostat-1", "-o", "json")
+    got = json.loads(listed.stdout)
+    for twin in got.get("status", {}).get("twins", []):
+        if twin["propertyName"] == prop:
+            return str(twin["reported"]["value"])
+    return None
+
+
+def test_reported_values_reach_device_status_even_across_a_cloud_outage(
+    tmp_path: Path, cloud: Cloud, broker: Mosquitto, probe: MqttProbe
+) -> None:
+    edge = _edge(tmp_path, cloud, broker).start()
+    try:
+        cloud.apiserver.kubectl("apply", "-f", str(SAMPLES / "modbus.yaml"))
+        wait_for(lambda: edge.get(f"/v1/devices/{DEV}").status_code == 200, timeout=30,
+                 what="device at the edge")  # fmt: skip
+        topic = f"$hw/events/device/{DEV}/twin/update"
+        probe.request(topic, {"twin": {"temperature": {"actual": {"value": "19.5"}}}})
+        wait_for(lambda: _reported(cloud, "temperature") == "19.5", timeout=30,
+                 what="reported value in Device.status")  # fmt: skip
+        cloud.stop()
+        probe.request(topic, {"twin": {"temperature": {"actual": {"value": "20.5"}}}})
+        cloud.process = _cloudcore(cloud.apiserver, cloud.state, cloud.port)
+        wait_for(lambda: _reported(cloud, "temperature") == "20.5", timeout=60,
+                 what="a report made while the cloud was away, from the outbox")  # fmt: skip
     finally:
         edge.stop()
