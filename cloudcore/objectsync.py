@@ -9,12 +9,13 @@ state lives in SQLite, so a cloudcore restarted with `kill -9` resends exactly w
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from kedge.sqlite import open_store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS object_sync (
@@ -40,11 +41,7 @@ class Pending:
 
 class ObjectSync:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(SCHEMA)
+        self._db = open_store(path, SCHEMA)
 
     def close(self) -> None:
         self._db.close()

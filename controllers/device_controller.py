@@ -15,13 +15,14 @@ from typing import Any
 
 from kubernetes import client
 
-from controllers.devices import DeviceRouting, NodeChange
+from controllers.devices import DeviceRouting, NodeChange, Problem
 from controllers.informer import Informer
 
 log = logging.getLogger("kedge.controllers")
 GROUP, VERSION = "devices.kubeedge.io", "v1beta1"
 Obj = dict[str, Any]
 Deliver = Callable[[str, str, int, Obj | None], Awaitable[None]]
+Route = Callable[[str, Obj], tuple[list[NodeChange], list[Problem]]]
 
 
 def _rv(obj: Obj) -> int:
@@ -68,20 +69,16 @@ class DeviceController:
         return out
 
     def _on_device(self, kind: str, obj: Obj) -> None:
-        if kind == "SYNCED":
-            self._synced_event("devices", obj)
-            return
-        changes, problems = self.routing.device_event(kind, obj)
-        for problem in problems:
-            log.warning("%s/%s: %s", *problem.key, problem.message)
-        for change in changes:  # resourceVersions are cluster-wide: the event's orders removals
-            self._queue.put_nowait((change, _rv(obj)))
+        self._on_event("devices", self.routing.device_event, kind, obj)
 
     def _on_model(self, kind: str, obj: Obj) -> None:
+        self._on_event("devicemodels", self.routing.model_event, kind, obj)
+
+    def _on_event(self, name: str, route: Route, kind: str, obj: Obj) -> None:
         if kind == "SYNCED":
-            self._synced_event("devicemodels", obj)
+            self._synced_event(name, obj)
             return
-        changes, problems = self.routing.model_event(kind, obj)
+        changes, problems = route(kind, obj)
         for problem in problems:
             log.warning("%s/%s: %s", *problem.key, problem.message)
         for change in changes:  # resourceVersions are cluster-wide: the event's orders removals

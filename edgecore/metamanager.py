@@ -8,13 +8,13 @@ unreachable rebuilds its devices from here.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from devicetwin.spec import Document
+from kedge.sqlite import open_store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -28,11 +28,7 @@ KINDS = {"device": "Device", "devicemodel": "DeviceModel"}
 
 class MetaStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(SCHEMA)
+        self._db = open_store(path, SCHEMA)
 
     def close(self) -> None:
         self._db.close()

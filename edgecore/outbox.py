@@ -7,11 +7,12 @@ leave the outbox only when the cloud acks that exact entry.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from kedge.sqlite import open_store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -24,11 +25,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 
 class Outbox:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(SCHEMA)
+        self._db = open_store(path, SCHEMA)
         row = self._db.execute("SELECT MAX(seq) FROM outbox").fetchone()
         self._seq = int(row[0] or 0)
 
