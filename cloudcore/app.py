@@ -55,18 +55,24 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         if len(parts) != 3 or parts[0] != "device" or not isinstance(message.content, dict):
             log.warning("malformed status report %r", message.resource, extra={"node": node})
             return
+        if downstream is None or not downstream.synced:  # owners not known yet: hold it
+            deferred.append((node, message))
+            return
         key = (parts[1], parts[2])
-        if controller.routing.placed.get(key) != node:  # a node reports only its own devices
-            log.warning(
-                "status for %s/%s refused: not bound to this node", *key, extra={"node": node}
-            )
-        else:
-            writer.report(key, message.content)
         ack = Message(
             "cloudcore", "twin", message.resource, "ack",
             parent_id=message.msg_id, resource_version=message.resource_version,
         )  # fmt: skip
-        await hub.send(node, ack)
+
+        async def acknowledge() -> None:
+            await hub.send(node, ack)
+
+        if controller.routing.placed.get(key) != node:  # a node reports only its own devices
+            log.warning("status for %s/%s refused: not bound to this node", *key,
+                        extra={"node": node})  # fmt: skip
+            await acknowledge()  # nothing to retry: drop it from the node's outbox
+        else:
+            writer.report(key, message.content, acknowledge)  # acked once it is stored
 
     hub = CloudHub(on_message, server_context(ca, crt, key))
     downstream = Downstream(hub, sync)
@@ -80,7 +86,15 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         )
 
     writer = StatusWriter(write_status, args.status_interval)
-    controller.on_synced = downstream.reconcile
+    deferred: list[tuple[str, Message]] = []
+
+    async def synced(expected: dict[str, set[str]], rv: int) -> None:
+        await downstream.reconcile(expected, rv)
+        held, deferred[:] = list(deferred), []
+        for node, message in held:
+            await report_status(node, message)
+
+    controller.on_synced = synced
     await hub.start(args.host, args.port)
     controller.start(loop)
     runner = asyncio.create_task(controller.run(), name="device controller")

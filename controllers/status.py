@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 log = logging.getLogger("kedge.controllers")
@@ -23,6 +23,7 @@ class StatusWriter:
     def __init__(self, write: Write, interval: float = 1.0) -> None:
         self._write, self.interval = write, interval
         self._pending: dict[Key, dict[str, Any]] = {}
+        self._done: dict[Key, list[Callable[[], Awaitable[None]]]] = {}
         self._written: dict[Key, dict[str, Any]] = {}
         self._last: dict[Key, float] = {}
         self._wake = asyncio.Event()
@@ -33,9 +34,17 @@ class StatusWriter:
         """Reports waiting (0 once every report was written or found unchanged)."""
         return len(self._pending)
 
-    def report(self, key: Key, status: dict[str, Any]) -> None:
-        """The newest status of a device (replaces any report still waiting)."""
+    def report(
+        self,
+        key: Key,
+        status: dict[str, Any],
+        done: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """The newest status of a device (replaces any report still waiting). `done` runs once
+        the status is stored (written, or found unchanged), so a reporter can ack only then."""
         self._pending[key] = status
+        if done is not None:
+            self._done.setdefault(key, []).append(done)
         self._wake.set()
 
     async def run(self) -> None:
@@ -59,14 +68,17 @@ class StatusWriter:
 
     async def _flush(self, key: Key) -> None:
         status = self._pending.pop(key)
-        if self._written.get(key) == status:
-            return  # unchanged: no write
-        self._last[key] = time.monotonic()
-        try:
-            await asyncio.to_thread(self._write, key[0], key[1], status)
-        except Exception as exc:  # noqa: BLE001 - kept for the next report; the API may be away
-            log.warning("status of %s/%s not written: %r", key[0], key[1], exc)
-            self._pending.setdefault(key, status)
-            return
-        self.writes += 1
-        self._written[key] = status
+        done = self._done.pop(key, [])
+        if self._written.get(key) != status:  # unchanged: no write
+            self._last[key] = time.monotonic()
+            try:
+                await asyncio.to_thread(self._write, key[0], key[1], status)
+            except Exception as exc:  # noqa: BLE001 - kept and retried; the API may be away
+                log.warning("status of %s/%s not written: %r", key[0], key[1], exc)
+                self._pending.setdefault(key, status)
+                self._done.setdefault(key, []).extend(done)
+                return
+            self.writes += 1
+            self._written[key] = status
+        for callback in done:  # every report this write covered is now stored
+            await callback()

@@ -84,10 +84,18 @@ async def test_status_writes_coalesce_and_skip_unchanged(apiserver: ApiServerPro
 
     writer = StatusWriter(write, interval=0.2)
     task = asyncio.create_task(writer.run())
+    acked: list[int] = []
+
+    def ack(n: int) -> Any:
+        async def done() -> None:
+            acked.append(n)
+
+        return done
+
     try:
         for n in range(200):  # a flood: 200 reports in a moment
             writer.report(("default", "flood"), {"state": "online", "twins": [
-                {"propertyName": "t", "reported": {"value": str(n)}}]})  # fmt: skip
+                {"propertyName": "t", "reported": {"value": str(n)}}]}, ack(n))  # fmt: skip
             await asyncio.sleep(0)
 
         def latest() -> bool:
@@ -97,6 +105,8 @@ async def test_status_writes_coalesce_and_skip_unchanged(apiserver: ApiServerPro
 
         await wait_until(latest, what="latest status written")
         assert writer.writes <= 3  # the first report, then the newest after the interval
+        await wait_until(lambda: len(acked) == 200, what="every report acked once stored")
+        assert sorted(acked) == list(range(200))
         before = writer.writes
         writer.report(("default", "flood"), {"state": "online", "twins": [
             {"propertyName": "t", "reported": {"value": "199"}}]})  # fmt: skip
