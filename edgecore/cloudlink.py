@@ -135,18 +135,19 @@ class CloudLink:
             body = message.content if message.operation == "update" else None
             if body is not None and not isinstance(body, dict):
                 raise ValueError("content must be an object")
-            if body is not None:  # the node's set must still parse with it
-                source = f"cloud {message.resource}"
-                others = [d for d in self.meta.documents() if d.source != source]
-                documents = [*self.manifests, *others, Document(source, 1, body)]
-                load_documents(documents, self.node, now_ms())
+            # the node's set as it would be, parsed once: refused unless it all still parses
+            # (a deletion too: a model some device still uses), adopted as is when stored
+            source = f"cloud {message.resource}"
+            others = [d for d in self.meta.documents() if d.source != source]
+            added = [] if body is None else [Document(source, 1, body)]
+            devices = load_documents([*self.manifests, *others, *added], self.node, now_ms())
             changed = self.meta.apply(message.resource, rv, body)
         except (ValueError, ManifestError) as exc:
             log.warning("refused %s: %s", message.resource, exc, extra={"node": self.node})
             await self.hub.send(message.reply(self.source, "response", {"error": str(exc)}))
             return
         if changed:
-            await self.adopt(self.declared())
+            await self.adopt(devices)
         ack = Message(
             self.source, GROUP, message.resource, "ack", None,
             parent_id=message.msg_id, resource_version=message.resource_version,
