@@ -595,21 +595,13 @@ class ApiService:
                 removed = self.store.delete(kind.key, namespace, item["metadata"]["name"])
                 self._after_write(kind, "DELETED", removed)
 
-    def _all_objects(self) -> list[tuple[ResourceType, Obj]]:
-        out: list[tuple[ResourceType, Obj]] = []
-        for kind in self.registry.all():
-            if kind.custom and kind.version != kind.storage_version:
-                continue
-            items, _ = self.store.list(kind.key, None)
-            out.extend((kind, item) for item in items)
-        return out
-
     def _dependents(self, uid: str) -> list[tuple[ResourceType, Obj]]:
-        return [
-            (kind, obj)
-            for kind, obj in self._all_objects()
-            if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
-        ]
+        out = []
+        for key, obj in self.store.owned_by(uid):
+            kind = self.registry.by_key(key)
+            if kind is not None:
+                out.append((kind, obj))
+        return out
 
     def _orphan(self, uid: str) -> None:
         for kind, obj in self._dependents(uid):
@@ -645,28 +637,22 @@ class ApiService:
         self._finish_foreground(uid)
 
     def _exists(self, ref: dict[str, Any]) -> bool:
-        kind = self.registry.by_kind(str(ref.get("apiVersion")), str(ref.get("kind")))
-        if kind is None:
-            return False
-        return any(
-            o["metadata"]["uid"] == ref.get("uid") for o in self.store.list(kind.key, None)[0]
-        )
+        return self.store.by_uid(str(ref.get("uid", ""))) is not None
 
     def _finish_foreground(self, uid: str) -> None:
         """An owner waiting in foreground deletion goes once its dependents are gone."""
-        for kind, obj in self._all_objects():
-            meta = obj["metadata"]
-            if meta["uid"] != uid:
-                continue
-            if "foregroundDeletion" in (meta.get("finalizers") or []) and not self._dependents(uid):
-                meta["finalizers"] = [f for f in meta["finalizers"] if f != "foregroundDeletion"]
-                self._store_update(
-                    kind,
-                    meta.get("namespace", ""),
-                    meta["name"],
-                    self.store.get(kind.key, meta.get("namespace", ""), meta["name"]) or obj,
-                    obj,
-                )
+        found = self.store.by_uid(uid)
+        kind = None if found is None else self.registry.by_key(found[0])
+        if found is None or kind is None:
+            return
+        current = found[1]
+        meta = current["metadata"]
+        if "foregroundDeletion" in (meta.get("finalizers") or []) and not self._dependents(uid):
+            merged = _copy(current)
+            merged["metadata"]["finalizers"] = [
+                f for f in meta["finalizers"] if f != "foregroundDeletion"
+            ]
+            self._store_update(kind, meta.get("namespace", ""), meta["name"], current, merged)
 
     async def settle(self) -> None:
         """Wait for pending garbage collection (tests and shutdown)."""

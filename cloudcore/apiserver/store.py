@@ -8,7 +8,7 @@ are "too old" (410 Gone), as etcd compaction makes them in Kubernetes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,16 @@ objects = Table(
     Column("namespace", String, primary_key=True),  # "" for cluster-scoped
     Column("name", String, primary_key=True),
     Column("rv", Integer, nullable=False),
+    Column("uid", String, nullable=False, index=True),
     Column("data", Text, nullable=False),
+)
+owners = Table(  # ownerReferences, indexed: garbage collection finds dependents without a scan
+    "owners",
+    metadata,
+    Column("owner_uid", String, nullable=False, index=True),
+    Column("resource", String, nullable=False),
+    Column("namespace", String, nullable=False),
+    Column("name", String, nullable=False),
 )
 changes = Table(
     "changes",
@@ -83,8 +92,18 @@ def _sqlite_pragmas(engine: Engine) -> None:
 _GET = text("SELECT data FROM objects WHERE resource = :r AND namespace = :ns AND name = :n")
 _RV = text("SELECT rv FROM objects WHERE resource = :r AND namespace = :ns AND name = :n")
 _INSERT = text(
-    "INSERT INTO objects (resource, namespace, name, rv, data) VALUES (:r, :ns, :n, :rv, :d)"
+    "INSERT INTO objects (resource, namespace, name, rv, uid, data) "
+    "VALUES (:r, :ns, :n, :rv, :uid, :d)"
 )
+_OWNERS_DROP = text("DELETE FROM owners WHERE resource = :r AND namespace = :ns AND name = :n")
+_OWNERS_ADD = text(
+    "INSERT INTO owners (owner_uid, resource, namespace, name) VALUES (:owner, :r, :ns, :n)"
+)
+_OWNED = text(
+    "SELECT o.resource, o.data FROM owners w JOIN objects o ON o.resource = w.resource "
+    "AND o.namespace = w.namespace AND o.name = w.name WHERE w.owner_uid = :owner"
+)
+_BY_UID = text("SELECT resource, data FROM objects WHERE uid = :uid")
 _UPDATE = text(
     "UPDATE objects SET rv = :rv, data = :d WHERE resource = :r AND namespace = :ns AND name = :n"
 )
@@ -149,7 +168,8 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 if create:
-                    conn.execute(_INSERT, {**key, "rv": rv, "d": data})
+                    uid = str(obj["metadata"].get("uid", ""))
+                    conn.execute(_INSERT, {**key, "rv": rv, "uid": uid, "d": data})
                 else:
                     row = conn.execute(_RV, key).first()
                     if row is None:
@@ -157,6 +177,10 @@ class Store:
                     if expected_rv is not None and row[0] != expected_rv:
                         raise Conflict("changed")
                     conn.execute(_UPDATE, {**key, "rv": rv, "d": data})
+                    conn.execute(_OWNERS_DROP, key)
+                for ref in obj["metadata"].get("ownerReferences") or []:
+                    if isinstance(ref, dict) and ref.get("uid"):
+                        conn.execute(_OWNERS_ADD, {**key, "owner": str(ref["uid"])})
                 self._log(conn, rv, resource, "ADDED" if create else "MODIFIED", data)
         except IntegrityError:
             raise Conflict("exists") from None
@@ -173,9 +197,21 @@ class Store:
             rv = self.rv + 1
             obj["metadata"]["resourceVersion"] = str(rv)
             conn.execute(_DELETE, key)
+            conn.execute(_OWNERS_DROP, key)
             self._log(conn, rv, resource, "DELETED", _dumps(obj))
         self.rv = rv
         return obj
+
+    def owned_by(self, uid: str) -> Sequence[tuple[str, dict[str, Any]]]:
+        """(resource, object) of every object naming `uid` in its ownerReferences."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(_OWNED, {"owner": uid}).all()
+        return [(str(r[0]), dict(orjson.loads(r[1]))) for r in rows]
+
+    def by_uid(self, uid: str) -> tuple[str, dict[str, Any]] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(_BY_UID, {"uid": uid}).first()
+        return None if row is None else (str(row[0]), dict(orjson.loads(row[1])))
 
     def changes_since(self, rv: int, resource: str) -> Iterator[Change]:
         """Changes to `resource` after `rv`, oldest first; Gone when `rv` left the log."""
