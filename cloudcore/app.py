@@ -1,7 +1,9 @@
-"""`kedge cloudcore`: CloudHub plus the DeviceController, against any API server by kubeconfig.
+"""`kedge cloudcore`: CloudHub, the join service and the DeviceController, against any API
+server by kubeconfig.
 
-State dir: `pki/` (the cluster CA and CloudHub's serving certificate; node certificates are
-signed by this CA), `objectsync.db` (what each node must hold and has confirmed).
+State dir: `pki/` (the cluster CA and the serving certificate of CloudHub and the join service;
+node certificates are signed by this CA), `objectsync.db` (what each node must hold and has
+confirmed), `tokens.db` (which node each join token was used by).
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ import logging
 import signal
 from typing import Any
 
+import uvicorn
 from kubernetes import client
 from kubernetes import config as kube_config
 
 from cloudcore.arguments import add_arguments
 from cloudcore.downstream import Downstream
 from cloudcore.hub import CloudHub, server_context
+from cloudcore.join import GROUP as CERT_GROUP
+from cloudcore.join import NodeCertificates
 from cloudcore.objectsync import ObjectSync
 from cloudcore.pki import ensure_certificates
+from cloudcore.tokens import TOKENS_DB, JoinTokens
 from controllers.device_controller import GROUP, VERSION, DeviceController
 from controllers.status import StatusWriter
 from kedge.channel.message import Message
@@ -34,9 +40,16 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    ca, crt, key = ensure_certificates(
-        args.state_dir / "pki", ("127.0.0.1", "localhost", args.host)
-    )
+    pki = args.state_dir / "pki"
+    ca, crt, key = ensure_certificates(pki, ("127.0.0.1", "localhost", args.host))
+    tokens = JoinTokens(pki, args.state_dir / TOKENS_DB)
+    certificates = NodeCertificates(pki, tokens, args.node_cert_validity)
+    join_service = uvicorn.Server(
+        uvicorn.Config(
+            certificates.app(), host=args.host, port=args.join_port, ssl_certfile=str(crt),
+            ssl_keyfile=str(key), log_config=None, access_log=False, lifespan="off",
+        )
+    )  # fmt: skip
     sync = ObjectSync(args.state_dir / "objectsync.db")
     downstream: Downstream | None = None
 
@@ -46,6 +59,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             return
         if message.group == "twin" and message.operation == "update":
             await report_status(node, message)
+            return
+        if message.group == CERT_GROUP and message.operation == "rotate":
+            await hub.send(node, certificates.rotate(node, message))
             return
         log.info("unhandled %s/%s", message.group, message.operation, extra={"node": node})
 
@@ -99,10 +115,17 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     controller.start(loop)
     runner = asyncio.create_task(controller.run(), name="device controller")
     status_task = asyncio.create_task(writer.run(), name="status writer")
-    log.info("cloudcore started", extra={"cloudhub": f"wss://{args.host}:{args.port}"})
+    join_task = asyncio.create_task(join_service.serve(), name="join service")
+    log.info("cloudcore started", extra={"cloudhub": f"wss://{args.host}:{args.port}",
+             "join": f"https://{args.host}:{args.join_port}"})  # fmt: skip
     try:
-        await stop.wait()
+        await asyncio.wait(
+            [asyncio.create_task(stop.wait()), join_task], return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
+        join_service.should_exit = True
+        with contextlib.suppress(Exception):
+            await join_task
         for task in (runner, status_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -110,6 +133,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         await asyncio.to_thread(controller.stop)
         await hub.stop()
         sync.close()
+        tokens.close()
         api.close()
         log.info("cloudcore stopped")
 

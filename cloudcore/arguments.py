@@ -1,11 +1,24 @@
-"""`kedge cloudcore` flags, apart from cloudcore so that `kedge`'s parser stays light."""
+"""`kedge cloudcore` and `kedge token` flags, apart from cloudcore so that `kedge`'s parser
+stays light."""
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import re
 from pathlib import Path
 
 DEFAULT_PORT = 10000
+DEFAULT_JOIN_PORT = 10002
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> datetime.timedelta:
+    """`90s`, `15m`, `12h`, `365d` -> a positive timedelta (argparse type)."""
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if match is None or int(match[1]) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 12h, 365d")
+    return datetime.timedelta(seconds=int(match[1]) * UNITS[match[2]])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,6 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="CloudHub (wss) port")
+    parser.add_argument(
+        "--join-port", type=int, default=DEFAULT_JOIN_PORT, help="join service (https) port"
+    )
+    parser.add_argument(
+        "--node-cert-validity",
+        type=duration,
+        default=datetime.timedelta(days=365),
+        help="lifetime of node certificates (edges rotate them at 80 %%), e.g. 365d",
+    )
     parser.add_argument(
         "--status-interval",
         type=float,
@@ -22,3 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+
+
+def add_token_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir", type=Path, required=True, help="cloudcore's state directory (its CA)"
+    )
+    parser.add_argument(
+        "--ttl", type=duration, default=datetime.timedelta(hours=24), help="valid for (24h)"
+    )
+    parser.add_argument("--node", help="only this node may join with the token")

@@ -17,10 +17,10 @@ from pathlib import Path
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from kedge.certs import NODE_PREFIX
 from kedge.channel.message import FrameError, Message, decode
 
 log = logging.getLogger("kedge.cloudhub")
-NODE_PREFIX = "system:node:"
 KEEPALIVE = 15.0
 Handler = Callable[[str, Message], Awaitable[None]]
 

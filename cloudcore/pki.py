@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -12,25 +13,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from kedge.certs import NODE_PREFIX, key_pem, new_key
+
 VALID = datetime.timedelta(days=3650)
-
-
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
+NODE_VALID = datetime.timedelta(days=365)  # as KubeEdge's; rotated by the edge at 80 %
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
     path.write_bytes(data)
     if private:
         os.chmod(path, 0o600)
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def ensure_certificates(
@@ -43,7 +35,7 @@ def ensure_certificates(
     if crt.exists() and key.exists() and ca_crt.exists():
         return ca_crt, crt, key
     now = datetime.datetime.now(datetime.UTC)
-    authority_key = _key()
+    authority_key = new_key()
     authority_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kedge-ca")])
     authority = (
         x509.CertificateBuilder()
@@ -64,7 +56,7 @@ def ensure_certificates(
         )
         .sign(authority_key, hashes.SHA256())
     )  # fmt: skip
-    server_key = _key()
+    server_key = new_key()
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -85,32 +77,85 @@ def ensure_certificates(
         )
         .sign(authority_key, hashes.SHA256())
     )
-    _write(ca_key, _pem_key(authority_key), private=True)
+    _write(ca_key, key_pem(authority_key), private=True)
     _write(ca_crt, authority.public_bytes(serialization.Encoding.PEM))
-    _write(key, _pem_key(server_key), private=True)
+    _write(key, key_pem(server_key), private=True)
     _write(crt, server.public_bytes(serialization.Encoding.PEM))
     return ca_crt, crt, key
 
 
-def issue_client_certificate(directory: Path, common_name: str) -> tuple[bytes, bytes]:
-    """(certificate PEM, key PEM) for a client (an edge node), signed by the CA in `directory`."""
+class CsrError(ValueError):
+    """A certificate request the cloud will not sign (the message says why)."""
+
+
+def _authority(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     ensure_certificates(directory)
     authority = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
     authority_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
     assert isinstance(authority_key, ec.EllipticCurvePrivateKey)
-    key = _key()
+    return authority, authority_key
+
+
+def _client_certificate(
+    directory: Path,
+    public_key: ec.EllipticCurvePublicKey,
+    common_name: str,
+    validity: datetime.timedelta,
+) -> bytes:
+    authority, authority_key = _authority(directory)
     now = datetime.datetime.now(datetime.UTC)
+    skew = min(datetime.timedelta(minutes=5), validity / 10)  # clocks differ a little
     certificate = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(authority.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=365))
+        .not_valid_before(now - skew)
+        .not_valid_after(now + validity)
         .add_extension(
             x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )
         .sign(authority_key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+    )  # fmt: skip
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def issue_client_certificate(
+    directory: Path, common_name: str, validity: datetime.timedelta = NODE_VALID
+) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) for a client, signed by the CA in `directory` (tools, tests)."""
+    key = new_key()
+    return _client_certificate(directory, key.public_key(), common_name, validity), key_pem(key)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCsr:
+    node: str
+    public_key: ec.EllipticCurvePublicKey
+
+
+def read_node_csr(csr_pem: bytes) -> NodeCsr:
+    """The node a CSR asks a certificate for; CsrError when it is not one we would sign."""
+    try:
+        request = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise CsrError(f"not a PEM certificate signing request: {exc}") from exc
+    if not request.is_signature_valid:
+        raise CsrError("the CSR's signature does not match its key")
+    names = request.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    name = str(names[0].value) if len(names) == 1 else ""
+    node = name.removeprefix(NODE_PREFIX)
+    if not name.startswith(NODE_PREFIX) or not node:
+        raise CsrError(f"the CSR's subject must be CN={NODE_PREFIX}<node>, not {name!r}")
+    public_key = request.public_key()
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise CsrError("the CSR's key must be an EC key (P-256)")
+    return NodeCsr(node, public_key)
+
+
+def sign_node_csr(
+    directory: Path, csr: NodeCsr, validity: datetime.timedelta = NODE_VALID
+) -> bytes:
+    """The node's certificate (PEM) for a CSR read (and authorised) before."""
+    return _client_certificate(directory, csr.public_key, NODE_PREFIX + csr.node, validity)

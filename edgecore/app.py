@@ -26,9 +26,12 @@ from edgecore.cloudlink import CloudLink
 from edgecore.config import EdgeConfig
 from edgecore.eventbus import EventBus
 from edgecore.hub import EdgeHub, client_context
+from edgecore.join import GROUP as CERT_GROUP
+from edgecore.join import Rotator, ensure_joined
 from edgecore.metamanager import MetaStore
 from edgecore.metrics import EdgeMetrics
 from edgecore.outbox import Outbox
+from kedge.channel.message import Message
 
 log = logging.getLogger("kedge.edgecore")
 DB_NAME = "edgecore.db"
@@ -89,7 +92,8 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         tasks.append(asyncio.create_task(broker.supervise(), name="broker"))
     if link is not None:
         assert config.cloud is not None and config.cloud_certs is not None
-        certs = config.cloud_certs
+        assert config.join is not None
+        certs, join_url = config.cloud_certs, config.join
 
         async def adopt(devices: list[Device]) -> None:
             bus.publish(await service.adopt(devices))
@@ -98,10 +102,21 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         link.lookup = lambda device_id: service.devices.get(DeviceId(device_id))
         bus.observers.append(link.observe)
         tasks.append(asyncio.create_task(link.upstream(), name="upstream"))
-        context = client_context(certs / "ca.crt", certs / "node.crt", certs / "node.key")
-        hub = EdgeHub(config.cloud, context, link.on_message, config.node)
+
+        async def from_cloud(message: Message) -> None:
+            handle = rotator.on_message if message.group == CERT_GROUP else link.on_message
+            await handle(message)
+
+        hub = EdgeHub(config.cloud, None, from_cloud, config.node)
         hub.on_connect, link.hub = link.on_connect, hub
-        tasks.append(asyncio.create_task(hub.run(), name="edgehub"))
+        rotator = Rotator(hub, config.node, certs)
+
+        async def to_cloud() -> None:
+            await ensure_joined(join_url, config.token, config.node, certs)
+            hub.context = client_context(certs / "ca.crt", certs / "node.crt", certs / "node.key")
+            await asyncio.gather(hub.run(), rotator.run())
+
+        tasks.append(asyncio.create_task(to_cloud(), name="cloud"))
     # Everything allocated so far lives as long as the process: keep the cyclic collector off
     # it, and collect less often (each update allocates many small, acyclic objects).
     gc.freeze()

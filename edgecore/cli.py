@@ -10,6 +10,7 @@ from devicetwin.spec import ManifestError
 from edgecore.app import run_edgecore
 from edgecore.broker import BrokerError
 from edgecore.config import ConfigError, add_arguments, from_args
+from edgecore.join import JoinError
 from kedge.logs import setup_logging
 
 
@@ -18,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
         config = from_args(args)
         setup_logging(config.log_level)
         asyncio.run(run_edgecore(config))
-    except (ConfigError, ManifestError, BrokerError) as exc:
+    except (ConfigError, ManifestError, BrokerError, JoinError) as exc:
         print(f"kedge edgecore: {exc}", file=sys.stderr)  # noqa: T201 - the user's terminal
         return 2
     return 0

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -13,6 +14,7 @@ from kedge.mqtt import DEFAULT_PORT as DEFAULT_MQTT_PORT
 from kedge.mqtt import MqttSettings, parse_mqtt_url
 
 DEFAULT_HTTP = "127.0.0.1:10550"
+JOIN_PORT = 10002
 
 
 class ConfigError(Exception):
@@ -31,6 +33,8 @@ class EdgeConfig:
     log_level: str = "info"
     cloud: str | None = None  # CloudHub, wss://host:port
     cloud_certs: Path | None = None  # ca.crt, node.crt, node.key
+    token: str | None = None  # join token: gets a node certificate when there is none
+    join: str | None = None  # join service, https://host:10002
 
 
 def _mqtt(url: str) -> MqttSettings:
@@ -78,7 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cloud", help="CloudHub to join, wss://host:port")
     parser.add_argument(
-        "--cloud-certs", type=Path, help="directory with ca.crt, node.crt and node.key"
+        "--cloud-certs",
+        type=Path,
+        help="directory with ca.crt, node.crt and node.key (default STATE_DIR/certs)",
+    )
+    parser.add_argument("--token", help="join token from `kedge token create`")
+    parser.add_argument(
+        "--join", help=f"join service, https://host:port (default the cloud's host, {JOIN_PORT})"
     )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
@@ -94,7 +104,7 @@ def _file_settings(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"config {path}: must be a mapping of settings")
     known = {
         "node", "state_dir", "mqtt", "broker", "http", "devices", "log_level", "cloud",
-        "cloud_certs",
+        "cloud_certs", "token", "join",
     }  # fmt: skip
     unknown = set(data) - known
     if unknown:
@@ -115,6 +125,8 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
         "log_level": args.log_level,
         "cloud": args.cloud,
         "cloud_certs": args.cloud_certs,
+        "token": args.token,
+        "join": args.join,
     }
     merged = {**file, **{k: v for k, v in flags.items() if v is not None}}
     if args.mqtt is not None or args.broker is not None:
@@ -133,14 +145,21 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
     cloud = merged.get("cloud")
     if cloud is not None and (not isinstance(cloud, str) or not cloud.startswith("wss://")):
         raise ConfigError(f"cloud: {cloud!r} is not a wss:// URL")
-    certs = merged.get("cloud_certs")
-    if cloud and not certs:
-        raise ConfigError(
-            "cloud_certs: required with cloud (a directory with ca.crt, node.crt, node.key)"
-        )
+    certs = merged.get("cloud_certs") or (Path(state_dir) / "certs" if cloud else None)
+    token, join = merged.get("token"), merged.get("join")
+    if (token or join) and not cloud:
+        raise ConfigError("token and join: only with cloud (--cloud wss://host:port)")
+    if token is not None and (not isinstance(token, str) or token.count(".") != 3):
+        raise ConfigError("token: not a join token (<ca-hash>.<jwt>, from `kedge token create`)")
+    if join is None and cloud:
+        join = f"https://{urlsplit(cloud).hostname}:{JOIN_PORT}"
+    if join is not None and (not isinstance(join, str) or not join.startswith("https://")):
+        raise ConfigError(f"join: {join!r} is not an https:// URL")
     return EdgeConfig(
         cloud=cloud,
         cloud_certs=Path(certs) if certs else None,
+        token=token,
+        join=join.rstrip("/") if join else None,
         node=node,
         state_dir=Path(state_dir),
         mqtt=_mqtt(str(merged["mqtt"])) if merged.get("mqtt") else None,

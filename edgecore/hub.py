@@ -1,7 +1,8 @@
 """EdgeHub: the edge's connection to CloudHub, kept up with capped backoff.
 
-Mutual TLS with the node's certificate. Messages arrive at `handler`; `send` returns False while
-the cloud is unreachable, so callers keep what they could not send.
+Mutual TLS with the node's certificate (`context`, replaced when the certificate rotates).
+Messages arrive at `handler`; `send` returns False while the cloud is unreachable, so callers
+keep what they could not send.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def client_context(ca: Path, certificate: Path, key: Path) -> ssl.SSLContext:
 
 
 class EdgeHub:
-    def __init__(self, url: str, context: ssl.SSLContext, handler: Handler, node: str) -> None:
+    def __init__(
+        self, url: str, context: ssl.SSLContext | None, handler: Handler, node: str
+    ) -> None:
         self.url, self.context, self.handler, self.node = url, context, handler, node
         self.connected = asyncio.Event()
         self.on_connect: Callable[[], Awaitable[None]] | None = None
@@ -49,6 +52,7 @@ class EdgeHub:
 
     async def run(self) -> None:
         """Connect, serve, reconnect: until cancelled."""
+        assert self.context is not None, "the node certificate comes first"
         backoff = 0.5
         while True:
             try:

@@ -106,6 +106,12 @@ def _cloudcore(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _token_create(args: argparse.Namespace) -> int:
+    from cloudcore.tokens import create_token
+
+    return create_token(args)
+
+
 def _apiserver(args: argparse.Namespace) -> int:
     from cloudcore.apiserver.server import run
 
@@ -122,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cloudcore.apiserver.arguments import DEFAULT_PORT as DEFAULT_API_PORT
     from cloudcore.apiserver.arguments import add_arguments as apiserver_arguments
     from cloudcore.arguments import add_arguments as cloudcore_arguments
+    from cloudcore.arguments import add_token_arguments
     from edgecore.config import add_arguments
     from mappers import app as mapper_app
     from simulators.arguments import ARGUMENTS as SIMULATOR_ARGUMENTS
@@ -149,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     cloud = sub.add_parser("cloudcore", help="run CloudHub and the device controller")
     cloudcore_arguments(cloud)
     cloud.set_defaults(func=_cloudcore)
+    token = sub.add_parser("token", help="join tokens for edge nodes")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser(
+        "create", help="print a join token (run where cloudcore keeps its state)"
+    )
+    add_token_arguments(create)
+    create.set_defaults(func=_token_create)
     apiserver = sub.add_parser("apiserver", help="run the embedded Kubernetes API server alone")
     apiserver_arguments(apiserver)
     apiserver.set_defaults(func=_apiserver)

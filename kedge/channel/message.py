@@ -5,7 +5,7 @@
      "content": <any JSON>}
 
 `resource` names what the message is about (e.g. `node/edge-1/device/default/thermo-1`);
-`operation` is insert, update, delete, query, response, ack, keepalive, resync.
+`operation` is insert, update, delete, query, response, ack, keepalive, resync, rotate.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 OPERATIONS = frozenset(
-    {"insert", "update", "delete", "query", "response", "ack", "keepalive", "resync"}
+    {"insert", "update", "delete", "query", "response", "ack", "keepalive", "resync", "rotate"}
 )
 MAX_FRAME = 4 * 1024 * 1024
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.apiserver import ApiServerProcess
+from tests.cloud import CloudProcess
 from tests.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe
 
 
@@ -43,3 +44,13 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerPro
     ).start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Iterator[CloudProcess]:
+    """A test's own API server and cloudcore (CloudHub, join service, device controller)."""
+    apiserver = ApiServerProcess(tmp_path / "apiserver").start()
+    made = CloudProcess(apiserver, tmp_path / "cloudcore").start()
+    yield made
+    made.stop()
+    apiserver.stop()

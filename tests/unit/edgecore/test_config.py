@@ -54,6 +54,12 @@ def test_defaults_when_only_required_flags() -> None:
         (["--node", "n", "--state-dir", "s", "--broker", "remote"], "broker:"),
         (["--node", "n", "--state-dir", "s", "--broker", "local:0"], "not a TCP port"),
         (["--node", "n", "--state-dir", "s", "--http", "nocolon"], "http:"),
+        (["--node", "n", "--state-dir", "s", "--token", "a.b.c.d"], "only with cloud"),
+        (["--node", "n", "--state-dir", "s", "--cloud", "wss://c:1", "--token", "x"], "token:"),
+        (
+            ["--node", "n", "--state-dir", "s", "--cloud", "wss://c:1", "--join", "http://c"],
+            "join:",
+        ),
     ],
 )
 def test_invalid_settings_when_given_name_the_setting(argv: list[str], fragment: str) -> None:
@@ -74,3 +80,9 @@ def test_config_file_when_invalid_is_refused(tmp_path: Path, text: str, fragment
     config.write_text(text)
     with pytest.raises(ConfigError, match=fragment):
         from_args(parse(["--config", str(config), "--node", "n", "--state-dir", "s"]))
+
+
+def test_cloud_when_given_defaults_certs_and_join_service_from_it() -> None:
+    settings = from_args(parse(["--node", "n", "--state-dir", "s", "--cloud", "wss://cloud:10000"]))
+    assert settings.cloud_certs == Path("s/certs")
+    assert settings.join == "https://cloud:10002"

@@ -1,0 +1,73 @@
+"""A `kedge cloudcore` process for tests (against a `kedge apiserver`), and edges that join it
+with a token from the real `kedge token create`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.apiserver import ApiServerProcess
+from tests.support import ROOT, EdgeProcess, free_port, port_open, wait_for
+
+
+@dataclass
+class CloudProcess:
+    apiserver: ApiServerProcess
+    state: Path
+    port: int = field(default_factory=free_port)
+    join_port: int = field(default_factory=free_port)
+    extra: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> CloudProcess:
+        self.state.mkdir(parents=True, exist_ok=True)
+        with (self.state / "cloudcore.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cloudcore", "--kubeconfig", str(self.apiserver.kubeconfig),
+                 "--state-dir", str(self.state), "--port", str(self.port),
+                 "--join-port", str(self.join_port), *self.extra],
+                stdout=log, stderr=log, cwd=ROOT,
+            )  # fmt: skip
+        wait_for(lambda: port_open(self.port) and port_open(self.join_port), timeout=30,
+                 what="CloudHub and the join service")  # fmt: skip
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    @property
+    def join_url(self) -> str:
+        return f"https://127.0.0.1:{self.join_port}"
+
+    def token(self, *flags: str) -> str:
+        made = subprocess.run(
+            [sys.executable, "-m", "kedge", "token", "create", "--state-dir", str(self.state),
+             *flags],
+            capture_output=True, text=True, check=True, cwd=ROOT, timeout=30,
+        )  # fmt: skip
+        return made.stdout.strip()
+
+    def edge(self, state: Path, mqtt_url: str, node: str = "edge-node-1", **kw: Any) -> EdgeProcess:
+        """An edgecore that joins this cloud with a fresh token."""
+        extra = ["--cloud", f"wss://127.0.0.1:{self.port}", "--join", self.join_url,
+                 "--token", self.token()]  # fmt: skip
+        return EdgeProcess(state, node=node, mqtt_url=mqtt_url, extra=extra, **kw)
+
+    def device(self, name: str) -> dict[str, Any]:
+        got = self.apiserver.kubectl("get", "device", name, "-o", "json")
+        return dict(json.loads(got.stdout))
+
+    def log(self) -> str:
+        path = self.state / "cloudcore.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
