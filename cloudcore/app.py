@@ -28,6 +28,7 @@ from cloudcore.objectsync import ObjectSync
 from cloudcore.pki import ensure_certificates
 from cloudcore.tokens import TOKENS_DB, JoinTokens
 from controllers.device_controller import GROUP, VERSION, DeviceController
+from controllers.nodes import NodeLifecycle
 from controllers.status import StatusWriter
 from kedge.channel.message import Message
 from kedge.logs import setup_logging
@@ -59,6 +60,13 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             return
         if message.group == "twin" and message.operation == "update":
             await report_status(node, message)
+            return
+        if message.group == "node" and message.operation == "update":
+            try:
+                lifecycle.heartbeat(node, message.content, hub.address(node))
+            except ValueError as exc:
+                log.warning("bad heartbeat: %s", exc, extra={"node": node})
+                await hub.send(node, message.reply("cloudcore", "response", {"error": str(exc)}))
             return
         if message.group == CERT_GROUP and message.operation == "rotate":
             await hub.send(node, certificates.rotate(node, message))
@@ -94,6 +102,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     downstream = Downstream(hub, sync)
     api = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
     controller = DeviceController(api, downstream.want)
+    lifecycle = NodeLifecycle(api, args.node_grace)
     custom = client.CustomObjectsApi(api)
 
     def write_status(namespace: str, name: str, status: dict[str, Any]) -> None:
@@ -115,6 +124,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     controller.start(loop)
     runner = asyncio.create_task(controller.run(), name="device controller")
     status_task = asyncio.create_task(writer.run(), name="status writer")
+    nodes_task = asyncio.create_task(lifecycle.run(), name="node lifecycle")
     join_task = asyncio.create_task(join_service.serve(), name="join service")
     log.info("cloudcore started", extra={"cloudhub": f"wss://{args.host}:{args.port}",
              "join": f"https://{args.host}:{args.join_port}"})  # fmt: skip
@@ -126,7 +136,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         join_service.should_exit = True
         with contextlib.suppress(Exception):
             await join_task
-        for task in (runner, status_task):
+        for task in (runner, status_task, nodes_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

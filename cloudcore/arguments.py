@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="lifetime of node certificates (edges rotate them at 80 %%), e.g. 365d",
     )
     parser.add_argument(
+        "--node-grace",
+        type=float,
+        default=40.0,
+        help="seconds without heartbeats before a node's Ready becomes Unknown (40)",
+    )
+    parser.add_argument(
         "--status-interval",
         type=float,
         default=1.0,

@@ -66,6 +66,12 @@ class CloudHub:
             self._server.close()
             await self._server.wait_closed()
 
+    def address(self, node: str) -> str | None:
+        """The IP address a connected node's session comes from."""
+        connection = self.sessions.get(node)
+        peer = connection.remote_address if connection is not None else None
+        return str(peer[0]) if peer else None
+
     async def send(self, node: str, message: Message) -> bool:
         """False when the node is not connected (the caller keeps the message to retry)."""
         connection = self.sessions.get(node)

@@ -25,6 +25,7 @@ from edgecore.broker import LocalBroker
 from edgecore.cloudlink import CloudLink
 from edgecore.config import EdgeConfig
 from edgecore.eventbus import EventBus
+from edgecore.heartbeat import Heartbeat
 from edgecore.hub import EdgeHub, client_context
 from edgecore.join import GROUP as CERT_GROUP
 from edgecore.join import Rotator, ensure_joined
@@ -114,7 +115,8 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         async def to_cloud() -> None:
             await ensure_joined(join_url, config.token, config.node, certs)
             hub.context = client_context(certs / "ca.crt", certs / "node.crt", certs / "node.key")
-            await asyncio.gather(hub.run(), rotator.run())
+            heartbeat = Heartbeat(hub, config.node, config.heartbeat, config.labels)
+            await asyncio.gather(hub.run(), rotator.run(), heartbeat.run())
 
         tasks.append(asyncio.create_task(to_cloud(), name="cloud"))
     # Everything allocated so far lives as long as the process: keep the cyclic collector off

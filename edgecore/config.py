@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ class EdgeConfig:
     cloud_certs: Path | None = None  # ca.crt, node.crt, node.key
     token: str | None = None  # join token: gets a node certificate when there is none
     join: str | None = None  # join service, https://host:10002
+    heartbeat: float = 10.0  # seconds between node heartbeats to the cloud
+    labels: dict[str, str] = field(default_factory=dict)  # extra labels for the Node
 
 
 def _mqtt(url: str) -> MqttSettings:
@@ -65,6 +68,27 @@ def parse_http(spec: str) -> tuple[str, int]:
     return host, _parse_port(port, "http")
 
 
+LABEL = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+
+
+def parse_labels(spec: str | dict[str, Any]) -> dict[str, str]:
+    """`k=v,k2=v2` (flag) or a mapping (file) -> labels, each checked as Kubernetes does."""
+    if isinstance(spec, str):
+        pairs = [item.partition("=") for item in spec.split(",") if item]
+        if any(not sep for _, sep, _ in pairs):
+            raise ConfigError(f"labels: {spec!r} is not k=v[,k=v...]")
+        spec = {key: value for key, _, value in pairs}
+    if not isinstance(spec, dict):
+        raise ConfigError("labels: must be a mapping of label names to values")
+    for key, value in spec.items():
+        if not isinstance(key, str) or not LABEL.fullmatch(key) or len(key) > 317:
+            raise ConfigError(f"labels: {key!r} is not a label name")
+        if not isinstance(value, str) or not LABEL_VALUE.fullmatch(value) or len(value) > 63:
+            raise ConfigError(f"labels: {key}={value!r} is not a label value")
+    return dict(spec)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML file with the same keys as the flags")
     parser.add_argument("--node", help="name of this edge node")
@@ -90,6 +114,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--join", help=f"join service, https://host:port (default the cloud's host, {JOIN_PORT})"
     )
+    parser.add_argument(
+        "--heartbeat", type=float, help="seconds between node heartbeats to the cloud (10)"
+    )
+    parser.add_argument("--labels", help="labels for this node's Node object: k=v[,k=v...]")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
 
@@ -104,7 +132,7 @@ def _file_settings(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"config {path}: must be a mapping of settings")
     known = {
         "node", "state_dir", "mqtt", "broker", "http", "devices", "log_level", "cloud",
-        "cloud_certs", "token", "join",
+        "cloud_certs", "token", "join", "heartbeat", "labels",
     }  # fmt: skip
     unknown = set(data) - known
     if unknown:
@@ -127,6 +155,8 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
         "cloud_certs": args.cloud_certs,
         "token": args.token,
         "join": args.join,
+        "heartbeat": args.heartbeat,
+        "labels": args.labels,
     }
     merged = {**file, **{k: v for k, v in flags.items() if v is not None}}
     if args.mqtt is not None or args.broker is not None:
@@ -155,7 +185,12 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
         join = f"https://{urlsplit(cloud).hostname}:{JOIN_PORT}"
     if join is not None and (not isinstance(join, str) or not join.startswith("https://")):
         raise ConfigError(f"join: {join!r} is not an https:// URL")
+    heartbeat = merged.get("heartbeat", 10.0)
+    if not isinstance(heartbeat, int | float) or not 0 < heartbeat <= 3600:
+        raise ConfigError(f"heartbeat: {heartbeat!r} is not a number of seconds in (0, 3600]")
     return EdgeConfig(
+        heartbeat=float(heartbeat),
+        labels=parse_labels(merged.get("labels") or {}),
         cloud=cloud,
         cloud_certs=Path(certs) if certs else None,
         token=token,

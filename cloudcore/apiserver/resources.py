@@ -138,6 +138,8 @@ _BUILTINS: tuple[ResourceType, ...] = (
         status=True,
         fields=(*BASE_FIELDS, "spec.unschedulable"),
         columns=(
+            _col("Status", "computed:node-status"),
+            _col("Roles", "computed:node-roles"),
             _col("Version", ".status.nodeInfo.kubeletVersion"),
             _col("Internal-IP", ".status.addresses[0].address", priority=1),
         ),

@@ -44,6 +44,24 @@ def age(timestamp: str | None, now: datetime.datetime) -> str:
     return f"{seconds}s"
 
 
+def _node_status(node: dict[str, Any]) -> str:
+    """kubectl's STATUS for a node: Ready, NotReady (False or Unknown), Unknown when never
+    reported; `,SchedulingDisabled` when cordoned."""
+    conditions = (node.get("status") or {}).get("conditions") or []
+    ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
+    text = "Unknown" if ready is None else "Ready" if ready.get("status") == "True" else "NotReady"
+    return text + (",SchedulingDisabled" if (node.get("spec") or {}).get("unschedulable") else "")
+
+
+def _node_roles(node: dict[str, Any]) -> str:
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    roles = sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/"))
+    return ",".join(r for r in roles if r) or "<none>"
+
+
+COMPUTED = {"node-status": _node_status, "node-roles": _node_roles}
+
+
 def _columns(kind: ResourceType) -> list[Column]:
     if kind.custom:
         return [
@@ -58,6 +76,8 @@ def _columns(kind: ResourceType) -> list[Column]:
 
 
 def _cell(kind: ResourceType, column: Column, obj: dict[str, Any], now: datetime.datetime) -> Any:
+    if column.json_path.startswith("computed:"):
+        return COMPUTED[column.json_path.removeprefix("computed:")](obj)
     value = json_path(obj, column.json_path)
     if (not kind.custom and column.name == "Age") or column.type == "date":
         return age(value, now) if value is not None else None

@@ -55,6 +55,10 @@ def test_defaults_when_only_required_flags() -> None:
         (["--node", "n", "--state-dir", "s", "--broker", "local:0"], "not a TCP port"),
         (["--node", "n", "--state-dir", "s", "--http", "nocolon"], "http:"),
         (["--node", "n", "--state-dir", "s", "--token", "a.b.c.d"], "only with cloud"),
+        (["--node", "n", "--state-dir", "s", "--labels", "novalue"], "k=v"),
+        (["--node", "n", "--state-dir", "s", "--labels", "bad key=v"], "not a label name"),
+        (["--node", "n", "--state-dir", "s", "--labels", "k=" + "v" * 64], "label value"),
+        (["--node", "n", "--state-dir", "s", "--heartbeat", "0"], "heartbeat"),
         (["--node", "n", "--state-dir", "s", "--cloud", "wss://c:1", "--token", "x"], "token:"),
         (
             ["--node", "n", "--state-dir", "s", "--cloud", "wss://c:1", "--join", "http://c"],
@@ -86,3 +90,8 @@ def test_cloud_when_given_defaults_certs_and_join_service_from_it() -> None:
     settings = from_args(parse(["--node", "n", "--state-dir", "s", "--cloud", "wss://cloud:10000"]))
     assert settings.cloud_certs == Path("s/certs")
     assert settings.join == "https://cloud:10002"
+
+
+def test_labels_when_given_as_flag_or_mapping_are_kept() -> None:
+    flags = from_args(parse(["--node", "n", "--state-dir", "s", "--labels", "a=1,example.com/b="]))
+    assert flags.labels == {"a": "1", "example.com/b": ""}

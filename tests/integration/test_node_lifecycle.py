@@ -1,0 +1,81 @@
+"""Edge nodes register as Nodes through cloudcore, renew their Lease, and turn Unknown after the
+grace period without heartbeats and Ready again when they return (real processes, kubectl)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.apiserver import ApiServerProcess
+from tests.cloud import CloudProcess
+from tests.support import Mosquitto, wait_for
+
+
+@pytest.fixture
+def impatient(tmp_path: Path) -> Iterator[CloudProcess]:
+    """A cloud that gives nodes 3 s without heartbeats before marking them Unknown."""
+    apiserver = ApiServerProcess(tmp_path / "apiserver").start()
+    cloud = CloudProcess(apiserver, tmp_path / "cloudcore", extra=("--node-grace", "3"))
+    yield cloud.start()
+    cloud.stop()
+    apiserver.stop()
+
+
+def _get(cloud: CloudProcess, *what: str) -> dict[str, Any] | None:
+    got = cloud.apiserver.kubectl("get", *what, "-o", "json", check=False)
+    return dict(json.loads(got.stdout)) if got.returncode == 0 else None
+
+
+def _ready(cloud: CloudProcess) -> dict[str, Any] | None:
+    node = _get(cloud, "node", "edge-node-1")
+    conditions = (node or {}).get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == "Ready"), None)
+
+
+def _renewed(cloud: CloudProcess) -> str:
+    lease = _get(cloud, "lease", "edge-node-1", "-n", "kube-node-lease")
+    return str((lease or {}).get("spec", {}).get("renewTime"))
+
+
+def test_edge_node_registers_renews_its_lease_and_goes_unknown_when_silent(
+    tmp_path: Path, impatient: CloudProcess, broker: Mosquitto
+) -> None:
+    cloud = impatient
+    edge = cloud.edge(tmp_path / "edge", broker.url)
+    edge.extra += ["--heartbeat", "0.5", "--labels", "site=lab,tier=edge"]
+    edge.start()
+    try:
+        wait_for(lambda: (_ready(cloud) or {}).get("status") == "True", timeout=30,
+                 what="the node registered and Ready")  # fmt: skip
+        node = _get(cloud, "node", "edge-node-1")
+        assert node is not None
+        labels = node["metadata"]["labels"]
+        assert labels["site"] == "lab" and labels["kubernetes.io/hostname"] == "edge-node-1"
+        assert "node-role.kubernetes.io/edge" in labels
+        status = node["status"]
+        assert int(status["capacity"]["cpu"]) >= 1 and status["allocatable"]["pods"] == "110"
+        assert {"type": "InternalIP", "address": "127.0.0.1"} in status["addresses"]
+        assert status["nodeInfo"]["kubeletVersion"].startswith("v1.")
+        listed = cloud.apiserver.kubectl("get", "nodes").stdout
+        assert "edge-node-1   Ready    edge" in listed
+        lease = _get(cloud, "lease", "edge-node-1", "-n", "kube-node-lease")
+        assert lease is not None and lease["spec"]["holderIdentity"] == "edge-node-1"
+        renewed = lease["spec"]["renewTime"]
+        wait_for(lambda: _renewed(cloud) != renewed, timeout=10, what="the lease renewed")
+        was = _ready(cloud)
+        edge.kill()  # no goodbye: heartbeats just stop
+        wait_for(lambda: (_ready(cloud) or {}).get("status") == "Unknown", timeout=20,
+                 what="Ready=Unknown after the grace period")  # fmt: skip
+        unknown = _ready(cloud)
+        assert unknown is not None and unknown["reason"] == "NodeStatusUnknown"
+        assert unknown["lastHeartbeatTime"] >= (was or {})["lastHeartbeatTime"]
+        assert "NotReady" in cloud.apiserver.kubectl("get", "nodes").stdout
+        edge.start()
+        wait_for(lambda: (_ready(cloud) or {}).get("status") == "True", timeout=30,
+                 what="Ready again once heartbeats return")  # fmt: skip
+    finally:
+        edge.stop()
