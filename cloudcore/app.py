@@ -29,6 +29,7 @@ from cloudcore.pki import ensure_certificates
 from cloudcore.tokens import TOKENS_DB, JoinTokens
 from controllers.device_controller import GROUP, VERSION, DeviceController
 from controllers.nodes import NodeLifecycle
+from controllers.problems import DeviceProblems
 from controllers.status import StatusWriter
 from kedge.channel.message import Message
 from kedge.logs import setup_logging
@@ -111,6 +112,14 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         )
 
     writer = StatusWriter(write_status, args.status_interval)
+    core = client.CoreV1Api(api)
+
+    def record_event(event: dict[str, Any]) -> None:
+        core.create_namespaced_event(event["metadata"]["namespace"], event)
+
+    problems = DeviceProblems(
+        controller.routing, lifecycle.facts, StatusWriter(write_status, 1.0), record_event
+    )
     deferred: list[tuple[str, Message]] = []
 
     async def synced(expected: dict[str, set[str]], rv: int) -> None:
@@ -125,6 +134,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     runner = asyncio.create_task(controller.run(), name="device controller")
     status_task = asyncio.create_task(writer.run(), name="status writer")
     nodes_task = asyncio.create_task(lifecycle.run(), name="node lifecycle")
+    problems_task = asyncio.create_task(
+        problems.run(lambda: downstream.synced and lifecycle.loaded), name="device conditions"
+    )
+    conditions_task = asyncio.create_task(problems.writer.run(), name="condition writer")
     join_task = asyncio.create_task(join_service.serve(), name="join service")
     log.info("cloudcore started", extra={"cloudhub": f"wss://{args.host}:{args.port}",
              "join": f"https://{args.host}:{args.join_port}"})  # fmt: skip
@@ -136,7 +149,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         join_service.should_exit = True
         with contextlib.suppress(Exception):
             await join_task
-        for task in (runner, status_task, nodes_task):
+        for task in (runner, status_task, nodes_task, problems_task, conditions_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

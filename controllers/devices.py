@@ -49,6 +49,12 @@ def _model_key(device: Obj) -> Key:
     return _key(device)[0], str(ref.get("name", ""))
 
 
+def _delivered(device: Obj) -> tuple[Any, ...]:
+    """What a node gets of a device, apart from its version: spec, labels, annotations."""
+    meta = device.get("metadata") or {}
+    return device.get("spec"), meta.get("labels"), meta.get("annotations")
+
+
 class DeviceRouting:
     def __init__(self) -> None:
         self.devices: dict[Key, Obj] = {}
@@ -88,10 +94,13 @@ class DeviceRouting:
 
     def device_event(self, kind: str, device: Obj) -> tuple[list[NodeChange], list[Problem]]:
         key = _key(device)
+        before = self.devices.get(key)
         if kind == "DELETED":
             self.devices.pop(key, None)
         else:
             self.devices[key] = device
+            if before is not None and _delivered(before) == _delivered(device):
+                return [], []  # a status write (reports, conditions): nothing for the node
         return self._place(key)
 
     def model_event(self, kind: str, model: Obj) -> tuple[list[NodeChange], list[Problem]]:

@@ -49,13 +49,22 @@ class NodeState:
     written: float = -1e9  # monotonic time the Node status was last written
     status: dict[str, Any] = field(default_factory=dict)  # what the node last reported
     labels: dict[str, str] = field(default_factory=dict)
+    mappers: frozenset[str] = frozenset()  # protocols with a mapper registered on the node
     registered: bool = False
+
+
+def mappers_of(report: dict[str, Any]) -> frozenset[str]:
+    mappers = report.get("mappers", [])
+    if not isinstance(mappers, list) or not all(isinstance(m, str) for m in mappers):
+        raise ValueError("mappers must be a list of protocol names")
+    return frozenset(mappers)
 
 
 def clean_report(report: Any) -> tuple[dict[str, str], dict[str, Any]]:
     """(labels, status parts) from a node's heartbeat, keeping only well-formed fields."""
     if not isinstance(report, dict):
         raise ValueError("a node heartbeat must be an object")
+    mappers_of(report)
     labels = report.get("labels") or {}
     if not isinstance(labels, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
@@ -87,11 +96,14 @@ class NodeLifecycle:
         self._wake = asyncio.Event()
         self._started = time.monotonic()
         self.writes = 0  # API writes made (Node and Lease), for benchmarks
+        self.loaded = False  # the nodes registered before are known (or could not be listed)
 
-    def ready(self, node: str) -> str | None:
-        """`True`, `Unknown`, or None for a node never heard of."""
+    def facts(self, node: str) -> tuple[str | None, frozenset[str]]:
+        """(Ready: `True`, `Unknown`, or None for a node never heard of; its mappers)."""
         state = self.nodes.get(node)
-        return state.ready or None if state is not None else None
+        if state is None:
+            return None, frozenset()
+        return state.ready or None, state.mappers
 
     def heartbeat(self, node: str, report: Any, address: str | None) -> None:
         """A heartbeat from a connected node (raises ValueError for a malformed one)."""
@@ -99,7 +111,7 @@ class NodeLifecycle:
         if address and not any(a["type"] == "InternalIP" for a in status["addresses"]):
             status["addresses"].insert(0, {"type": "InternalIP", "address": address})
         state = self.nodes.setdefault(node, NodeState())
-        state.heard, state.labels = time.monotonic(), labels
+        state.heard, state.labels, state.mappers = time.monotonic(), labels, mappers_of(report)
         state.status = status
         self._dirty.add(node)
         self._wake.set()
@@ -122,6 +134,7 @@ class NodeLifecycle:
             await asyncio.to_thread(self.load)
         except (ApiException, OSError) as exc:  # the API is away: learn nodes from heartbeats
             log.warning("registered nodes not listed: %r", exc)
+        self.loaded = True
         while True:
             with contextlib.suppress(TimeoutError):  # heartbeats, or the next grace check
                 await asyncio.wait_for(self._wake.wait(), TICK)

@@ -83,6 +83,7 @@ class TwinService:
         self.store = store
         self.clock = clock
         self.devices: dict[DeviceId, Device] = store.load()
+        self.mappers: set[str] = set()  # protocols whose mappers asked for their membership
         self._batch = Batch()
         self._committer = Committer(store, self.reload)
 
@@ -191,6 +192,8 @@ class TwinService:
             protocol = payloads.parse_protocol_filter(body)
         except TwinError as exc:
             return self._error("membership/get", reply_topic, event_id, exc)
+        if protocol is not None:
+            self.mappers.add(protocol)
         devices = [d for d in self.devices.values() if protocol in (None, d.protocol)]
         result = payloads.membership_result(event_id, self.clock(), devices)
         return Handled("membership/get", 200, [Outbound(reply_topic, result)])

@@ -115,7 +115,9 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         async def to_cloud() -> None:
             await ensure_joined(join_url, config.token, config.node, certs)
             hub.context = client_context(certs / "ca.crt", certs / "node.crt", certs / "node.key")
-            heartbeat = Heartbeat(hub, config.node, config.heartbeat, config.labels)
+            heartbeat = Heartbeat(
+                hub, config.node, config.heartbeat, config.labels, lambda: service.mappers
+            )
             await asyncio.gather(hub.run(), rotator.run(), heartbeat.run())
 
         tasks.append(asyncio.create_task(to_cloud(), name="cloud"))

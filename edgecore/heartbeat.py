@@ -7,6 +7,7 @@ import asyncio
 import os
 import platform
 import socket
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,16 @@ def node_report(node: str, labels: dict[str, str] | None = None) -> dict[str, An
 
 
 class Heartbeat:
-    def __init__(self, hub: EdgeHub, node: str, interval: float, labels: dict[str, str]) -> None:
-        self.hub, self.node, self.interval = hub, node, interval
+    def __init__(
+        self,
+        hub: EdgeHub,
+        node: str,
+        interval: float,
+        labels: dict[str, str],
+        mappers: Callable[[], Iterable[str]],
+    ) -> None:
+        """`mappers()`: the protocols whose mappers registered here (sent with each beat)."""
+        self.hub, self.node, self.interval, self.mappers = hub, node, interval, mappers
         self.report = node_report(node, labels)
 
     async def run(self) -> None:
@@ -73,6 +82,12 @@ class Heartbeat:
         while True:
             await self.hub.connected.wait()
             await self.hub.send(
-                Message(f"edge/{self.node}", GROUP, f"node/{self.node}", "update", self.report)
+                Message(
+                    f"edge/{self.node}",
+                    GROUP,
+                    f"node/{self.node}",
+                    "update",
+                    {**self.report, "mappers": sorted(self.mappers())},
+                )  # fmt: skip
             )
             await asyncio.sleep(self.interval)  # the heartbeat period

@@ -1,0 +1,108 @@
+"""Keeps every Device's `status.conditions` current and records a Warning Event when a problem
+appears (model not found, node unknown or not ready, no mapper for the protocol).
+
+Level-based: every pass recomputes the conditions of all devices from what the controller knows
+and compares them with what each Device shows, so only changes are written (through a
+StatusWriter: coalesced, unchanged skipped), and a cloudcore restart writes nothing new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from controllers.conditions import Facts, conditions, problems, protocol_of
+from controllers.devices import DeviceRouting, Key
+from controllers.status import StatusWriter
+
+log = logging.getLogger("kedge.controllers")
+Obj = dict[str, Any]
+NodeFacts = Callable[[str], tuple[str | None, frozenset[str]]]  # node -> (ready, mappers)
+RecordEvent = Callable[[Obj], None]
+TICK = 2.0  # seconds between passes when nothing wakes the loop earlier
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_for(device: Obj, condition: Obj, now: str) -> Obj:
+    meta = device.get("metadata") or {}
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta.get("namespace")},
+        "involvedObject": {
+            "apiVersion": device.get("apiVersion", "devices.kubeedge.io/v1beta1"),
+            "kind": "Device", "name": meta.get("name"), "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+        },
+        "type": "Warning", "reason": condition["reason"], "message": condition["message"],
+        "source": {"component": "kedge-device-controller"},
+        "reportingComponent": "kedge-device-controller",
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+    }  # fmt: skip
+
+
+class DeviceProblems:
+    def __init__(
+        self,
+        routing: DeviceRouting,
+        node_facts: NodeFacts,
+        writer: StatusWriter,
+        record_event: RecordEvent,
+    ) -> None:
+        self.routing, self.node_facts = routing, node_facts
+        self.writer, self.record_event = writer, record_event
+        self._announced: dict[tuple[Key, str], str] = {}  # (device, type) -> reason announced
+        self.wake = asyncio.Event()
+
+    def check(self) -> list[Obj]:
+        """One pass: conditions to write go to the writer; the Events to record are returned."""
+        now, events = _now(), []
+        for key, device in list(self.routing.devices.items()):
+            model_key = (key[0], str(((device.get("spec") or {}).get("deviceModelRef") or {})
+                                     .get("name", "")))  # fmt: skip
+            model = self.routing.models.get(model_key)
+            node = str((device.get("spec") or {}).get("nodeName") or "")
+            ready, mappers = self.node_facts(node) if node else (None, frozenset())
+            facts = Facts(model is not None, ready, mappers)
+            current = conditions(device, protocol_of(device, model), facts, now)
+            if current != (device.get("status") or {}).get("conditions"):
+                self.writer.report(key, {"conditions": current})
+            shown = {c.get("type"): c for c in (device.get("status") or {}).get("conditions") or []
+                     if isinstance(c, dict)}  # fmt: skip
+            for condition in current:
+                slot = (key, condition["type"])
+                if condition in problems(current):
+                    before = shown.get(condition["type"]) or {}
+                    if slot not in self._announced and before.get("reason") == condition["reason"]:
+                        self._announced[slot] = condition["reason"]  # shown (and told) before
+                    if self._announced.get(slot) != condition["reason"]:
+                        self._announced[slot] = condition["reason"]
+                        events.append(event_for(device, condition, now))
+                else:
+                    self._announced.pop(slot, None)
+        gone = set(self._announced) - {(k, t) for k in self.routing.devices for t in
+                                       ("ModelFound", "NodeReady", "MapperAvailable")}  # fmt: skip
+        for slot in gone:
+            del self._announced[slot]
+        return events
+
+    async def run(self, ready: Callable[[], bool]) -> None:
+        """Until cancelled: a pass whenever woken or every TICK, once `ready()` (the controller
+        listed everything and the nodes are known)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), TICK)
+            self.wake.clear()
+            if not ready():
+                continue
+            for event in self.check():
+                try:
+                    await asyncio.to_thread(self.record_event, event)
+                except Exception as exc:  # noqa: BLE001 - an Event is best effort, as kubelet's
+                    log.warning("event not recorded: %r", exc)

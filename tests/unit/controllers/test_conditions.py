@@ -1,0 +1,92 @@
+"""Device conditions: what is wrong, said once, with transition times that mean something."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controllers.conditions import Facts, conditions, protocol_of
+from controllers.devices import DeviceRouting
+from controllers.problems import DeviceProblems
+from controllers.status import StatusWriter
+
+READY = Facts(True, "True", frozenset({"modbus"}))
+
+
+def _device(node: str = "edge-1", model: str = "thermo", **status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "devices.kubeedge.io/v1beta1", "kind": "Device",
+        "metadata": {"name": "t1", "namespace": "default", "uid": "u1"},
+        "spec": {"nodeName": node, "deviceModelRef": {"name": model},
+                 "protocol": {"protocolName": "modbus"}},
+        "status": status,
+    }  # fmt: skip
+
+
+def _by_type(found: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in found}
+
+
+def test_conditions_when_all_is_well_are_true() -> None:
+    found = _by_type(conditions(_device(), "modbus", READY, "T1"))
+    assert found == {"ModelFound": ("True", "ModelFound"), "NodeReady": ("True", "NodeReady"),
+                     "MapperAvailable": ("True", "MapperRegistered")}  # fmt: skip
+
+
+def test_conditions_name_each_problem() -> None:
+    missing_model = Facts(False, "True", frozenset({"modbus"}))
+    assert _by_type(conditions(_device(), "modbus", missing_model, "T"))["ModelFound"] == (
+        "False", "ModelNotFound")  # fmt: skip
+    unknown = _by_type(conditions(_device(), "modbus", Facts(True, None, frozenset()), "T"))
+    assert unknown["NodeReady"] == ("False", "NodeUnknown")
+    assert unknown["MapperAvailable"][0] == "Unknown"
+    silent = _by_type(conditions(_device(), "modbus", Facts(True, "Unknown", frozenset()), "T"))
+    assert silent["NodeReady"] == ("False", "NodeNotReady")
+    no_mapper = _by_type(conditions(_device(), "modbus", Facts(True, "True", frozenset()), "T"))
+    assert no_mapper["MapperAvailable"] == ("False", "NoMapper")
+    unbound = _by_type(conditions(_device(node=""), "modbus", READY, "T"))
+    assert set(unbound) == {"ModelFound"}
+
+
+def test_transition_time_when_status_unchanged_is_kept() -> None:
+    first = conditions(_device(), "modbus", READY, "T1")
+    again = conditions(_device(conditions=first), "modbus", READY, "T2")
+    assert [c["lastTransitionTime"] for c in again] == ["T1"] * 3
+    flipped = conditions(_device(conditions=first), "modbus", Facts(True, "Unknown", frozenset()),
+                         "T3")  # fmt: skip
+    assert {c["type"]: c["lastTransitionTime"] for c in flipped}["NodeReady"] == "T3"
+
+
+def test_protocol_when_device_names_none_comes_from_the_model() -> None:
+    device = _device()
+    device["spec"].pop("protocol")
+    model = {"spec": {"protocol": "opcua"}}
+    assert protocol_of(device, model) == "opcua"
+    assert protocol_of(_device(), model) == "modbus"
+
+
+def test_problems_when_they_appear_are_announced_once_and_again_after_a_fix() -> None:
+    routing = DeviceRouting()
+    routing.device_event("ADDED", _device())
+    facts: dict[str, tuple[str | None, frozenset[str]]] = {"edge-1": ("True", frozenset())}
+    writer = StatusWriter(lambda *_: None)
+    problems = DeviceProblems(routing, lambda node: facts[node], writer, lambda _e: None)
+    events = problems.check()
+    assert sorted(e["reason"] for e in events) == ["ModelNotFound", "NoMapper"]
+    assert events[0]["involvedObject"]["kind"] == "Device" and events[0]["type"] == "Warning"
+    assert problems.check() == []  # still the same problems: said once
+    assert writer.pending == 1
+    facts["edge-1"] = ("True", frozenset({"modbus"}))
+    assert [e["reason"] for e in problems.check()] == []  # fixed: nothing to warn about
+    facts["edge-1"] = ("True", frozenset())
+    assert [e["reason"] for e in problems.check()] == ["NoMapper"]  # broken again: said again
+
+
+def test_problems_when_already_shown_before_a_restart_are_not_announced_again() -> None:
+    routing = DeviceRouting()
+    shown = conditions(_device(), "modbus", Facts(True, "True", frozenset()), "T0")
+    routing.device_event("ADDED", _device(conditions=shown))
+    routing.model_event("ADDED", {"metadata": {"name": "thermo", "namespace": "default"}})
+    writer = StatusWriter(lambda *_: None)
+    problems = DeviceProblems(routing, lambda _n: ("True", frozenset()), writer, lambda _e: None)
+    assert problems.check() == []
+    assert writer.pending == 0  # nothing changed: nothing written
