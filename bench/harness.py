@@ -132,17 +132,22 @@ def module_process(
         process.wait(10)
 
 
+def modbus_manifest(path: Path, count: int, node: str, port: int) -> Path:
+    """A DeviceModel and `count` Modbus thermostats on `node`, at the simulator on `port`."""
+    path.write_text(
+        MODBUS_MODEL
+        + "".join(MODBUS_DEVICE.format(i=i, node=node, port=port) for i in range(count))
+    )
+    return path
+
+
 @contextlib.contextmanager
 def modbus_system(count: int) -> Iterator[tuple[EdgeProcess, subprocess.Popen[bytes], int]]:
     """Simulator, broker, edgecore with `count` Modbus devices and the Modbus mapper."""
     with tempfile.TemporaryDirectory(prefix="kedge-bench-") as tmp:
         workdir = Path(tmp)
         port = free_port()
-        manifest = workdir / "modbus.yaml"
-        manifest.write_text(
-            MODBUS_MODEL
-            + "".join(MODBUS_DEVICE.format(i=i, node=NODE, port=port) for i in range(count))
-        )
+        manifest = modbus_manifest(workdir / "modbus.yaml", count, NODE, port)
         broker = Mosquitto(workdir).start()
         edge = EdgeProcess(workdir / "state", node=NODE, mqtt_url=broker.url, devices=[manifest])
         try:

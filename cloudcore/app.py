@@ -27,10 +27,11 @@ from cloudcore.join import NodeCertificates
 from cloudcore.objectsync import ObjectSync
 from cloudcore.pki import ensure_certificates
 from cloudcore.tokens import TOKENS_DB, JoinTokens
+from controllers.desired import EdgeDesired, clean_desired
 from controllers.device_controller import GROUP, VERSION, DeviceController
 from controllers.nodes import NodeLifecycle
 from controllers.problems import DeviceProblems
-from controllers.status import StatusWriter
+from controllers.status import StatusWriter, desired_reached
 from kedge.channel.message import Message
 from kedge.logs import setup_logging
 
@@ -92,12 +93,25 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         async def acknowledge() -> None:
             await hub.send(node, ack)
 
+        status = {k: v for k, v in message.content.items() if k != "desired"}
+        try:
+            desired = clean_desired(message.content.get("desired"))
+        except ValueError as exc:
+            log.warning("bad desired values in a report: %s", exc, extra={"node": node})
+            desired = {}
         if controller.routing.placed.get(key) != node:  # a node reports only its own devices
             log.warning("status for %s/%s refused: not bound to this node", *key,
                         extra={"node": node})  # fmt: skip
             await acknowledge()  # nothing to retry: drop it from the node's outbox
+            return
+
+        async def store_status() -> None:
+            writer.report(key, status, acknowledge)  # acked once it is stored
+
+        if desired:  # the edge's desired values first (adopted, or found seen), then status
+            desired_writer.report(key, desired, store_status)
         else:
-            writer.report(key, message.content, acknowledge)  # acked once it is stored
+            await store_status()
 
     hub = CloudHub(on_message, server_context(ca, crt, key))
     downstream = Downstream(hub, sync)
@@ -111,7 +125,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             GROUP, VERSION, namespace, "devices", name, {"status": status}
         )
 
-    writer = StatusWriter(write_status, args.status_interval)
+    writer = StatusWriter(write_status, args.status_interval, desired_reached)
+    desired_writer = StatusWriter(EdgeDesired(api).write, args.status_interval)
     core = client.CoreV1Api(api)
 
     def record_event(event: dict[str, Any]) -> None:
@@ -138,6 +153,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         problems.run(lambda: downstream.synced and lifecycle.loaded), name="device conditions"
     )
     conditions_task = asyncio.create_task(problems.writer.run(), name="condition writer")
+    desired_task = asyncio.create_task(desired_writer.run(), name="edge desired writer")
     join_task = asyncio.create_task(join_service.serve(), name="join service")
     log.info("cloudcore started", extra={"cloudhub": f"wss://{args.host}:{args.port}",
              "join": f"https://{args.host}:{args.join_port}"})  # fmt: skip
@@ -149,7 +165,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         join_service.should_exit = True
         with contextlib.suppress(Exception):
             await join_task
-        for task in (runner, status_task, nodes_task, problems_task, conditions_task):
+        for task in (runner, status_task, nodes_task, problems_task, conditions_task, desired_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

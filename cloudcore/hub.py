@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from kedge.certs import NODE_PREFIX
 from kedge.channel.message import FrameError, Message, decode
+from kedge.channel.transport import send
 
 log = logging.getLogger("kedge.cloudhub")
 KEEPALIVE = 15.0
@@ -74,14 +75,7 @@ class CloudHub:
 
     async def send(self, node: str, message: Message) -> bool:
         """False when the node is not connected (the caller keeps the message to retry)."""
-        connection = self.sessions.get(node)
-        if connection is None:
-            return False
-        try:
-            await connection.send(message.encode().decode())
-        except ConnectionClosed:
-            return False
-        return True
+        return await send(self.sessions.get(node), message)
 
     async def _session(self, connection: ServerConnection) -> None:
         node = _node_of(connection)

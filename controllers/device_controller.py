@@ -15,6 +15,7 @@ from typing import Any
 
 from kubernetes import client
 
+from controllers.desired import with_seen_versions
 from controllers.devices import DeviceRouting, NodeChange, Problem
 from controllers.informer import Informer
 
@@ -105,5 +106,8 @@ class DeviceController:
                 change.model,
             )
             await self.deliver(
-                change.node, f"device/{namespace}/{name}", _rv(change.device), change.device
+                change.node,
+                f"device/{namespace}/{name}",
+                _rv(change.device),
+                with_seen_versions(change.device),
             )

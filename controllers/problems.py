@@ -1,8 +1,9 @@
 """Keeps every Device's `status.conditions` current and records a Warning Event when a problem
 appears (model not found, node unknown or not ready, no mapper for the protocol).
 
-Level-based: every pass recomputes the conditions of all devices from what the controller knows
-and compares them with what each Device shows, so only changes are written (through a
+Level-based: every pass recomputes the conditions of the devices whose inputs changed (the
+Device, its model, its node's facts) and compares them with what each Device shows, so only
+changes are written (through a
 StatusWriter: coalesced, unchanged skipped), and a cloudcore restart writes nothing new.
 """
 
@@ -28,6 +29,10 @@ TICK = 2.0  # seconds between passes when nothing wakes the loop earlier
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rv(obj: Obj | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("resourceVersion", ""))
 
 
 def event_for(device: Obj, condition: Obj, now: str) -> Obj:
@@ -58,6 +63,7 @@ class DeviceProblems:
         self.routing, self.node_facts = routing, node_facts
         self.writer, self.record_event = writer, record_event
         self._announced: dict[tuple[Key, str], str] = {}  # (device, type) -> reason announced
+        self._checked: dict[Key, tuple[str, str, Facts]] = {}  # what each device was checked at
         self.wake = asyncio.Event()
 
     def check(self) -> list[Obj]:
@@ -70,6 +76,10 @@ class DeviceProblems:
             node = str((device.get("spec") or {}).get("nodeName") or "")
             ready, mappers = self.node_facts(node) if node else (None, frozenset())
             facts = Facts(model is not None, ready, mappers)
+            signature = (_rv(device), _rv(model), facts)
+            if self._checked.get(key) == signature:
+                continue  # nothing it depends on changed since the last pass
+            self._checked[key] = signature
             current = conditions(device, protocol_of(device, model), facts, now)
             if current != (device.get("status") or {}).get("conditions"):
                 self.writer.report(key, {"conditions": current})
@@ -86,10 +96,10 @@ class DeviceProblems:
                         events.append(event_for(device, condition, now))
                 else:
                     self._announced.pop(slot, None)
-        gone = set(self._announced) - {(k, t) for k in self.routing.devices for t in
-                                       ("ModelFound", "NodeReady", "MapperAvailable")}  # fmt: skip
-        for slot in gone:
-            del self._announced[slot]
+        for key in [k for k in self._checked if k not in self.routing.devices]:  # deleted
+            del self._checked[key]
+            for slot in [s for s in self._announced if s[0] == key]:
+                del self._announced[slot]
         return events
 
     async def run(self, ready: Callable[[], bool]) -> None:

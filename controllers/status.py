@@ -1,7 +1,8 @@
 """Device.status writes, coalesced so telemetry can never overload the API server.
 
 Reports for one device replace each other while waiting (latest wins); each device is written
-at most once per `interval` seconds; a status equal to the last one written is not written. The
+at most once per `interval` seconds, except for reports the `urgent` test picks (a desired
+value just reached); a status equal to the last one written is not written. The
 writes go through the status subresource with a merge patch, in a worker thread (the official
 client is synchronous).
 """
@@ -19,9 +20,35 @@ Key = tuple[str, str]
 Write = Callable[[str, str, dict[str, Any]], None]  # namespace, name, status
 
 
+Urgent = Callable[[dict[str, Any] | None, dict[str, Any]], bool]  # (last written, new)
+
+
+def desired_reached(written: dict[str, Any] | None, status: dict[str, Any]) -> bool:
+    """A status in which a twin shows a new observedDesired, or newly shows its desired value
+    reached (reported equals observedDesired): what someone who just set a value waits for.
+    Rare (driven by desired writes, not telemetry), so written without waiting for the interval."""
+
+    def twins(doc: dict[str, Any] | None) -> dict[Any, tuple[Any, bool]]:
+        out = {}
+        for entry in (doc or {}).get("twins") or []:
+            if isinstance(entry, dict):
+                observed = (entry.get("observedDesired") or {}).get("value")
+                reported = (entry.get("reported") or {}).get("value")
+                out[entry.get("propertyName")] = (observed, observed == reported)
+        return out
+
+    before = twins(written)
+    for name, (observed, settled) in twins(status).items():
+        was_observed, was_settled = before.get(name, (None, False))
+        if observed is not None and (observed != was_observed or (settled and not was_settled)):
+            return True
+    return False
+
+
 class StatusWriter:
-    def __init__(self, write: Write, interval: float = 1.0) -> None:
-        self._write, self.interval = write, interval
+    def __init__(self, write: Write, interval: float = 1.0, urgent: Urgent | None = None) -> None:
+        """`urgent(last written, new)`: a report to write at once, ahead of the interval."""
+        self._write, self.interval, self._urgent = write, interval, urgent
         self._pending: dict[Key, dict[str, Any]] = {}
         self._done: dict[Key, list[Callable[[], Awaitable[None]]]] = {}
         self._written: dict[Key, dict[str, Any]] = {}
@@ -45,6 +72,8 @@ class StatusWriter:
         self._pending[key] = status
         if done is not None:
             self._done.setdefault(key, []).append(done)
+        if self._urgent is not None and self._urgent(self._written.get(key), status):
+            self._last.pop(key, None)  # due now
         self._wake.set()
 
     async def run(self) -> None:

@@ -1,8 +1,9 @@
 """Which devices the node holds: adopt a newly declared device set over the stored one. Pure.
 
-A declared device (from manifests now, from the cloud later) replaces the stored spec, but the
-twins' reported values and edge-local desired values survive: a desired value from the
-declaration is applied as a cloud write only when the declaration changed it.
+A declared device (from manifests or the cloud) replaces the stored spec, but the twins'
+reported values and edge-local desired values survive: a desired value from the declaration is
+applied as a cloud write only when the declaration changed it, and, from the cloud, only when
+the cloud had seen the edge's latest desired write (the conflict rule).
 """
 
 from __future__ import annotations
@@ -27,13 +28,19 @@ def _declared_desired(device: Device) -> dict[str, str]:
     return {str(p["name"]): str(p.get("desired", "")) for p in properties}
 
 
-def _adopt_twin(old: Twin, new: Twin, before: str, after: str, now: int) -> Twin:
+def _adopt_twin(
+    old: Twin, new: Twin, before: str, after: str, seen_edge: int | None, now: int
+) -> Twin:
+    """The stored twin under a new declaration. A changed desired value is a cloud write: from
+    a manifest it always applies; from the cloud only if the cloud had seen the edge's latest
+    desired write (`seen_edge`), otherwise the edge's value stands (the conflict rule)."""
     twin = old._replace(type=new.type, optional=False, deleted=False, description=new.description)
     if after and after != before:
-        vector = Version(twin.expected_version.cloud + 1, twin.expected_version.edge)
-        adopted = apply_cloud_desired(twin, after, vector, now)
-        assert adopted is not None, "a vector built from the stored one is never stale"
-        twin = adopted
+        edge = twin.expected_version.edge if seen_edge is None else seen_edge
+        adopted = apply_cloud_desired(
+            twin, after, Version(twin.expected_version.cloud + 1, edge), now
+        )
+        twin = adopted if adopted is not None else twin
     return twin
 
 
@@ -48,7 +55,14 @@ def adopt_declared(stored: Device | None, declared: Device, now: int) -> Device:
         twins[name] = (
             new
             if old is None
-            else _adopt_twin(old, new, before.get(name, ""), after.get(name, ""), now)
+            else _adopt_twin(
+                old,
+                new,
+                before.get(name, ""),
+                after.get(name, ""),
+                None if declared.seen_edge is None else declared.seen_edge.get(name, 0),
+                now,
+            )  # fmt: skip
         )
     for name, old in stored.twins.items():
         if name not in twins and old.optional:

@@ -97,6 +97,9 @@ class Device:
     properties: dict[str, PropertySpec] = field(default_factory=dict)
     twins: dict[str, Twin] = field(default_factory=dict)
     spec: dict[str, object] = field(default_factory=dict)
+    # per property, the edge's desired-write count the cloud had seen when it declared this
+    # device (annotation EDGE_VERSIONS); None for manifests, whose changes always apply
+    seen_edge: dict[str, int] | None = None
 
 
 def device_id(namespace: str, name: str) -> DeviceId:

@@ -7,6 +7,7 @@ because a user fixing YAML needs all three. Model defaults merge into the device
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -240,6 +241,27 @@ def _model_only_property(model: Model, protocol: str, name: str) -> tuple[JSON, 
     return merged, Twin(name=name, type=spec.type, optional=False, description=spec.description)
 
 
+EDGE_VERSIONS = "devices.kedge.io/edge-desired-versions"
+
+
+def _seen_edge(doc: Document, meta: JSON) -> dict[str, int] | None:
+    """The annotation the cloud keeps: {property: edge desired writes it has adopted}."""
+    annotations = _map(doc, meta.get("annotations"), "metadata.annotations")
+    raw = annotations.get(EDGE_VERSIONS)
+    if raw is None:
+        return None
+    field = f"metadata.annotations[{EDGE_VERSIONS}]"
+    try:
+        seen = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        seen = None
+    if not isinstance(seen, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in seen.items()
+    ):
+        raise doc.fail(field, "must be a JSON object of property names to counts")
+    return seen
+
+
 def parse_device(doc: Document, models: Mapping[tuple[str, str], Model], now: int) -> Device:
     """A Device document merged with its model; twins carry the manifest's desired values."""
     namespace, name = _metadata(doc)
@@ -282,6 +304,7 @@ def parse_device(doc: Document, models: Mapping[tuple[str, str], Model], now: in
         "stateReport": _map(doc, spec.get("stateReport"), "spec.stateReport"),
     }
     return Device(
+        seen_edge=_seen_edge(doc, meta),
         id=device_id(namespace, name),
         name=name,
         namespace=namespace,

@@ -38,7 +38,8 @@ def _value(value: TwinValue | None, kind: str) -> dict[str, Any] | None:
 
 
 def status_of(device: Device) -> dict[str, Any]:
-    """Device.status as KubeEdge shows it: twins with reported and observedDesired, state."""
+    """Device.status as KubeEdge shows it (twins with reported and observedDesired, state), and
+    the desired values written at the edge under `desired` (not part of Device.status)."""
     twins = []
     for name, twin in sorted(device.twins.items()):
         if twin.deleted or twin.actual is None:
@@ -51,6 +52,13 @@ def status_of(device: Device) -> dict[str, Any]:
     status: dict[str, Any] = {"state": device.state, "twins": twins}
     if device.last_online:
         status["lastOnlineTime"] = device.last_online
+    desired = {  # edge-local desired writes, for the cloud to adopt (the conflict rule)
+        name: {"value": twin.expected.value, "edgeVersion": twin.expected_version.edge}
+        for name, twin in sorted(device.twins.items())
+        if twin.expected is not None and twin.expected_version.edge > 0 and not twin.deleted
+    }
+    if desired:
+        status["desired"] = desired
     return status
 
 

@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from kedge.channel.message import FrameError, Message, decode
+from kedge.channel.transport import send
 
 log = logging.getLogger("kedge.edgehub")
 KEEPALIVE = 15.0
@@ -41,14 +42,7 @@ class EdgeHub:
         self.connects = 0
 
     async def send(self, message: Message) -> bool:
-        connection = self._connection
-        if connection is None:
-            return False
-        try:
-            await connection.send(message.encode().decode())
-        except ConnectionClosed:
-            return False
-        return True
+        return await send(self._connection, message)
 
     async def run(self) -> None:
         """Connect, serve, reconnect: until cancelled."""

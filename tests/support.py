@@ -294,3 +294,23 @@ async def mapper_running(protocol: str, broker_url: str, node: str = "n1") -> As
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class Proc:
+    """A child process logging to a file; always stopped."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.args, self.log, self.env = args, log, env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Proc:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.args, stdout=out, stderr=out, cwd=ROOT, env=self.env
+            )
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,29 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT, SAMPLES, EdgeProcess, Mosquitto, free_port, port_open, wait_for
+from tests.support import SAMPLES, EdgeProcess, Mosquitto, Proc, free_port, port_open, wait_for
 
 DEV = "default/thermostat-1"
-
-
-class Proc:
-    """A child process logging to a file; always stopped."""
-
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.args, self.log, self.env = args, log, env
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Proc:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.args, stdout=out, stderr=out, cwd=ROOT, env=self.env
-            )
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
 
 
 def manifest(tmp_path: Path, port: int, scale: str = "0.1") -> Path:

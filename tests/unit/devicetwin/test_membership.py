@@ -66,3 +66,17 @@ def test_reconcile_when_device_no_longer_declared_is_removed() -> None:
     change = reconcile({stored.id: stored}, [declared(did="ns/other")], NOW)
     assert [d.id for d in change.removed] == ["ns/d"]
     assert list(change.devices) == ["ns/other"]
+
+
+def test_reconcile_when_cloud_had_not_seen_the_edge_write_keeps_the_edge_value() -> None:
+    stored = stored_after_edge_write()  # the edge wrote 23 (edge count 1)
+    from_cloud = replace(declared("25"), seen_edge={})  # a cloud change made without seeing it
+    twin = reconcile({stored.id: stored}, [from_cloud], NOW).devices[stored.id].twins["sp"]
+    assert twin.expected == TwinValue("23", 5) and twin.expected_version == Version(1, 1)
+
+
+def test_reconcile_when_cloud_had_seen_the_edge_write_applies_the_cloud_value() -> None:
+    stored = stored_after_edge_write()
+    from_cloud = replace(declared("25"), seen_edge={"sp": 1})
+    twin = reconcile({stored.id: stored}, [from_cloud], NOW).devices[stored.id].twins["sp"]
+    assert twin.expected == TwinValue("25", NOW) and twin.expected_version == Version(2, 1)

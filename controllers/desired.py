@@ -1,0 +1,114 @@
+"""Desired values written at the edge, adopted into the Device (the conflict rule's cloud half).
+
+The edge wins desired unless the cloud has already seen its change. The cloud records what it
+has seen in the annotation `devices.kedge.io/edge-desired-versions` ({property: the edge's
+desired-write count}); a Device declaration carries it to the edge, which applies a changed
+cloud desired value only if that count is the edge's latest. So when a node reports a desired
+value with a newer count, it is written into `spec.properties[].desired.value` with the new
+count (an update with the object's resourceVersion, retried on conflict); a `kubectl patch`
+made meanwhile without that count loses to the edge's value, as the rule says.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from devicetwin.spec import EDGE_VERSIONS
+
+log = logging.getLogger("kedge.controllers")
+GROUP, VERSION, PLURAL = "devices.kubeedge.io", "v1beta1", "devices"
+ATTEMPTS = 5
+
+
+def clean_desired(raw: Any) -> dict[str, tuple[str, int]]:
+    """{property: (value, edge count)} from a node's report; ValueError when malformed."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError("desired must be an object")
+    out = {}
+    for name, entry in raw.items():
+        value = entry.get("value") if isinstance(entry, dict) else None
+        count = entry.get("edgeVersion") if isinstance(entry, dict) else None
+        if not isinstance(value, str) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"desired.{name} must be {{value: string, edgeVersion: int >= 1}}")
+        out[str(name)] = (value, count)
+    return out
+
+
+def seen_versions(device: dict[str, Any]) -> dict[str, int]:
+    annotations = (device.get("metadata") or {}).get("annotations") or {}
+    try:
+        seen = json.loads(annotations.get(EDGE_VERSIONS, "{}"))
+    except (TypeError, ValueError):
+        return {}
+    return {k: v for k, v in seen.items() if isinstance(v, int)} if isinstance(seen, dict) else {}
+
+
+def with_seen_versions(device: dict[str, Any]) -> dict[str, Any]:
+    """The Device as sent to its node: always with the annotation (empty when nothing was
+    adopted yet), so the edge applies the cloud's desired values under the rule."""
+    meta = device.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    if EDGE_VERSIONS in annotations:
+        return device
+    return {**device, "metadata": {**meta, "annotations": {**annotations, EDGE_VERSIONS: "{}"}}}
+
+
+def adopt(device: dict[str, Any], desired: dict[str, tuple[str, int]]) -> bool:
+    """Write newer edge desired values into `device` (in place); True when it changed."""
+    seen = seen_versions(device)
+    properties = (device.get("spec") or {}).get("properties") or []
+    changed = False
+    for name, (value, count) in sorted(desired.items()):
+        if count <= seen.get(name, 0):
+            continue
+        seen[name] = count
+        changed = True
+        entry = next((p for p in properties if isinstance(p, dict) and p.get("name") == name), None)
+        if entry is None:  # the model's property, not listed in the device: list it
+            entry = {"name": name}
+            device.setdefault("spec", {}).setdefault("properties", []).append(entry)
+        entry["desired"] = {**(entry.get("desired") or {}), "value": value}
+    if changed:
+        meta = device.setdefault("metadata", {})
+        meta.setdefault("annotations", {})[EDGE_VERSIONS] = json.dumps(seen, sort_keys=True)
+    return changed
+
+
+class EdgeDesired:
+    """Adopts a node's desired values into its Device (called in a worker thread)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.custom = client.CustomObjectsApi(api)
+
+    def write(self, namespace: str, name: str, reported: dict[str, Any]) -> None:
+        desired = {k: (v[0], v[1]) for k, v in reported.items()}
+        for _ in range(ATTEMPTS):
+            try:
+                device = self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return  # deleted meanwhile: nothing to adopt into
+                raise
+            if not adopt(device, desired):
+                return
+            try:
+                self.custom.replace_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name, device
+                )
+                device_name = f"{namespace}/{name}"
+                log.info("adopted desired values written at the edge",
+                         extra={"device": device_name, "properties": sorted(desired)})  # fmt: skip
+                return
+            except ApiException as exc:
+                if exc.status != 409:  # 409: changed meanwhile; read it again
+                    raise
+        raise RuntimeError(f"{namespace}/{name} kept changing; edge desired values not adopted")
