@@ -11,6 +11,7 @@ Target: p99 < 300 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 import time
 from typing import Any
@@ -43,6 +44,10 @@ class StatusWatch:
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
+        with contextlib.suppress(Exception):  # the watch breaks when the API server stops
+            self._watch_events()
+
+    def _watch_events(self) -> None:
         for event in self._watch.stream(
             self.custom.list_namespaced_custom_object, GROUP, VERSION, "default", "devices",
             field_selector=f"metadata.name={NAME}",

@@ -27,7 +27,7 @@ from cloudcore.join import NodeCertificates
 from cloudcore.objectsync import ObjectSync
 from cloudcore.pki import ensure_certificates
 from cloudcore.tokens import TOKENS_DB, JoinTokens
-from controllers.desired import EdgeDesired, clean_desired
+from controllers.desired import EdgeDesired, clean_desired, seen_versions
 from controllers.device_controller import GROUP, VERSION, DeviceController
 from controllers.nodes import NodeLifecycle
 from controllers.problems import DeviceProblems
@@ -108,8 +108,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         async def store_status() -> None:
             writer.report(key, status, acknowledge)  # acked once it is stored
 
-        if desired:  # the edge's desired values first (adopted, or found seen), then status
-            desired_writer.report(key, desired, store_status)
+        seen = seen_versions(controller.routing.devices.get(key) or {})
+        newer = {k: v for k, v in desired.items() if v[1] > seen.get(k, 0)}
+        if newer:  # edge desired values the cloud has not seen: adopted first, then status
+            desired_writer.report(key, newer, store_status)
         else:
             await store_status()
 

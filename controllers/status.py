@@ -72,8 +72,9 @@ class StatusWriter:
         self._pending[key] = status
         if done is not None:
             self._done.setdefault(key, []).append(done)
-        if self._urgent is not None and self._urgent(self._written.get(key), status):
-            self._last.pop(key, None)  # due now
+        written = self._written.get(key)
+        if written == status or (self._urgent is not None and self._urgent(written, status)):
+            self._last.pop(key, None)  # due now: nothing to write, or someone waits for it
         self._wake.set()
 
     async def run(self) -> None:
