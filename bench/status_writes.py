@@ -125,7 +125,7 @@ def main() -> None:
         sent, values, writes, converged = run(interval, args.seconds)
         print(
             f"{label}: {sent} reports published in {args.seconds:.0f} s, {values} accepted "
-            f"by the edge (QoS 0: the rest dropped by the broker) -> {writes} status writes"
+            f"by the edge ({sent - values} lost to QoS 0) -> {writes} status writes"
         )
         print(f"  {writes / values:.4f} API writes per reported value, "
               f"{writes / args.seconds:.1f} writes/s; the last value was in Device.status "
