@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from cloudcore.hub import server_context
 
 
 async def _drain(connection: ServerConnection) -> None:
-    async for _frame in connection:
-        pass
+    with contextlib.suppress(ConnectionClosed):  # the load generator is killed at the end
+        async for _frame in connection:
+            pass
 
 
 async def main_async(args: argparse.Namespace) -> None:

@@ -1,10 +1,11 @@
 """Many edge nodes against one cloudcore: connect time, memory per node, steady CPU.
 
-`kedge apiserver` holds one DeviceModel and `--devices` Devices per node; `kedge cloudcore`
-serves them; `bench.nodeload` (a separate process) connects `--nodes` simulated nodes over real
-websockets with mutual TLS, each acking what it is sent, sending heartbeats and device reports.
-Baseline in the same run: the same load generator against `bench.bare_hub`, a websockets server
-with the same TLS that drops every frame (what any hub costs at least).
+`kedge apiserver` holds one DeviceModel, `--devices` Devices per node and the nodes' Node
+objects (registered and Ready, as after a cloudcore restart); `kedge cloudcore` serves them;
+`bench.nodeload` (a separate process) connects `--nodes` simulated nodes over real websockets
+with mutual TLS, each acking what it is sent, sending heartbeats and device reports. Baseline
+in the same run: the same load generator against `bench.bare_hub`, a websockets server with the
+same TLS that drops every frame (what any hub costs at least).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import psutil
 from kubernetes import client, config
 
 from cloudcore.pki import ensure_certificates, issue_client_certificate
+from controllers.apicall import write
+from controllers.nodes import EDGE_ROLE
 from tests.apiserver import ApiServerProcess
 from tests.cloud import CloudProcess
 from tests.support import free_port, port_open, wait_for
@@ -90,8 +93,15 @@ def create_devices(kubeconfig: Path, nodes: int, devices: int) -> float:
         "devices.kubeedge.io", "v1beta1", "default", "devicemodels", MODEL
     )
 
+    core = client.CoreV1Api(api)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    ready = {"type": "Ready", "status": "True", "reason": "EdgeReady",
+             "lastHeartbeatTime": now, "lastTransitionTime": now}  # fmt: skip
+
     def create(i: int) -> None:
-        node = f"sim-{i:05d}"
+        node = f"sim-{i:05d}"  # registered before (nodes that ran before cloudcore restarted)
+        write(core.create_node, {"metadata": {"name": node, "labels": {EDGE_ROLE: ""}}})
+        write(core.patch_node_status, node, {"status": {"conditions": [ready]}})
         for j in range(devices):
             custom.create_namespaced_custom_object(
                 "devices.kubeedge.io", "v1beta1", "default", "devices", device(f"{node}-d{j}", node)
@@ -131,6 +141,7 @@ def run_load(
         connected_s = float(load.progress["all_connected_s"])
         wait_for(lambda: done(load.progress), timeout=1800, what="the initial sync")
         synced_s = float(load.progress["t"])
+        time.sleep(args.settle)  # first heartbeats and first condition writes pass
         generator = psutil.Process(load.process.pid)
         before = dict(load.progress)
         server_cpu, generator_cpu = cpu_over([server, generator], args.steady)
@@ -169,6 +180,9 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=10.0)
     parser.add_argument("--report-every", type=float, default=60.0, help="per device, seconds")
     parser.add_argument("--steady", type=float, default=60.0, help="measuring window, seconds")
+    parser.add_argument(
+        "--settle", type=float, default=60.0, help="seconds after the sync before measuring"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kedge-bench-") as tmp:
         workdir = Path(tmp)

@@ -27,6 +27,7 @@ from cloudcore.join import NodeCertificates
 from cloudcore.objectsync import ObjectSync
 from cloudcore.pki import ensure_certificates
 from cloudcore.tokens import TOKENS_DB, JoinTokens
+from controllers.apicall import write
 from controllers.desired import EdgeDesired, clean_desired, seen_versions
 from controllers.device_controller import GROUP, VERSION, DeviceController
 from controllers.nodes import NodeLifecycle
@@ -123,16 +124,15 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     custom = client.CustomObjectsApi(api)
 
     def write_status(namespace: str, name: str, status: dict[str, Any]) -> None:
-        custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, "devices", name, {"status": status}
-        )
+        write(custom.patch_namespaced_custom_object_status,
+              GROUP, VERSION, namespace, "devices", name, {"status": status})  # fmt: skip
 
     writer = StatusWriter(write_status, args.status_interval, desired_reached)
     desired_writer = StatusWriter(EdgeDesired(api).write, args.status_interval)
     core = client.CoreV1Api(api)
 
     def record_event(event: dict[str, Any]) -> None:
-        core.create_namespaced_event(event["metadata"]["namespace"], event)
+        write(core.create_namespaced_event, event["metadata"]["namespace"], event)
 
     problems = DeviceProblems(
         controller.routing, lifecycle.facts, StatusWriter(write_status, 1.0), record_event

@@ -21,6 +21,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from controllers.apicall import write
+
 log = logging.getLogger("kedge.controllers")
 LEASE_NAMESPACE = "kube-node-lease"
 EDGE_ROLE = "node-role.kubernetes.io/edge"
@@ -192,7 +194,7 @@ class NodeLifecycle:
         spec = {"holderIdentity": node, "leaseDurationSeconds": int(self.grace),
                 "renewTime": _micro_now()}  # fmt: skip
         try:
-            self.coordination.patch_namespaced_lease(node, LEASE_NAMESPACE, {"spec": spec})
+            write(self.coordination.patch_namespaced_lease, node, LEASE_NAMESPACE, {"spec": spec})
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -216,7 +218,7 @@ class NodeLifecycle:
             else f"edgecore stopped posting node status (nothing for {self.grace:.0f} s)",
         }  # fmt: skip
         status = {**(state.status if ready == "True" else {}), "conditions": [condition]}
-        self.core.patch_node_status(node, {"status": status})
+        write(self.core.patch_node_status, node, {"status": status})
         self.writes += 1
         state.ready, state.transition, state.beat = ready, transition, beat
         state.written = time.monotonic()
