@@ -146,7 +146,7 @@ def run_load(
         before = dict(load.progress)
         server_cpu, generator_cpu = cpu_over([server, generator], args.steady)
         after = dict(load.progress)
-        return {
+        result = {
             "connected_s": connected_s, "synced_s": synced_s,
             "rss_mb": server.memory_info().rss / 2**20,
             "per_node_kb": (server.memory_info().rss - rss_before) / 1024 / args.nodes,
@@ -155,6 +155,8 @@ def run_load(
             "acked_s": (after["acked"] - before["acked"]) / args.steady,
             "connected": after["connected"], "errors": after["errors"],
         }  # fmt: skip
+        print(json.dumps(result), flush=True)  # the figures, whatever happens later
+        return result
     finally:
         load.stop()
 
@@ -211,7 +213,12 @@ def main() -> None:
             assert apiserver.process is not None
             api_rss = psutil.Process(apiserver.process.pid).memory_info().rss / 2**20
         finally:
-            cloud.stop()
+            if cloud.process is not None:  # 10,000 sessions take a while to close
+                cloud.process.terminate()
+                try:
+                    cloud.process.wait(300)
+                except subprocess.TimeoutExpired:
+                    cloud.process.kill()
             apiserver.stop()
     print(f"{args.nodes} nodes x {args.devices} devices; heartbeat every {args.heartbeat:.0f} s, "
           f"a report per device every {args.report_every:.0f} s; {created:.0f} s to create "

@@ -127,7 +127,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         write(custom.patch_namespaced_custom_object_status,
               GROUP, VERSION, namespace, "devices", name, {"status": status})  # fmt: skip
 
-    writer = StatusWriter(write_status, args.status_interval, desired_reached)
+    writer = StatusWriter(write_status, args.status_interval, desired_reached, args.status_qps)
     desired_writer = StatusWriter(EdgeDesired(api).write, args.status_interval)
     core = client.CoreV1Api(api)
 
@@ -135,7 +135,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         write(core.create_namespaced_event, event["metadata"]["namespace"], event)
 
     problems = DeviceProblems(
-        controller.routing, lifecycle.facts, StatusWriter(write_status, 1.0), record_event
+        controller.routing,
+        lifecycle.facts,
+        StatusWriter(write_status, 1.0, qps=args.status_qps),
+        record_event,
     )
     deferred: list[tuple[str, Message]] = []
 

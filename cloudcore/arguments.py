@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between Device.status writes per device (reports in between coalesce)",
     )
     parser.add_argument(
+        "--status-qps",
+        type=float,
+        default=100.0,
+        help="Device.status writes per second for all devices together (bursts of twice that)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
 

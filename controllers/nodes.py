@@ -3,7 +3,8 @@
 An edge node's heartbeats (every 10 s over the channel) register its Node (labels, capacity,
 allocatable, addresses, nodeInfo), keep `Ready` true and renew its Lease in `kube-node-lease`.
 Heartbeats coalesce per node; the Node's status is written only when it changed or its heartbeat
-time is a minute old (as kubelet's nodeStatusReportFrequency), the Lease on every heartbeat.
+time is a minute old (as kubelet's nodeStatusReportFrequency), the Lease at most every quarter
+of the grace period (kubelet renews its 40 s lease every 10 s).
 A node silent for longer than the grace period becomes `Ready=Unknown`; the next heartbeat makes
 it `True` again.
 """
@@ -49,6 +50,7 @@ class NodeState:
     beat: str = ""  # lastHeartbeatTime last written
     heard: float = 0.0  # monotonic time of the last heartbeat
     written: float = -1e9  # monotonic time the Node status was last written
+    renewed: float = -1e9  # monotonic time the Lease was last renewed
     status: dict[str, Any] = field(default_factory=dict)  # what the node last reported
     labels: dict[str, str] = field(default_factory=dict)
     mappers: frozenset[str] = frozenset()  # protocols with a mapper registered on the node
@@ -173,7 +175,9 @@ class NodeLifecycle:
         state = self.nodes[node]
         if not state.registered:
             self._register(node, state)
-        self._lease(node)
+        if time.monotonic() - state.renewed >= self.grace / 4:  # kubelet: 10 s of a 40 s lease
+            self._lease(node)
+            state.renewed = time.monotonic()
         if state.ready != "True" or time.monotonic() - state.written >= REPORT_EVERY:
             self._set_ready(node, "True")
 

@@ -2,7 +2,8 @@
 
 Reports for one device replace each other while waiting (latest wins); each device is written
 at most once per `interval` seconds, except for reports the `urgent` test picks (a desired
-value just reached); a status equal to the last one written is not written. The
+value just reached), and all devices together at most `qps` times a second (while waiting,
+reports keep replacing each other); a status equal to the last one written is not written. The
 writes go through the status subresource with a merge patch, in a worker thread (the official
 client is synchronous).
 """
@@ -45,10 +46,35 @@ def desired_reached(written: dict[str, Any] | None, status: dict[str, Any]) -> b
     return False
 
 
+class TokenBucket:
+    """`rate` per second on average, bursts of twice that (client-go's QPS and burst)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.capacity = rate, 2 * rate
+        self.tokens, self.stamp = self.capacity, time.monotonic()
+
+    async def take(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            await asyncio.sleep((1 - self.tokens) / self.rate)  # rate limiting: the budget
+            self.tokens, self.stamp = 1.0, time.monotonic()
+        self.tokens -= 1
+
+
 class StatusWriter:
-    def __init__(self, write: Write, interval: float = 1.0, urgent: Urgent | None = None) -> None:
-        """`urgent(last written, new)`: a report to write at once, ahead of the interval."""
+    def __init__(
+        self,
+        write: Write,
+        interval: float = 1.0,
+        urgent: Urgent | None = None,
+        qps: float | None = None,
+    ) -> None:
+        """`urgent(last written, new)`: a report to write at once, ahead of the interval.
+        `qps`: writes per second for all devices together (bursts of twice that)."""
         self._write, self.interval, self._urgent = write, interval, urgent
+        self._bucket = TokenBucket(qps) if qps else None
         self._pending: dict[Key, dict[str, Any]] = {}
         self._done: dict[Key, list[Callable[[], Awaitable[None]]]] = {}
         self._written: dict[Key, dict[str, Any]] = {}
@@ -97,6 +123,8 @@ class StatusWriter:
                         pass
 
     async def _flush(self, key: Key) -> None:
+        if self._bucket is not None and self._written.get(key) != self._pending[key]:
+            await self._bucket.take()  # the API's budget; newer reports still replace this one
         status = self._pending.pop(key)
         done = self._done.pop(key, [])
         if self._written.get(key) != status:  # unchanged: no write
