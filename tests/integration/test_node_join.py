@@ -113,7 +113,8 @@ def test_node_certificate_rotates_over_the_channel_and_the_new_one_works(
             != first.serial_number,
             timeout=30, what="a rotated node certificate",
         )  # fmt: skip
-        assert "node certificate rotated" in edge.log()
+        wait_for(lambda: "node certificate rotated" in edge.log(), timeout=10,
+                 what="the rotation logged")  # fmt: skip
         edge.stop()
         tokenless = EdgeProcess(  # restarted without a token: only the rotated certificate works
             tmp_path / "edge", mqtt_url=broker.url, http_port=edge.http_port,
