@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 from kubernetes import client
 from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
 
 from cloudcore.arguments import add_arguments
 from cloudcore.downstream import Downstream
@@ -31,6 +32,7 @@ from controllers.apicall import write
 from controllers.desired import EdgeDesired, clean_desired, seen_versions
 from controllers.device_controller import GROUP, VERSION, DeviceController
 from controllers.nodes import NodeLifecycle
+from controllers.pods import PodDelivery, pod_status_urgent
 from controllers.problems import DeviceProblems
 from controllers.status import StatusWriter, desired_reached
 from kedge.channel.message import Message
@@ -70,6 +72,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             except ValueError as exc:
                 log.warning("bad heartbeat: %s", exc, extra={"node": node})
                 await hub.send(node, message.reply("cloudcore", "response", {"error": str(exc)}))
+            return
+        if message.group == "pod" and message.operation == "update":
+            await pod_status(node, message)
             return
         if message.group == CERT_GROUP and message.operation == "rotate":
             await hub.send(node, certificates.rotate(node, message))
@@ -116,10 +121,38 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         else:
             await store_status()
 
+    async def pod_status(node: str, message: Message) -> None:
+        """A node's report of one of its pods: written to pods/status, or, for a pod it stopped
+        because of its deletionTimestamp, the deletion finished."""
+        parts, content = message.resource.split("/"), message.content
+        if (
+            len(parts) != 3
+            or not isinstance(content, dict)
+            or not isinstance(content.get("status"), dict)
+        ):
+            log.warning("malformed pod status %r", message.resource, extra={"node": node})
+            return
+        key = (parts[1], parts[2])
+        pod = pods.pods.get(key)
+        meta = (pod or {}).get("metadata") or {}
+        if (
+            pod is None
+            or (pod.get("spec") or {}).get("nodeName") != node
+            or meta.get("uid") != content.get("uid")
+        ):
+            log.info("status for pod %s/%s dropped: not this node's (any more)", *key,
+                     extra={"node": node})  # fmt: skip
+            return
+        if content.get("gone"):
+            await asyncio.to_thread(finish_deletion, key[0], key[1], str(meta["uid"]))
+            return
+        pod_writer.report(key, content["status"])
+
     hub = CloudHub(on_message, server_context(ca, crt, key))
     downstream = Downstream(hub, sync)
     api = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
     controller = DeviceController(api, downstream.want)
+    pods = PodDelivery(api, downstream.want)
     lifecycle = NodeLifecycle(api, args.node_grace)
     custom = client.CustomObjectsApi(api)
 
@@ -128,8 +161,26 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
               GROUP, VERSION, namespace, "devices", name, {"status": status})  # fmt: skip
 
     writer = StatusWriter(write_status, args.status_interval, desired_reached, args.status_qps)
-    desired_writer = StatusWriter(EdgeDesired(api).write, args.status_interval)
     core = client.CoreV1Api(api)
+
+    def write_pod_status(namespace: str, name: str, status: dict[str, Any]) -> None:
+        try:
+            write(core.patch_namespaced_pod_status, name, namespace,
+                  [{"op": "add", "path": "/status", "value": status}])  # fmt: skip
+        except ApiException as exc:
+            if exc.status != 404:  # a pod deleted meanwhile has no status to write
+                raise
+
+    def finish_deletion(namespace: str, name: str, uid: str) -> None:
+        try:
+            write(core.delete_namespaced_pod, name, namespace,
+                  body={"gracePeriodSeconds": 0, "preconditions": {"uid": uid}})  # fmt: skip
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                log.warning("pod %s/%s not deleted: %s", namespace, name, exc.reason)
+
+    pod_writer = StatusWriter(write_pod_status, 1.0, pod_status_urgent, args.status_qps)
+    desired_writer = StatusWriter(EdgeDesired(api).write, args.status_interval)
 
     def record_event(event: dict[str, Any]) -> None:
         write(core.create_namespaced_event, event["metadata"]["namespace"], event)
@@ -142,16 +193,34 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     )
     deferred: list[tuple[str, Message]] = []
 
-    async def synced(expected: dict[str, set[str]], rv: int) -> None:
-        await downstream.reconcile(expected, rv)
+    listed: dict[str, int] = {}
+
+    async def synced(source: str, rv: int) -> None:
+        """After a full list by both controllers: take back what nodes should no longer hold."""
+        listed[source] = rv
+        if set(listed) != {"devices", "pods"}:
+            return
+        expected = controller.expected()
+        for node, keys in pods.keys().items():
+            expected.setdefault(node, set()).update(keys)
+        await downstream.reconcile(expected, max(listed.values()))
         held, deferred[:] = list(deferred), []
         for node, message in held:
             await report_status(node, message)
 
-    controller.on_synced = synced
+    async def devices_synced(_expected: dict[str, set[str]], rv: int) -> None:
+        await synced("devices", rv)
+
+    async def pods_synced(rv: int) -> None:
+        await synced("pods", rv)
+
+    controller.on_synced, pods.on_synced = devices_synced, pods_synced
     await hub.start(args.host, args.port)
     controller.start(loop)
+    pods.start(loop)
     runner = asyncio.create_task(controller.run(), name="device controller")
+    pods_task = asyncio.create_task(pods.run(), name="pod delivery")
+    pod_status_task = asyncio.create_task(pod_writer.run(), name="pod status writer")
     status_task = asyncio.create_task(writer.run(), name="status writer")
     nodes_task = asyncio.create_task(lifecycle.run(), name="node lifecycle")
     problems_task = asyncio.create_task(
@@ -170,11 +239,13 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         join_service.should_exit = True
         with contextlib.suppress(Exception):
             await join_task
-        for task in (runner, status_task, nodes_task, problems_task, conditions_task, desired_task):
+        for task in (runner, status_task, nodes_task, problems_task, conditions_task, desired_task,
+                     pods_task, pod_status_task):  # fmt: skip
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.to_thread(controller.stop)
+        await asyncio.to_thread(pods.stop)
         await hub.stop()
         sync.close()
         tokens.close()

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 
-def write(call: Callable[..., Any], *args: Any) -> None:
-    response = call(*args, _preload_content=False)
+def write(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    response = call(*args, **kwargs, _preload_content=False)
     try:
         response.read()
     finally:

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
+from typing import Any
 
 import uvicorn
 
@@ -24,6 +26,7 @@ from edgecore.api import create_app
 from edgecore.broker import LocalBroker
 from edgecore.cloudlink import CloudLink
 from edgecore.config import EdgeConfig
+from edgecore.edged.manager import Edged
 from edgecore.eventbus import EventBus
 from edgecore.heartbeat import Heartbeat
 from edgecore.hub import EdgeHub, client_context
@@ -33,15 +36,46 @@ from edgecore.metamanager import MetaStore
 from edgecore.metrics import EdgeMetrics
 from edgecore.outbox import Outbox
 from kedge.channel.message import Message
+from kedge.mqtt import MqttSettings
 
 log = logging.getLogger("kedge.edgecore")
 DB_NAME = "edgecore.db"
 META_DB = "meta.db"
 OUTBOX_DB = "outbox.db"
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV")
 
 
 async def _nothing(_devices: list[Device]) -> None:
     """CloudLink's adopt until the EventBus exists (replaced before the link connects)."""
+
+
+def start_edged(config: EdgeConfig, link: CloudLink, mqtt: MqttSettings) -> Edged:
+    """Edged on the pods the store holds (they run offline too), told of every change."""
+    meta = link.meta
+    base_env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV}
+    base_env |= {"KEDGE_NODE_NAME": config.node, "KEDGE_MQTT_URL": mqtt.url()}
+
+    async def report(key: str, snapshot: dict[str, Any]) -> None:
+        if link.hub is not None:
+            await link.hub.send(Message(link.source, "pod", f"pod/{key}", "update", snapshot))
+
+    edged = Edged(
+        config.node,
+        config.state_dir / "pods",
+        lambda kind, ns, name: meta.get(f"{kind}/{ns}/{name}"),
+        base_env,
+        report,
+        config.pod_backoff,
+    )
+
+    async def on_workload(kind: str) -> None:
+        if kind == "pod":
+            await edged.sync(meta.objects("pod"))
+        else:
+            edged.config_changed()
+
+    link.on_workload = on_workload
+    return edged
 
 
 async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) -> None:
@@ -51,7 +85,7 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     manifests = [doc for path in config.devices for doc in read_documents(path)]
-    link = None
+    link, edged = None, None
     if config.cloud is not None:
         link = CloudLink(
             config.node,
@@ -103,13 +137,21 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         link.lookup = lambda device_id: service.devices.get(DeviceId(device_id))
         bus.observers.append(link.observe)
         tasks.append(asyncio.create_task(link.upstream(), name="upstream"))
+        edged = start_edged(config, link, settings)
+        tasks.append(asyncio.create_task(edged.run(link.meta.objects("pod")), name="edged"))
 
         async def from_cloud(message: Message) -> None:
             handle = rotator.on_message if message.group == CERT_GROUP else link.on_message
             await handle(message)
 
         hub = EdgeHub(config.cloud, None, from_cloud, config.node)
-        hub.on_connect, link.hub = link.on_connect, hub
+        link.hub = hub
+
+        async def on_connect() -> None:
+            await link.on_connect()
+            await edged.resend()
+
+        hub.on_connect = on_connect
         rotator = Rotator(hub, config.node, certs)
 
         async def to_cloud() -> None:
@@ -145,6 +187,8 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
     stopper.cancel()
+    if edged is not None:
+        await edged.close()
     if broker is not None:
         metrics.broker_restarts.set(broker.restarts)
         await broker.stop()

@@ -18,8 +18,9 @@ from typing import Any
 from devicetwin.model import Device, TwinValue
 from devicetwin.service import Outbound, now_ms
 from devicetwin.spec import Document, ManifestError, load_documents
+from edgecore.edged.manager import check_pod
 from edgecore.hub import EdgeHub
-from edgecore.metamanager import MetaStore
+from edgecore.metamanager import DEVICE_KINDS, MetaStore
 from edgecore.outbox import Outbox
 from kedge.channel.message import Message
 
@@ -75,6 +76,7 @@ class CloudLink:
         self.node, self.meta, self.manifests, self.adopt = node, meta, manifests, adopt
         self.outbox, self.lookup = outbox, lookup
         self.hub: EdgeHub | None = None
+        self.on_workload: Callable[[str], Awaitable[None]] | None = None  # pods, config changed
         self.source = f"edge/{node}"
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
@@ -138,24 +140,31 @@ class CloudLink:
             log.info("unhandled %s/%s from the cloud", message.group, message.operation,
                      extra={"node": self.node})  # fmt: skip
             return
+        kind = message.resource.split("/", 1)[0]
+        devices: list[Device] = []
         try:
             rv = int(message.resource_version)
             body = message.content if message.operation == "update" else None
             if body is not None and not isinstance(body, dict):
                 raise ValueError("content must be an object")
-            # the node's set as it would be, parsed once: refused unless it all still parses
-            # (a deletion too: a model some device still uses), adopted as is when stored
-            source = f"cloud {message.resource}"
-            others = [d for d in self.meta.documents() if d.source != source]
-            added = [] if body is None else [Document(source, 1, body)]
-            devices = load_documents([*self.manifests, *others, *added], self.node, now_ms())
+            if kind in DEVICE_KINDS:
+                # the node's set as it would be, parsed once: refused unless it all still parses
+                # (a deletion too: a model some device still uses), adopted as is when stored
+                source = f"cloud {message.resource}"
+                others = [d for d in self.meta.documents() if d.source != source]
+                added = [] if body is None else [Document(source, 1, body)]
+                devices = load_documents([*self.manifests, *others, *added], self.node, now_ms())
+            elif kind == "pod" and body is not None:
+                check_pod(body, self.node)
             changed = self.meta.apply(message.resource, rv, body)
         except (ValueError, ManifestError) as exc:
             log.warning("refused %s: %s", message.resource, exc, extra={"node": self.node})
             await self.hub.send(message.reply(self.source, "response", {"error": str(exc)}))
             return
-        if changed:
+        if changed and kind in DEVICE_KINDS:
             await self.adopt(devices)
+        elif changed and self.on_workload is not None:
+            await self.on_workload(kind)
         ack = Message(
             self.source, GROUP, message.resource, "ack", None,
             parent_id=message.msg_id, resource_version=message.resource_version,

@@ -38,6 +38,7 @@ class EdgeConfig:
     join: str | None = None  # join service, https://host:10002
     heartbeat: float = 10.0  # seconds between node heartbeats to the cloud
     labels: dict[str, str] = field(default_factory=dict)  # extra labels for the Node
+    pod_backoff: float = 10.0  # seconds: CrashLoopBackOff's first delay (then doubling)
 
 
 def _mqtt(url: str) -> MqttSettings:
@@ -118,6 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--heartbeat", type=float, help="seconds between node heartbeats to the cloud (10)"
     )
     parser.add_argument("--labels", help="labels for this node's Node object: k=v[,k=v...]")
+    parser.add_argument(
+        "--pod-backoff", type=float, help="seconds before a crashed container's 2nd restart (10)"
+    )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
 
@@ -132,7 +136,7 @@ def _file_settings(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"config {path}: must be a mapping of settings")
     known = {
         "node", "state_dir", "mqtt", "broker", "http", "devices", "log_level", "cloud",
-        "cloud_certs", "token", "join", "heartbeat", "labels",
+        "cloud_certs", "token", "join", "heartbeat", "labels", "pod_backoff",
     }  # fmt: skip
     unknown = set(data) - known
     if unknown:
@@ -157,6 +161,7 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
         "join": args.join,
         "heartbeat": args.heartbeat,
         "labels": args.labels,
+        "pod_backoff": args.pod_backoff,
     }
     merged = {**file, **{k: v for k, v in flags.items() if v is not None}}
     if args.mqtt is not None or args.broker is not None:
@@ -188,8 +193,12 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
     heartbeat = merged.get("heartbeat", 10.0)
     if not isinstance(heartbeat, int | float) or not 0 < heartbeat <= 3600:
         raise ConfigError(f"heartbeat: {heartbeat!r} is not a number of seconds in (0, 3600]")
+    backoff = merged.get("pod_backoff", 10.0)
+    if not isinstance(backoff, int | float) or not 0 < backoff <= 300:
+        raise ConfigError(f"pod_backoff: {backoff!r} is not a number of seconds in (0, 300]")
     return EdgeConfig(
         heartbeat=float(heartbeat),
+        pod_backoff=float(backoff),
         labels=parse_labels(merged.get("labels") or {}),
         cloud=cloud,
         cloud_certs=Path(certs) if certs else None,

@@ -1,6 +1,7 @@
 """MetaManager: everything the cloud sent, stored before it is acted on (edge autonomy).
 
-Objects are kept by key (`device/<ns>/<name>`, `devicemodel/<ns>/<name>`) with the
+Objects are kept by key (`device/<ns>/<name>`, `devicemodel/<ns>/<name>`, `pod/...`,
+`configmap/...`, `secret/...`) with the
 resourceVersion they came with; an older version than the stored one is ignored (the channel
 may repeat or reorder), a deletion removes the object. An edgecore restarted while the cloud is
 unreachable rebuilds its devices from here.
@@ -23,7 +24,14 @@ CREATE TABLE IF NOT EXISTS meta (
     body TEXT
 )
 """
-KINDS = {"device": "Device", "devicemodel": "DeviceModel"}
+KINDS = {
+    "device": "Device",
+    "devicemodel": "DeviceModel",
+    "pod": "Pod",
+    "configmap": "ConfigMap",
+    "secret": "Secret",
+}
+DEVICE_KINDS = ("device", "devicemodel")
 
 
 class MetaStore:
@@ -56,6 +64,19 @@ class MetaStore:
     def documents(self) -> list[Document]:
         """The stored objects as manifest documents (models first), for devicetwin.spec."""
         rows = self._db.execute(
-            "SELECT key, body FROM meta WHERE body IS NOT NULL ORDER BY key DESC"
+            "SELECT key, body FROM meta WHERE body IS NOT NULL "
+            "AND (key LIKE 'device/%' OR key LIKE 'devicemodel/%') ORDER BY key DESC"
         ).fetchall()  # "devicemodel/..." sorts after "device/...": DESC puts models first
         return [Document(f"cloud {key}", 1, orjson.loads(body)) for key, body in rows]
+
+    def objects(self, kind: str) -> list[dict[str, Any]]:
+        """Every stored object of one kind (`pod`, `configmap`, ...)."""
+        rows = self._db.execute(
+            "SELECT body FROM meta WHERE body IS NOT NULL AND key LIKE ? ORDER BY key",
+            (f"{kind}/%",),
+        ).fetchall()
+        return [orjson.loads(body) for (body,) in rows]
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT body FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None or row[0] is None else dict(orjson.loads(row[0]))

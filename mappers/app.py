@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -18,8 +19,16 @@ log = logging.getLogger("kedge.mapper")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--node", required=True, help="edge node whose devices to serve")
-    parser.add_argument("--mqtt", required=True, help="broker, mqtt://[user:password@]host[:port]")
+    node, mqtt = os.environ.get("KEDGE_NODE_NAME"), os.environ.get("KEDGE_MQTT_URL")
+    parser.add_argument(
+        "--node", required=node is None, default=node,
+        help="edge node whose devices to serve (default $KEDGE_NODE_NAME, set in edge pods)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mqtt", required=mqtt is None, default=mqtt,
+        help="broker, mqtt://[user:password@]host[:port] (default $KEDGE_MQTT_URL: edge pods "
+        "get the node's broker)",
+    )  # fmt: skip
     parser.add_argument(
         "--offline-after",
         type=int,

@@ -1,0 +1,1 @@
+"""Edged: runs the pods bound to this node as supervised processes (the process runtime)."""

@@ -1,0 +1,248 @@
+"""One container as a supervised process: started, probed, restarted with back-off, stopped.
+
+Its state is what kubelet reports (waiting / running / terminated, lastState, restartCount,
+ready, started). Restarts follow the pod's restartPolicy with CrashLoopBackOff: the first
+restart is immediate, then `base` seconds doubling up to five minutes; ten minutes of running
+resets it. Each process gets its own session (signals reach its children too) and dies with
+edgecore (PR_SET_PDEATHSIG), so a killed edgecore leaves no pod running unsupervised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import datetime
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgecore.edged import probes
+from edgecore.edged.podspec import ContainerPlan, Probe
+
+log = logging.getLogger("kedge.edged")
+MAX_BACKOFF = 300.0
+RESET_AFTER = 600.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Backoff:
+    def __init__(self, base: float) -> None:
+        self.base, self.failures = base, 0
+
+    def next_delay(self, ran_for: float) -> float:
+        if ran_for >= RESET_AFTER:
+            self.failures = 0
+        self.failures += 1
+        if self.failures == 1:
+            return 0.0
+        return float(min(self.base * 2 ** (self.failures - 2), MAX_BACKOFF))
+
+
+class Container:
+    def __init__(
+        self,
+        pod: str,
+        plan: ContainerPlan,
+        policy: str,
+        pod_dir: Path,
+        backoff: float,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.pod, self.plan, self.policy, self.pod_dir = pod, plan, policy, pod_dir
+        self.backoff = Backoff(backoff)
+        self.on_change = on_change
+        self.state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
+        self.last_state: dict[str, Any] = {}
+        self.restarts = 0
+        self.ready = False
+        self.started = False
+        self.container_id = ""
+        self.grace = 30.0
+        self._process: asyncio.subprocess.Process | None = None
+        self._stopping = False
+        self._replanned = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    @property
+    def log_path(self) -> Path:
+        return self.pod_dir / "logs" / f"{self.name}.log"
+
+    def replan(self, plan: ContainerPlan) -> None:
+        """A new plan (config that was missing arrived): used for the next start."""
+        self.plan = plan
+        self._replanned.set()
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "image": self.plan.image,
+            "imageID": "",
+            "state": self.state,
+            "lastState": self.last_state,
+            "ready": self.ready,
+            "started": self.started and "running" in self.state,
+            "restartCount": self.restarts,
+        }
+        if self.container_id:
+            out["containerID"] = self.container_id
+        return out
+
+    def _set(self, **state: Any) -> None:
+        self.state = state
+        self.on_change()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            if self.plan.error is not None:
+                reason, message = self.plan.error
+                self._set(waiting={"reason": reason, "message": message})
+                self._replanned.clear()
+                await self._replanned.wait()
+                continue
+            started = time.monotonic()
+            code, reason = await self._run_once()
+            if self._stopping:
+                return
+            if not self._should_restart(code):
+                self.on_change()
+                await self._replanned.wait()  # finished for good (until the pod goes)
+                self._replanned.clear()
+                continue
+            delay = self.backoff.next_delay(time.monotonic() - started)
+            if delay > 0:
+                self._set(waiting={
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {delay:g}s restarting failed container={self.name} "
+                               f"pod={self.pod} ({reason})",
+                })  # fmt: skip
+                log.info("container restarts in %gs", delay,
+                         extra={"pod": self.pod, "container": self.name})  # fmt: skip
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                if self._stopping:
+                    return
+            self.restarts += 1
+
+    def _should_restart(self, code: int) -> bool:
+        return self.policy == "Always" or (self.policy == "OnFailure" and code != 0)
+
+    def _rotate_log(self) -> Any:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_path.exists() and self.restarts > 0:
+            os.replace(self.log_path, self.log_path.with_suffix(".log.1"))
+        return self.log_path.open("ab")
+
+    async def _run_once(self) -> tuple[int, str]:
+        """Start the process and wait for it; (exit code, reason) once it is gone."""
+        plan, started_at = self.plan, now()
+        cwd = plan.working_dir or str(self.pod_dir)
+        with self._rotate_log() as out:
+            try:
+                self._process = await asyncio.create_subprocess_exec(
+                    *plan.argv, env=dict(plan.env), cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )  # fmt: skip
+            except OSError as exc:
+                message = f"failed to start {plan.argv[0]!r}: {exc.strerror or exc}"
+                self._terminated(128, "StartError", started_at, message)
+                log.warning("%s", message, extra={"pod": self.pod, "container": self.name})
+                return 128, "StartError"
+        process = self._process
+        if self._stopping:  # stopped while it was being started
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        self.container_id = f"process://{process.pid}"
+        self.started, self.ready = True, plan.readiness is None
+        self._set(running={"startedAt": started_at})
+        log.info("container started", extra={"pod": self.pod, "container": self.name,
+                                             "pid": process.pid})  # fmt: skip
+        checks = [
+            asyncio.create_task(self._probe(p, live)) for p, live in
+            ((plan.liveness, True), (plan.readiness, False)) if p is not None
+        ]  # fmt: skip
+        code = await process.wait()
+        for task in checks:
+            task.cancel()
+        await asyncio.gather(*checks, return_exceptions=True)
+        self._process = None
+        self.ready = False
+        code = 128 - code if code < 0 else code  # killed by signal N -> 128+N, as runtimes say
+        reason = "Completed" if code == 0 else "Error"
+        self._terminated(code, reason, started_at)
+        log.info("container exited", extra={"pod": self.pod, "container": self.name,
+                                            "exitCode": code})  # fmt: skip
+        return code, reason
+
+    def _terminated(self, code: int, reason: str, started_at: str, message: str = "") -> None:
+        finished: dict[str, Any] = {"exitCode": code, "reason": reason, "startedAt": started_at,
+                                    "finishedAt": now()}  # fmt: skip
+        if message:
+            finished["message"] = message
+        if self.container_id:
+            finished["containerID"] = self.container_id
+        self.last_state = {"terminated": finished}
+        self._set(terminated=finished)
+
+    async def _probe(self, probe: Probe, liveness: bool) -> None:
+        await asyncio.sleep(probe.initial_delay)
+        passed = failed = 0
+        while True:
+            ok = await probes.check(
+                probe, self.plan.env, self.plan.working_dir or str(self.pod_dir)
+            )
+            passed, failed = (passed + 1, 0) if ok else (0, failed + 1)
+            if liveness and failed >= probe.failures:
+                log.warning("liveness probe failed; restarting",
+                            extra={"pod": self.pod, "container": self.name})  # fmt: skip
+                await self._terminate(self.grace)
+                return
+            if not liveness:
+                ready = passed >= probe.successes or (self.ready and failed < probe.failures)
+                if ready != self.ready:
+                    self.ready = ready
+                    self.on_change()
+            await asyncio.sleep(probe.period)
+
+    async def _terminate(self, grace: float) -> None:
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), grace)
+        except TimeoutError:
+            log.warning("still running after %gs; killing", grace,
+                        extra={"pod": self.pod, "container": self.name})  # fmt: skip
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+
+    async def stop(self, grace: float, task: asyncio.Task[None]) -> None:
+        """Graceful stop: SIGTERM, SIGKILL after `grace` seconds; the run loop ends."""
+        self._stopping = True
+        self._wake.set()
+        self._replanned.set()
+        await self._terminate(grace)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

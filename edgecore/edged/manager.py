@@ -1,0 +1,152 @@
+"""Edged: the pods bound to this node, run from the local store and reported upstream.
+
+`sync` is level-based: given every pod the store holds, it starts the new ones, stops the gone
+ones (and pods with a deletionTimestamp, reported as gone once stopped, so the cloud can remove
+them), and restarts a pod whose uid changed (deleted and created again under the same name).
+Status changes are coalesced per pod and handed to `report`, only when they changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from edgecore.edged.pod import PodRunner
+from edgecore.edged.podspec import Lookup
+
+log = logging.getLogger("kedge.edged")
+Obj = dict[str, Any]
+Report = Callable[[str, dict[str, Any]], Awaitable[None]]  # (ns/name, {uid, status, gone})
+
+
+class PodError(ValueError):
+    """A pod object the node cannot take."""
+
+
+def check_pod(body: Any, node: str) -> None:
+    """What every pod must have before it is stored (the rest is checked when it runs)."""
+    if not isinstance(body, dict):
+        raise PodError("a pod must be an object")
+    meta, spec = body.get("metadata"), body.get("spec")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise PodError("a pod needs metadata.name")
+    if not isinstance(spec, dict) or not isinstance(spec.get("containers"), list):
+        raise PodError("a pod needs spec.containers")
+    if not spec["containers"] or not all(isinstance(c, dict) and c.get("name")
+                                         for c in spec["containers"]):  # fmt: skip
+        raise PodError("every container needs a name")
+    if spec.get("nodeName") not in (None, node):
+        raise PodError(f"pod is bound to {spec.get('nodeName')!r}, not to this node")
+
+
+def _deleting(pod: Obj) -> bool:
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+class Edged:
+    def __init__(
+        self,
+        node: str,
+        pods_dir: Path,
+        lookup: Lookup,
+        base_env: Mapping[str, str],
+        report: Report | None = None,
+        backoff: float = 10.0,
+    ) -> None:
+        self.node, self.pods_dir, self.lookup, self.base_env = node, pods_dir, lookup, base_env
+        self.report, self.backoff = report, backoff
+        self.pods: dict[str, PodRunner] = {}
+        self.gone: set[str] = set()  # pods stopped for their deletionTimestamp
+        self._sent: dict[str, Any] = {}
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def _changed(self, runner: PodRunner) -> None:
+        if self.pods.get(runner.key) is runner:
+            self._dirty.add(runner.key)
+            self._wake.set()
+
+    async def sync(self, pods: list[Obj]) -> None:
+        """Make the running pods match `pods` (everything bound to this node)."""
+        async with self._lock:
+            wanted = {}
+            for pod in pods:
+                meta = pod.get("metadata") or {}
+                wanted[f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"] = pod
+            for key, runner in list(self.pods.items()):
+                held = wanted.get(key)
+                uid = str((held or {}).get("metadata", {}).get("uid", ""))
+                if held is None or uid != runner.uid:
+                    await self._remove(key)
+                elif _deleting(held) and key not in self.gone:
+                    meta = held["metadata"]
+                    grace = meta.get("deletionGracePeriodSeconds")
+                    await runner.stop(float(grace) if isinstance(grace, (int, float)) else None)
+                    self.gone.add(key)
+                    self._dirty.add(key)
+                    self._wake.set()
+            for key, pod in wanted.items():
+                if key not in self.pods and not _deleting(pod):
+                    runner = PodRunner(pod, self.node, self.pods_dir, self.lookup, self.base_env,
+                                       self.backoff, self._changed)  # fmt: skip
+                    self.pods[key] = runner
+                    runner.start()
+                    self._dirty.add(key)
+                    self._wake.set()
+
+    async def _remove(self, key: str) -> None:
+        runner = self.pods.pop(key)
+        self.gone.discard(key)
+        self._sent.pop(key, None)
+        await runner.stop()
+        runner.remove_files()
+
+    def config_changed(self) -> None:
+        for runner in self.pods.values():
+            if runner.key not in self.gone:
+                runner.config_changed()
+
+    def snapshot(self, key: str) -> dict[str, Any] | None:
+        runner = self.pods.get(key)
+        if runner is None:
+            return None
+        return {"uid": runner.uid, "status": runner.status(), "gone": key in self.gone}
+
+    async def run(self, pods: list[Obj]) -> None:
+        """Start the stored pods, then send changed pod statuses upstream: until cancelled."""
+        await self.sync(pods)
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            dirty, self._dirty = self._dirty, set()
+            for key in sorted(dirty):
+                snap = self.snapshot(key)
+                if snap is not None and snap != self._sent.get(key) and self.report is not None:
+                    self._sent[key] = snap
+                    await self.report(key, snap)
+
+    async def resend(self) -> None:
+        """After a reconnect: every pod's status again."""
+        self._sent.clear()
+        self._dirty.update(self.pods)
+        self._wake.set()
+
+    def log_file(self, key: str, container: str, previous: bool) -> Path | None:
+        runner = self.pods.get(key)
+        if runner is None:
+            return None
+        for candidate in runner.containers:
+            if candidate.name == container or not container:
+                path = candidate.log_path
+                return path.with_suffix(".log.1") if previous else path
+        return None
+
+    async def close(self) -> None:
+        """Stop every pod (gracefully): a stopped edgecore leaves no process behind."""
+        async with self._lock:
+            await asyncio.gather(*(r.stop() for r in self.pods.values()))
+            self.pods.clear()

@@ -1,0 +1,152 @@
+"""One pod on this node: its volumes, its containers, and the status kubelet would report."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from edgecore.edged.container import Container, now
+from edgecore.edged.podspec import (
+    ConfigError,
+    ContainerPlan,
+    Lookup,
+    grace_period,
+    plan_container,
+    restart_policy,
+)
+from edgecore.edged.volumes import materialise, mount_table, rewrite
+
+log = logging.getLogger("kedge.edged")
+Obj = dict[str, Any]
+
+
+def _condition(kind: str, ok: bool, since: str) -> dict[str, Any]:
+    return {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": since,
+            "lastProbeTime": None}  # fmt: skip
+
+
+def phase(states: list[dict[str, Any]], restarting: bool) -> str:
+    """Pending until every container ran once; Succeeded/Failed once all ended for good."""
+    if any("waiting" in s and not c for s, c in ((x["state"], x["ran"]) for x in states)):
+        return "Pending"
+    ended = [s["state"].get("terminated") for s in states]
+    if all(ended) and not restarting:
+        return "Succeeded" if all(e["exitCode"] == 0 for e in ended) else "Failed"
+    return "Running"
+
+
+class PodRunner:
+    def __init__(
+        self,
+        pod: Obj,
+        node: str,
+        pods_dir: Path,
+        lookup: Lookup,
+        base_env: Mapping[str, str],
+        backoff: float,
+        on_change: Callable[[PodRunner], None],
+    ) -> None:
+        meta = pod.get("metadata") or {}
+        self.pod, self.node, self.lookup, self.base_env = pod, node, lookup, base_env
+        self.key = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+        self.uid = str(meta.get("uid", ""))
+        self.dir = pods_dir / (self.uid or self.key.replace("/", "_"))
+        self.on_change = on_change
+        self.policy = restart_policy(pod)
+        self.started_at = now()
+        self._since: dict[str, tuple[bool, str]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.containers: list[Container] = []
+        self._backoff = backoff
+
+    def _plans(self) -> list[ContainerPlan]:
+        env = {**self.base_env, "HOSTNAME": str((self.pod.get("metadata") or {}).get("name", ""))}
+        containers = (self.pod.get("spec") or {}).get("containers") or []
+        plans = [plan_container(c, self.pod, self.node, self.lookup, env) for c in containers]
+        try:
+            volumes = materialise(self.pod, self.dir, self.lookup)
+        except (ConfigError, OSError) as exc:
+            return [ContainerPlan(p.name, p.image, error=("CreateContainerConfigError", str(exc)))
+                    if p.error is None else p for p in plans]  # fmt: skip
+        out = []
+        for plan in plans:
+            if plan.error is not None:
+                out.append(plan)
+                continue
+            try:
+                table = mount_table(plan.mounts, volumes)
+            except ConfigError as exc:
+                error = ("CreateContainerConfigError", str(exc))
+                out.append(ContainerPlan(plan.name, plan.image, error=error))
+                continue
+            out.append(
+                ContainerPlan(
+                    plan.name, plan.image, tuple(rewrite(a, table) for a in plan.argv),
+                    {k: rewrite(v, table) for k, v in plan.env.items()}, plan.mounts,
+                    rewrite(plan.working_dir, table), plan.liveness, plan.readiness,
+                )
+            )  # fmt: skip
+        return out
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        grace = grace_period(self.pod)
+        for plan in self._plans():
+            container = Container(self.key, plan, self.policy, self.dir, self._backoff,
+                                  lambda: self.on_change(self))  # fmt: skip
+            container.grace = grace
+            self.containers.append(container)
+            self._tasks.append(asyncio.create_task(container.run(), name=f"{self.key}/{plan.name}"))
+        log.info("pod started", extra={"node": self.node, "pod": self.key, "uid": self.uid})
+
+    def config_changed(self) -> None:
+        """ConfigMaps/Secrets changed: refresh volumes, and plan again what could not start."""
+        plans = {p.name: p for p in self._plans()}
+        for container in self.containers:
+            plan = plans.get(container.name)
+            if plan is not None and container.plan.error is not None:
+                container.replan(plan)
+
+    async def stop(self, grace: float | None = None) -> None:
+        wait = grace_period(self.pod) if grace is None else grace
+        await asyncio.gather(*(c.stop(wait, t) for c, t in zip(self.containers, self._tasks,
+                                                               strict=True)))  # fmt: skip
+        log.info("pod stopped", extra={"node": self.node, "pod": self.key, "uid": self.uid})
+
+    def remove_files(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _transition(self, kind: str, ok: bool) -> str:
+        old = self._since.get(kind)
+        if old is None or old[0] != ok:
+            self._since[kind] = (ok, now())
+        return self._since[kind][1]
+
+    def status(self) -> dict[str, Any]:
+        statuses = [c.status() for c in self.containers]
+        restarting = any(c.policy == "Always" or (c.policy == "OnFailure" and
+                         ((c.state.get("terminated") or {}).get("exitCode", 0) != 0))
+                         for c in self.containers)  # fmt: skip
+        pod_phase = phase([{"state": c.state, "ran": c.started} for c in self.containers],
+                          restarting)  # fmt: skip
+        ready = bool(statuses) and all(s["ready"] for s in statuses)
+        scheduled = self._transition("PodScheduled", True)
+        return {
+            "phase": pod_phase,
+            "conditions": [
+                _condition("PodScheduled", True, scheduled),
+                _condition("Initialized", True, self._transition("Initialized", True)),
+                _condition("ContainersReady", ready, self._transition("ContainersReady", ready)),
+                _condition("Ready", ready, self._transition("Ready", ready)),
+            ],
+            "hostIP": "127.0.0.1",
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "startTime": self.started_at,
+            "containerStatuses": statuses,
+            "qosClass": "BestEffort",
+        }
