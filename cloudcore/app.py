@@ -35,6 +35,7 @@ from controllers.nodes import NodeLifecycle
 from controllers.pods import PodDelivery, pod_status_urgent
 from controllers.problems import DeviceProblems
 from controllers.status import StatusWriter, desired_reached
+from controllers.workloads import Workloads
 from kedge.channel.message import Message
 from kedge.logs import setup_logging
 
@@ -150,7 +151,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
 
     hub = CloudHub(on_message, server_context(ca, crt, key))
     downstream = Downstream(hub, sync)
-    api = kube_config.new_client_from_config(config_file=str(args.kubeconfig))
+    configuration = client.Configuration()
+    kube_config.load_kube_config(str(args.kubeconfig), client_configuration=configuration)
+    configuration.connection_pool_maxsize = 32  # a connection per informer, and the writers
+    api = client.ApiClient(configuration)
     controller = DeviceController(api, downstream.want)
     pods = PodDelivery(api, downstream.want)
     lifecycle = NodeLifecycle(api, args.node_grace)
@@ -194,6 +198,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     deferred: list[tuple[str, Message]] = []
 
     listed: dict[str, int] = {}
+    background: list[asyncio.Task[None]] = []
 
     async def synced(source: str, rv: int) -> None:
         """After a full list by both controllers: take back what nodes should no longer hold."""
@@ -221,6 +226,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     runner = asyncio.create_task(controller.run(), name="device controller")
     pods_task = asyncio.create_task(pods.run(), name="pod delivery")
     pod_status_task = asyncio.create_task(pod_writer.run(), name="pod status writer")
+    workloads = Workloads(api) if args.workload_controllers else None
+    if workloads is not None:
+        workloads.start(loop)
+        background.append(asyncio.create_task(workloads.run(), name="workload controllers"))
     status_task = asyncio.create_task(writer.run(), name="status writer")
     nodes_task = asyncio.create_task(lifecycle.run(), name="node lifecycle")
     problems_task = asyncio.create_task(
@@ -240,12 +249,12 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         with contextlib.suppress(Exception):
             await join_task
         for task in (runner, status_task, nodes_task, problems_task, conditions_task, desired_task,
-                     pods_task, pod_status_task):  # fmt: skip
+                     pods_task, pod_status_task, *background):  # fmt: skip
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await asyncio.to_thread(controller.stop)
-        await asyncio.to_thread(pods.stop)
+        stoppers = [controller.stop, pods.stop] + ([workloads.stop] if workloads else [])
+        await asyncio.gather(*(asyncio.to_thread(stop_one) for stop_one in stoppers))
         await hub.stop()
         sync.close()
         tokens.close()

@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Device.status writes per second for all devices together (bursts of twice that)",
     )
     parser.add_argument(
+        "--workload-controllers",
+        action="store_true",
+        help="also schedule pods and run the DaemonSet and Deployment controllers (only for "
+        "the embedded API server; a real cluster has its own)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
 
