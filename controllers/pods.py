@@ -70,6 +70,7 @@ class PodDelivery:
         self.config: dict[str, Obj] = {}  # configmap/secret key -> object
         self.edge_nodes: set[str] = set()
         self.sent: dict[str, dict[str, int]] = {}  # node -> key -> resourceVersion handed over
+        self.tombstones: dict[str, dict[str, int]] = {}  # node -> key -> version of its removal
         self.on_synced: Callable[[int], Awaitable[None]] | None = None  # after a full list
         self._synced: dict[str, int] = {}
         self._informers: list[Informer] = []
@@ -144,13 +145,18 @@ class PodDelivery:
             expected = self.expected()
             for node in sorted(set(expected) | set(self.sent)):
                 wanted, sent = expected.get(node, {}), self.sent.setdefault(node, {})
+                tombs = self.tombstones.setdefault(node, {})
                 for key in sorted(wanted, key=lambda k: k.startswith("pod/")):
                     version = _rv(wanted[key])
                     if sent.get(key) != version:
-                        await self.deliver(node, key, version, wanted[key])
+                        # taken back earlier and needed again (a ConfigMap whose pod came back):
+                        # the node's tombstone is newer than the object, so send it as newer
+                        newer = self._latest if version <= tombs.get(key, 0) else version
+                        await self.deliver(node, key, newer, wanted[key])
                         sent[key] = version
                 for key in sorted(set(sent) - set(wanted), key=lambda k: not k.startswith("pod/")):
                     await self.deliver(node, key, self._latest, None)  # newer than it was
+                    tombs[key] = self._latest
                     del sent[key]
             if self._relisted and self.on_synced is not None:
                 self._relisted = False

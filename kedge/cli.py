@@ -5,17 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
-import socket
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from kedge.logs import setup_logging
-
-SAMPLES = Path(__file__).resolve().parent.parent / "crds" / "samples"
-log = logging.getLogger("kedge")
 
 
 def _edgecore(args: argparse.Namespace) -> int:
@@ -24,69 +18,13 @@ def _edgecore(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def _port_or_free(port: int, what: str) -> int:
-    """`port` if it can be bound on loopback, else a free one (e.g. a system mosquitto on 1883)."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            probe.bind(("127.0.0.1", 0))
-            free = int(probe.getsockname()[1])
-    print(f"kedge up: port {port} ({what}) is in use; using {free}", file=sys.stderr)  # noqa: T201
-    return free
-
-
 def _up(args: argparse.Namespace) -> int:
-    """The embedded API server and a standalone edge node `edge-node-1` with a local mosquitto
-    and the sample devices (cloud/edge sync, mappers and simulators come with issues 6 and 7)."""
-    state: Path = args.state_dir
-    mqtt_port = _port_or_free(args.mqtt_port, "MQTT")
-    http_port = _port_or_free(args.http_port, "HTTP")
-    api_port = _port_or_free(args.api_port, "Kubernetes API")
-    argv = [
-        "--node",
-        "edge-node-1",
-        "--state-dir",
-        str(state),
-        "--broker",
-        f"local:{mqtt_port}",
-        "--http",
-        f"127.0.0.1:{http_port}",
-        "--devices",
-        *[str(p) for p in sorted(SAMPLES.glob("*.yaml"))],
-    ]
-    edge_args = build_parser().parse_args(["edgecore", *argv])
-    api_state = state / "apiserver"
-    api_state.mkdir(parents=True, exist_ok=True)
-    with (api_state / "apiserver.log").open("ab") as api_log:
-        apiserver = subprocess.Popen(
-            [sys.executable, "-m", "cloudcore.apiserver", "--state-dir", str(api_state),
-             "--port", str(api_port)],
-            stdout=api_log, stderr=api_log,
-        )  # fmt: skip
-    kubeconfig = api_state / "kubeconfig"
-    print(  # noqa: T201 - the quick start shows where to look
-        f"kedge up: API server and standalone edge node edge-node-1\n"
-        f"  Kubernetes API: https://127.0.0.1:{api_port}  (log in {api_state / 'apiserver.log'})\n"
-        f"    export KUBECONFIG={kubeconfig.resolve()}\n"
-        f"    kubectl get crds; kubectl apply -f crds/samples/modbus.yaml; kubectl get devices\n"
-        f"  twins (HTTP):  http://127.0.0.1:{http_port}/v1/devices  (docs at /docs)\n"
-        f"    curl http://127.0.0.1:{http_port}/v1/devices/default/thermostat-1\n"
-        f"  MQTT broker:   127.0.0.1:{mqtt_port}, credentials in {state / 'broker' / 'mqtt-url'}\n"
-        f"  state:         {state}\n"
-        f"Ctrl-C stops everything.",
-        file=sys.stderr,
-    )
-    try:
-        return _edgecore(edge_args)
-    finally:
-        apiserver.terminate()
-        try:
-            apiserver.wait(15)
-        except subprocess.TimeoutExpired:
-            apiserver.kill()
-            apiserver.wait()
+    from kedge.up import run
+
+    def edgecore(argv: list[str]) -> int:
+        return _edgecore(build_parser().parse_args(["edgecore", *argv]))
+
+    return run(args, edgecore)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -169,11 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     edge = sub.add_parser("edgecore", help="run an edge node (twins, MQTT EventBus, HTTP API)")
     add_arguments(edge)
     edge.set_defaults(func=_edgecore)
-    up = sub.add_parser("up", help="run the system on this machine (API server and an edge node)")
+    up = sub.add_parser("up", help="run the whole system on this machine (cloud, edge, devices)")
     up.add_argument("--state-dir", type=Path, default=Path(".kedge"))
     up.add_argument("--http-port", type=int, default=10550)
     up.add_argument("--mqtt-port", type=int, default=1883)
     up.add_argument("--api-port", type=int, default=DEFAULT_API_PORT)
+    up.add_argument("--cloud-port", type=int, default=10000)
+    up.add_argument("--join-port", type=int, default=10002)
     up.set_defaults(func=_up)
     return parser
 

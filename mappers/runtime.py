@@ -262,6 +262,7 @@ class Mapper:
         self.settings = settings
         self.driver_factory = driver_factory
         self.workers: dict[str, DeviceWorker] = {}
+        self._membership_changed = 0  # timestamp (ms) of the newest membership update applied
         self._connection: MqttConnection | None = None
         self._stopping: set[asyncio.Task[None]] = set()
 
@@ -335,12 +336,19 @@ class Mapper:
     def _dispatch(self, topic: str, body: JSON) -> None:
         node = self.settings.node
         if topic == membership_result_topic(node):
+            stamp = body.get("timestamp")
+            if isinstance(stamp, int) and stamp <= self._membership_changed:
+                return  # a snapshot taken before a change already applied (another mapper's
+                # request answered late): applying it would undo that change
             wanted = {e["id"]: e for e in self._entries(body, "devices") if self._ours(e)}
             for device_id in set(self.workers) - set(wanted):
                 self._stop(device_id)
             for entry in wanted.values():
                 self._start(entry)
         elif topic == membership_updated_topic(node):
+            stamp = body.get("timestamp")
+            if isinstance(stamp, int):
+                self._membership_changed = max(self._membership_changed, stamp)
             removed = self._entries(body, "removed_devices")
             changed = [
                 *self._entries(body, "added_devices"),

@@ -152,7 +152,10 @@ _BUILTINS: tuple[ResourceType, ...] = (
         status=True,
         fields=(*BASE_FIELDS, "spec.nodeName", "status.phase", "spec.restartPolicy"),
         columns=(
-            _col("Status", ".status.phase"),
+            _col("Ready", "computed:pod-ready"),
+            _col("Status", "computed:pod-status"),
+            _col("Restarts", "computed:pod-restarts", "integer"),
+            _col("IP", ".status.podIP", priority=1),
             _col("Node", ".spec.nodeName", priority=1),
         ),
     ),

@@ -59,7 +59,43 @@ def _node_roles(node: dict[str, Any]) -> str:
     return ",".join(r for r in roles if r) or "<none>"
 
 
-COMPUTED = {"node-status": _node_status, "node-roles": _node_roles}
+def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return [c for c in statuses if isinstance(c, dict)]
+
+
+def _pod_ready(pod: dict[str, Any]) -> str:
+    total = len((pod.get("spec") or {}).get("containers") or [])
+    return f"{sum(1 for c in _containers(pod) if c.get('ready'))}/{total}"
+
+
+def _pod_status(pod: dict[str, Any]) -> str:
+    """kubectl's STATUS: a waiting or terminated container's reason (CrashLoopBackOff,
+    ErrImagePull, ...) over the phase; Terminating while being deleted."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    reason = str((pod.get("status") or {}).get("phase") or "Pending")
+    for container in _containers(pod):
+        state = container.get("state") or {}
+        waiting, ended = state.get("waiting") or {}, state.get("terminated") or {}
+        if waiting.get("reason") and waiting["reason"] != "ContainerCreating":
+            reason = str(waiting["reason"])
+        elif ended.get("reason"):
+            reason = str(ended["reason"])
+    return reason
+
+
+def _pod_restarts(pod: dict[str, Any]) -> int:
+    return sum(int(c.get("restartCount") or 0) for c in _containers(pod))
+
+
+COMPUTED = {
+    "node-status": _node_status,
+    "node-roles": _node_roles,
+    "pod-ready": _pod_ready,
+    "pod-status": _pod_status,
+    "pod-restarts": _pod_restarts,
+}
 
 
 def _columns(kind: ResourceType) -> list[Column]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ class Edged:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping: dict[str, asyncio.Task[None]] = {}
 
     def _changed(self, runner: PodRunner) -> None:
         if self.pods.get(runner.key) is runner:
@@ -81,7 +83,7 @@ class Edged:
                 held = wanted.get(key)
                 uid = str((held or {}).get("metadata", {}).get("uid", ""))
                 if held is None or uid != runner.uid:
-                    await self._remove(key)
+                    self._remove(key)
                 elif _deleting(held) and key not in self.gone:
                     meta = held["metadata"]
                     grace = meta.get("deletionGracePeriodSeconds")
@@ -94,16 +96,36 @@ class Edged:
                     runner = PodRunner(pod, self.node, self.pods_dir, self.lookup, self.base_env,
                                        self.backoff, self._changed)  # fmt: skip
                     self.pods[key] = runner
-                    runner.start()
+                    self._later(self._start(runner, self._stopping.get(key)))
                     self._dirty.add(key)
                     self._wake.set()
 
-    async def _remove(self, key: str) -> None:
+    def _later(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _start(self, runner: PodRunner, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:  # same name, new uid: the old one must be gone first
+            await previous
+        if self.pods.get(runner.key) is runner:
+            runner.start()
+
+    def _remove(self, key: str) -> None:
+        """Stop a pod in the background (its grace period must not hold up other pods)."""
         runner = self.pods.pop(key)
         self.gone.discard(key)
         self._sent.pop(key, None)
-        await runner.stop()
-        runner.remove_files()
+
+        async def stop() -> None:
+            await runner.stop()
+            runner.remove_files()
+            if self._stopping.get(key) is task:
+                del self._stopping[key]
+
+        task = self._later(stop())
+        self._stopping[key] = task
 
     def config_changed(self) -> None:
         for runner in self.pods.values():
@@ -148,5 +170,6 @@ class Edged:
     async def close(self) -> None:
         """Stop every pod (gracefully): a stopped edgecore leaves no process behind."""
         async with self._lock:
-            await asyncio.gather(*(r.stop() for r in self.pods.values()))
-            self.pods.clear()
+            for key in list(self.pods):
+                self._remove(key)
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

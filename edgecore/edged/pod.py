@@ -31,6 +31,8 @@ def _condition(kind: str, ok: bool, since: str) -> dict[str, Any]:
 
 def phase(states: list[dict[str, Any]], restarting: bool) -> str:
     """Pending until every container ran once; Succeeded/Failed once all ended for good."""
+    if not states:  # not started yet
+        return "Pending"
     if any("waiting" in s and not c for s, c in ((x["state"], x["ran"]) for x in states)):
         return "Pending"
     ended = [s["state"].get("terminated") for s in states]

@@ -1,11 +1,15 @@
-"""`kedge up` (what `make up` runs): sample devices served, busy ports avoided, Ctrl-C stops all."""
+"""`kedge up` (what `make up` runs): the whole system on one machine. The four sample devices
+report within 10 s of it being up, through mapper pods the edge node runs; busy ports are
+avoided; Ctrl-C stops every process it started."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -14,9 +18,21 @@ import psutil
 from tests.apiserver import kubectl_binary
 from tests.support import ROOT, free_port, wait_for
 
+PROTOCOLS = {"bluetooth", "modbus", "opcua", "zigbee"}
 
-def test_kedge_up_serves_samples_avoids_busy_port_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+
+def _reporting(http_port: int) -> set[str]:
+    """Protocols with a device that has a reported value."""
+    try:
+        items = httpx.get(f"http://127.0.0.1:{http_port}/v1/devices", timeout=2).json()["items"]
+    except httpx.HTTPError:
+        return set()
+    return {d["protocol"] for d in items if any((t.get("reported") or {}) for t in d["twins"])}
+
+
+def test_kedge_up_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     http_port, api_port = free_port(), free_port()
+    cloud_port, join_port = free_port(), free_port()
     with socket.socket() as busy:  # e.g. the system's own mosquitto on 1883
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -24,50 +40,51 @@ def test_kedge_up_serves_samples_avoids_busy_port_and_stops_on_ctrl_c(tmp_path: 
         log = tmp_path / "up.log"
         with log.open("wb") as out:
             up = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "kedge",
-                    "up",
-                    "--state-dir",
-                    str(tmp_path / "state"),
-                    "--http-port",
-                    str(http_port),
-                    "--mqtt-port",
-                    str(taken),
-                    "--api-port",
-                    str(api_port),
-                ],
-                stdout=out,
-                stderr=out,
-                cwd=ROOT,
-            )
+                [sys.executable, "-m", "kedge", "up", "--state-dir", str(tmp_path / "state"),
+                 "--http-port", str(http_port), "--mqtt-port", str(taken),
+                 "--api-port", str(api_port), "--cloud-port", str(cloud_port),
+                 "--join-port", str(join_port)],
+                stdout=out, stderr=out, cwd=ROOT,
+            )  # fmt: skip
+        children: list[psutil.Process] = []
         try:
 
-            def ready() -> bool:
+            def started() -> bool:
                 if up.poll() is not None:
                     raise RuntimeError(log.read_text())
-                try:
-                    return httpx.get(f"http://127.0.0.1:{http_port}/healthz").status_code == 200
-                except httpx.HTTPError:
-                    return False
+                return "Ctrl-C stops everything" in log.read_text()
 
-            wait_for(ready, timeout=30, what="kedge up")
-            items = httpx.get(f"http://127.0.0.1:{http_port}/v1/devices").json()["items"]
-            assert {d["protocol"] for d in items} == {"bluetooth", "modbus", "opcua", "zigbee"}
+            wait_for(started, timeout=90, what="kedge up to start everything")
+            since = time.monotonic()
+            wait_for(lambda: _reporting(http_port) == PROTOCOLS, timeout=10,
+                     what="all four sample devices reporting")  # fmt: skip
+            print(f"devices reporting {time.monotonic() - since:.1f}s after start-up")  # noqa: T201
             assert f"port {taken} (MQTT) is in use" in log.read_text()
             kubeconfig = tmp_path / "state" / "apiserver" / "kubeconfig"
-            wait_for(kubeconfig.exists, timeout=30, what="kubeconfig")
-            crds = subprocess.run(
-                [kubectl_binary(), "--kubeconfig", str(kubeconfig), "get", "crds", "-o", "name"],
-                capture_output=True, text=True, timeout=60,
-            )  # fmt: skip
-            assert "devices.devices.kubeedge.io" in crds.stdout, crds.stderr
+
+            def kubectl(*args: str) -> str:
+                return subprocess.run(
+                    [kubectl_binary(), "--kubeconfig", str(kubeconfig), *args],
+                    capture_output=True, text=True, timeout=60, check=True,
+                ).stdout  # fmt: skip
+
+            pods = json.loads(kubectl("get", "pods", "-n", "kedge-system", "-o", "json"))
+            assert len(pods["items"]) == 4
+            assert {p["status"]["phase"] for p in pods["items"]} == {"Running"}
+
+            def in_status() -> bool:
+                device = json.loads(kubectl("get", "device", "thermostat-1", "-o", "json"))
+                return bool(device.get("status", {}).get("twins"))
+
+            wait_for(in_status, timeout=30, what="reported twins in Device.status")
             children = psutil.Process(up.pid).children(recursive=True)
-            assert any("mosquitto" in c.name() for c in children)
-            assert any("cloudcore.apiserver" in " ".join(c.cmdline()) for c in children)
+            names = " ".join(" ".join(c.cmdline()) for c in children)
+            for part in ("mosquitto", "cloudcore.apiserver", "-m cloudcore", "mappers.modbus",
+                         "simulate zigbee"):  # fmt: skip
+                assert part in names, names
         finally:
             up.send_signal(signal.SIGINT)
-            code = up.wait(20)
-    assert code == 0, log.read_text()
-    assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+            code = up.wait(60)
+    assert code == 0, log.read_text()[-3000:]
+    left = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not left, left
