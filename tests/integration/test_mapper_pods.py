@@ -97,3 +97,74 @@ def test_mapper_daemonset_runs_on_the_edge_and_twins_flow(
     finally:
         edge.stop()
         simulator.stop()
+
+
+def _apply(cloud: CloudProcess, obj: dict[str, Any]) -> None:
+    cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
+
+
+def _sleeper(name: str, **spec: Any) -> dict[str, Any]:
+    container = {
+        "name": "main",
+        "image": "kedge/python",
+        "args": ["-c", "import time; time.sleep(600)"],
+    }
+    container.update(spec.pop("container", {}))
+    spec = {"containers": [container], "terminationGracePeriodSeconds": 5, **spec}
+    meta = {"name": name, "namespace": "default"}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+def _scheduled(cloud: CloudProcess, name: str) -> dict[str, Any]:
+    pod = _get(cloud, "pod", name) or {}
+    conditions = pod.get("status", {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "PodScheduled"), {})
+
+
+def test_scheduler_and_deployments_place_pods_on_edge_nodes(
+    tmp_path: Path, standalone: CloudProcess, broker: Mosquitto
+) -> None:
+    cloud = standalone
+    edge = cloud.edge(tmp_path / "edge", broker.url)
+    edge.extra += ["--heartbeat", "0.5", "--labels", "site=lab"]
+    edge.start()
+    try:
+        wait_for(lambda: _get(cloud, "node", "edge-node-1"), timeout=30, what="the node")
+        template = _sleeper("x", nodeSelector={"site": "lab"})
+        labels = {"app": "sleepers"}
+        _apply(cloud, {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "sleepers", "namespace": "default"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": template["spec"]}},
+        })  # fmt: skip
+
+        def ready_replicas() -> int:
+            return int(((_get(cloud, "deployment", "sleepers") or {}).get("status") or {})
+                       .get("readyReplicas") or 0)  # fmt: skip
+
+        wait_for(lambda: ready_replicas() == 2, timeout=60, what="2 replicas ready")
+        pods = (_get(cloud, "pods", "-l", "app=sleepers") or {})["items"]
+        assert {p["spec"]["nodeName"] for p in pods} == {"edge-node-1"}
+
+        _apply(cloud, _sleeper("elsewhere", nodeSelector={"site": "plant"}))
+        _apply(cloud, _sleeper("greedy", container={"resources": {"requests": {"cpu": "512"}}}))
+        wait_for(lambda: _scheduled(cloud, "elsewhere").get("status") == "False", timeout=30,
+                 what="an unschedulable pod explained")  # fmt: skip
+        assert _scheduled(cloud, "elsewhere")["message"] == (
+            "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+        )
+        wait_for(lambda: "Insufficient cpu" in _scheduled(cloud, "greedy").get("message", ""),
+                 timeout=30, what="an over-large request explained")  # fmt: skip
+
+        _apply(cloud, _sleeper("nginx", nodeName="edge-node-1",
+                               container={"image": "nginx:1.25", "args": []}))  # fmt: skip
+        wait_for(lambda: "ErrImagePull" in cloud.apiserver.kubectl("get", "pod", "nginx").stdout,
+                 timeout=30, what="ErrImagePull in kubectl get pods")  # fmt: skip
+
+        cloud.apiserver.kubectl("patch", "deployment", "sleepers", "--type=merge", "-p",
+                                '{"spec": {"replicas": 1}}')  # fmt: skip
+        wait_for(lambda: len((_get(cloud, "pods", "-l", "app=sleepers") or {})["items"]) == 1,
+                 timeout=30, what="scaled down to 1")  # fmt: skip
+    finally:
+        edge.stop()

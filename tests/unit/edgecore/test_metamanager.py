@@ -37,4 +37,17 @@ def test_older_versions_and_late_updates_after_a_deletion_lose(tmp_path: Path) -
     assert not store.apply("device/default/d", 10, DEVICE)  # a late repeat: still deleted
     assert store.documents() == [] and store.versions() == {"device/default/d": 11}
     with pytest.raises(ValueError, match="unknown object kind"):
-        store.apply("secret/default/x", 1, {})
+        store.apply("service/default/x", 1, {})
+
+
+def test_workload_objects_are_kept_apart_from_devices(tmp_path: Path) -> None:
+    store = MetaStore(tmp_path / "meta.db")
+    pod = {"metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": []}}
+    store.apply("device/default/d", 1, DEVICE)
+    store.apply("pod/default/p", 2, pod)
+    store.apply("configmap/default/c", 3, {"data": {"k": "v"}})
+    assert [d.source for d in store.documents()] == ["cloud device/default/d"]
+    assert store.objects("pod") == [pod]
+    assert store.get("configmap/default/c") == {"data": {"k": "v"}}
+    store.apply("configmap/default/c", 4, None)
+    assert store.get("configmap/default/c") is None and store.get("secret/default/s") is None

@@ -1,0 +1,77 @@
+"""`kedge up` to all four sample devices reporting (seconds), and the resident memory of the
+whole system once it runs (every process `kedge up` started, pods included).
+
+Baseline in the same run: a bare Python interpreter's start-up time and resident memory, so
+the figures read as "so many interpreters' worth".
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests.support import ROOT, free_port, wait_for
+
+PROTOCOLS = {"bluetooth", "modbus", "opcua", "zigbee"}
+
+
+def reporting(port: int) -> bool:
+    try:
+        items = httpx.get(f"http://127.0.0.1:{port}/v1/devices", timeout=2).json()["items"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return False
+    return {d["protocol"] for d in items if any(t.get("reported") for t in d["twins"])} >= PROTOCOLS
+
+
+def bare_interpreter() -> tuple[float, float]:
+    """(seconds to start and exit `python -c pass`, MiB resident of an idle interpreter)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    took = time.perf_counter() - started
+    idle = subprocess.Popen(
+        [sys.executable, "-c", "import time; print(flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+    )
+    assert idle.stdout is not None
+    idle.stdout.readline()  # it is up
+    rss = psutil.Process(idle.pid).memory_info().rss / 2**20
+    idle.kill()
+    idle.wait()
+    return took, rss
+
+
+def main() -> None:
+    took, bare_rss = bare_interpreter()
+    with tempfile.TemporaryDirectory(prefix="kedge-up-") as tmp:
+        http = free_port()
+        argv = [sys.executable, "-m", "kedge", "up", "--state-dir", str(Path(tmp) / "state"),
+                "--http-port", str(http), "--mqtt-port", str(free_port()),
+                "--api-port", str(free_port()), "--cloud-port", str(free_port()),
+                "--join-port", str(free_port())]  # fmt: skip
+        started = time.perf_counter()
+        up = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: reporting(http), timeout=120, what="four devices reporting")
+            seconds = time.perf_counter() - started
+            time.sleep(5)  # a measurement window: memory after five seconds of running
+            processes = [psutil.Process(up.pid), *psutil.Process(up.pid).children(recursive=True)]
+            rss = sum(p.memory_info().rss for p in processes if p.is_running()) / 2**20
+        finally:
+            up.send_signal(signal.SIGINT)
+            up.wait(60)
+    print(f"bare interpreter: starts and exits in {took:.2f} s, {bare_rss:.1f} MiB resident")  # noqa: T201
+    print(f"kedge up -> all four sample devices reporting: {seconds:.1f} s "  # noqa: T201
+          f"({seconds / took:.0f}x a bare interpreter start)")  # fmt: skip
+    print(f"kedge up resident memory: {rss:.0f} MiB in {len(processes)} processes "  # noqa: T201
+          f"({rss / bare_rss:.0f}x an idle interpreter)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
