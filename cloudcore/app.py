@@ -27,11 +27,12 @@ from cloudcore.join import GROUP as CERT_GROUP
 from cloudcore.join import NodeCertificates
 from cloudcore.objectsync import ObjectSync
 from cloudcore.pki import ensure_certificates
+from cloudcore.stream import CloudStream
 from cloudcore.tokens import TOKENS_DB, JoinTokens
 from controllers.apicall import write
 from controllers.desired import EdgeDesired, clean_desired, seen_versions
 from controllers.device_controller import GROUP, VERSION, DeviceController
-from controllers.nodes import NodeLifecycle
+from controllers.nodes import STREAM_ANNOTATION, NodeLifecycle
 from controllers.pods import PodDelivery, pod_status_urgent
 from controllers.problems import DeviceProblems
 from controllers.status import StatusWriter, desired_reached
@@ -73,6 +74,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             except ValueError as exc:
                 log.warning("bad heartbeat: %s", exc, extra={"node": node})
                 await hub.send(node, message.reply("cloudcore", "response", {"error": str(exc)}))
+            return
+        if message.group == "pod" and message.operation == "response":
+            if not stream.on_response(message):
+                log.info("late pod query answer dropped", extra={"node": node})
             return
         if message.group == "pod" and message.operation == "update":
             await pod_status(node, message)
@@ -157,7 +162,20 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     api = client.ApiClient(configuration)
     controller = DeviceController(api, downstream.want)
     pods = PodDelivery(api, downstream.want)
-    lifecycle = NodeLifecycle(api, args.node_grace)
+
+    def node_of(namespace: str, name: str) -> str | None:
+        node = str((pods.pods.get((namespace, name)) or {}).get("spec", {}).get("nodeName") or "")
+        return node if node in pods.edge_nodes else None
+
+    stream = CloudStream(hub, node_of)
+    stream_service = uvicorn.Server(
+        uvicorn.Config(
+            stream.app(), host=args.host, port=args.stream_port, ssl_certfile=str(crt),
+            ssl_keyfile=str(key), log_config=None, access_log=False, lifespan="off",
+        )
+    )  # fmt: skip
+    stream_url = f"https://{args.host}:{args.stream_port}"
+    lifecycle = NodeLifecycle(api, args.node_grace, {STREAM_ANNOTATION: stream_url})
     custom = client.CustomObjectsApi(api)
 
     def write_status(namespace: str, name: str, status: dict[str, Any]) -> None:
@@ -238,16 +256,20 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     conditions_task = asyncio.create_task(problems.writer.run(), name="condition writer")
     desired_task = asyncio.create_task(desired_writer.run(), name="edge desired writer")
     join_task = asyncio.create_task(join_service.serve(), name="join service")
+    stream_task = asyncio.create_task(stream_service.serve(), name="cloudstream")
     log.info("cloudcore started", extra={"cloudhub": f"wss://{args.host}:{args.port}",
              "join": f"https://{args.host}:{args.join_port}"})  # fmt: skip
     try:
         await asyncio.wait(
-            [asyncio.create_task(stop.wait()), join_task], return_when=asyncio.FIRST_COMPLETED
+            [asyncio.create_task(stop.wait()), join_task, stream_task],
+            return_when=asyncio.FIRST_COMPLETED,
         )
     finally:
-        join_service.should_exit = True
+        join_service.should_exit = stream_service.should_exit = True
         with contextlib.suppress(Exception):
             await join_task
+        with contextlib.suppress(Exception):
+            await stream_task
         for task in (runner, status_task, nodes_task, problems_task, conditions_task, desired_task,
                      pods_task, pod_status_task, *background):  # fmt: skip
             task.cancel()

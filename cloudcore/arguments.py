@@ -30,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--join-port", type=int, default=DEFAULT_JOIN_PORT, help="join service (https) port"
     )
     parser.add_argument(
+        "--stream-port", type=int, default=10003,
+        help="CloudStream (https): container logs of edge pods, for the API server",
+    )  # fmt: skip
+    parser.add_argument(
         "--node-cert-validity",
         type=duration,
         default=datetime.timedelta(days=365),

@@ -27,6 +27,7 @@ from controllers.apicall import write
 log = logging.getLogger("kedge.controllers")
 LEASE_NAMESPACE = "kube-node-lease"
 EDGE_ROLE = "node-role.kubernetes.io/edge"
+STREAM_ANNOTATION = "cloudstream.kedge.io/endpoint"  # where the API server fetches pod logs
 REPORT_EVERY = 60.0  # seconds: rewrite an unchanged Node status this often (heartbeat time)
 TICK = 1.0  # seconds between passes over pending heartbeats and grace checks
 
@@ -92,9 +93,12 @@ def clean_report(report: Any) -> tuple[dict[str, str], dict[str, Any]]:
 
 
 class NodeLifecycle:
-    def __init__(self, api: client.ApiClient, grace: float = 40.0) -> None:
+    def __init__(
+        self, api: client.ApiClient, grace: float = 40.0, annotations: dict[str, str] | None = None
+    ) -> None:
+        """`annotations` go on every Node registered (cloudcore's log endpoint)."""
         self.core, self.coordination = client.CoreV1Api(api), client.CoordinationV1Api(api)
-        self.grace = grace
+        self.grace, self.annotations = grace, dict(annotations or {})
         self.nodes: dict[str, NodeState] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
@@ -182,15 +186,15 @@ class NodeLifecycle:
             self._set_ready(node, "True")
 
     def _register(self, node: str, state: NodeState) -> None:
-        body = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": node, "labels": state.labels}}  # fmt: skip
+        meta = {"name": node, "labels": state.labels, "annotations": self.annotations}
         try:
-            self.core.create_node(body)
+            self.core.create_node({"apiVersion": "v1", "kind": "Node", "metadata": meta})
             log.info("node registered", extra={"node": node})
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            self.core.patch_node(node, {"metadata": {"labels": state.labels}})
+            self.core.patch_node(node, {"metadata": {"labels": state.labels,
+                                                     "annotations": self.annotations}})  # fmt: skip
         self.writes += 1
         state.registered = True
 

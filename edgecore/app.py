@@ -26,6 +26,7 @@ from edgecore.api import create_app
 from edgecore.broker import LocalBroker
 from edgecore.cloudlink import CloudLink
 from edgecore.config import EdgeConfig
+from edgecore.edged.logs import LogError, read_log
 from edgecore.edged.manager import Edged
 from edgecore.eventbus import EventBus
 from edgecore.heartbeat import Heartbeat
@@ -76,6 +77,20 @@ def start_edged(config: EdgeConfig, link: CloudLink, mqtt: MqttSettings) -> Edge
 
     link.on_workload = on_workload
     return edged
+
+
+def answer_log(edged: Edged, message: Message, source: str) -> Message:
+    """The cloud asks for a container's log (`kubectl logs`): `log/<ns>/<pod>`."""
+    query = message.content if isinstance(message.content, dict) else {}
+    parts = message.resource.split("/")
+    try:
+        if len(parts) != 3 or parts[0] != "log":
+            raise LogError(400, f"not a log query: {message.resource!r}")
+        container = str(query.get("container") or "")
+        path = edged.log_file(f"{parts[1]}/{parts[2]}", container, bool(query.get("previous")))
+        return message.reply(source, "response", {"log": read_log(path, query)})
+    except LogError as exc:
+        return message.reply(source, "response", {"error": str(exc), "code": exc.code})
 
 
 async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) -> None:
@@ -141,6 +156,9 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         tasks.append(asyncio.create_task(edged.run(link.meta.objects("pod")), name="edged"))
 
         async def from_cloud(message: Message) -> None:
+            if message.group == "pod" and message.operation == "query":
+                await hub.send(answer_log(edged, message, link.source))
+                return
             handle = rotator.on_message if message.group == CERT_GROUP else link.on_message
             await handle(message)
 

@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--api-port", type=int, default=DEFAULT_API_PORT)
     up.add_argument("--cloud-port", type=int, default=10000)
     up.add_argument("--join-port", type=int, default=10002)
+    up.add_argument("--stream-port", type=int, default=10003)
     up.set_defaults(func=_up)
     return parser
 

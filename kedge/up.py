@@ -137,6 +137,7 @@ def run(args: argparse.Namespace, edgecore: Callable[[list[str]], int]) -> int:
             "api": port_or_free(args.api_port, "Kubernetes API"),
             "hub": port_or_free(args.cloud_port, "CloudHub"),
             "join": port_or_free(args.join_port, "join service"),
+            "stream": port_or_free(args.stream_port, "CloudStream"),
             "mqtt": port_or_free(args.mqtt_port, "MQTT"),
             "http": port_or_free(args.http_port, "edge HTTP API"),
         }
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace, edgecore: Callable[[list[str]], int]) -> int:
         cloud = children.start(
             [python, "-m", "cloudcore", "--kubeconfig", str(kubeconfig), "--state-dir",
              str(cloud_state), "--port", str(ports["hub"]), "--join-port", str(ports["join"]),
+             "--stream-port", str(ports["stream"]),
              "--workload-controllers"], cloud_state / "cloudcore.log",
         )  # fmt: skip
         for protocol, port in sim_ports.items():

@@ -263,6 +263,7 @@ class Mapper:
         self.driver_factory = driver_factory
         self.workers: dict[str, DeviceWorker] = {}
         self._membership_changed = 0  # timestamp (ms) of the newest membership update applied
+        self._asked = ""  # event_id of our membership/get: results answer it, or someone else
         self._connection: MqttConnection | None = None
         self._stopping: set[asyncio.Task[None]] = set()
 
@@ -292,9 +293,10 @@ class Mapper:
                     )
                     self._connection = connection
                     backoff = 0.1
+                    self._asked = str(uuid.uuid4())
                     self.publish(
                         membership_get_topic(node),
-                        {"event_id": str(uuid.uuid4()), "protocol": self.settings.protocol},
+                        {"event_id": self._asked, "protocol": self.settings.protocol},
                     )
                     await connection.run()
                 except MqttError as exc:
@@ -336,6 +338,8 @@ class Mapper:
     def _dispatch(self, topic: str, body: JSON) -> None:
         node = self.settings.node
         if topic == membership_result_topic(node):
+            if body.get("event_id") != self._asked:
+                return  # the answer to another mapper's request (another protocol's devices)
             stamp = body.get("timestamp")
             if isinstance(stamp, int) and stamp <= self._membership_changed:
                 return  # a snapshot taken before a change already applied (another mapper's

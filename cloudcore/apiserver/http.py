@@ -18,6 +18,7 @@ from starlette.routing import Route
 from cloudcore.apiserver import discovery, errors
 from cloudcore.apiserver.auth import Tokens, User, allowed
 from cloudcore.apiserver.errors import ApiError
+from cloudcore.apiserver.podlogs import pod_log
 from cloudcore.apiserver.resources import ResourceType
 from cloudcore.apiserver.selectors import (
     FieldRequirement,
@@ -68,7 +69,12 @@ def _parse_path(service: ApiService, group: str, version: str, rest: str) -> Tar
     name = parts[1] if len(parts) > 1 else ""
     subresource = parts[2] if len(parts) > 2 else ""
     finalize = kind.key == "/namespaces" and subresource == "finalize"
-    if subresource and (subresource != "status" or not kind.status) and not finalize:
+    log_of_pod = kind.key == "/pods" and subresource == "log"
+    if (
+        subresource
+        and (subresource != "status" or not kind.status)
+        and not (finalize or log_of_pod)
+    ):
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     if kind.namespaced and name and namespace is None:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -299,6 +305,12 @@ class ApiServer:
                 "items": items,
             }
             return _json(body)
+        if method == "GET" and target.subresource == "log":
+            self._authorize(user, "get", target, self._current(user, target))
+            pod = service.get(kind, namespace, target.name)
+            node_name = str((pod.get("spec") or {}).get("nodeName") or "")
+            node = service.store.get("/nodes", "", node_name) if node_name else None
+            return await pod_log(pod, node, query)
         if method == "GET":
             self._authorize(user, "get", target, self._current(user, target))
             obj = service.get(kind, namespace, target.name)

@@ -112,15 +112,17 @@ class Edged:
         if self.pods.get(runner.key) is runner:
             runner.start()
 
-    def _remove(self, key: str) -> None:
-        """Stop a pod in the background (its grace period must not hold up other pods)."""
+    def _remove(self, key: str, keep_files: bool = False) -> None:
+        """Stop a pod in the background (its grace period must not hold up other pods); its
+        files go with it unless edgecore is only shutting down (logs outlive a restart)."""
         runner = self.pods.pop(key)
         self.gone.discard(key)
         self._sent.pop(key, None)
 
         async def stop() -> None:
             await runner.stop()
-            runner.remove_files()
+            if not keep_files:
+                runner.remove_files()
             if self._stopping.get(key) is task:
                 del self._stopping[key]
 
@@ -171,5 +173,5 @@ class Edged:
         """Stop every pod (gracefully): a stopped edgecore leaves no process behind."""
         async with self._lock:
             for key in list(self.pods):
-                self._remove(key)
+                self._remove(key, keep_files=True)
             await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -72,6 +72,14 @@ def test_pod_runs_restarts_and_stops_on_the_edge(
         log = next((tmp_path / "edge" / "pods").glob("*/logs/main.log"))
         wait_for(lambda: "hello from the cloud" in log.read_text(), timeout=10, what="pod log")
 
+        logs = cloud.apiserver.kubectl("logs", "hello").stdout  # fetched from the edge
+        assert "hello from the cloud" in logs
+        assert cloud.apiserver.kubectl("logs", "hello", "--tail=1").stdout.strip() == (
+            "hello from the cloud"
+        )
+        missing = cloud.apiserver.kubectl("logs", "hello", "-c", "nope", check=False)
+        assert missing.returncode != 0 and "not valid" in missing.stderr
+
         os.kill(first, signal.SIGKILL)  # the process dies: restarted, and the count shows
         wait_for(lambda: _main(_pod(cloud, "hello")).get("restartCount", 0) >= 1
                  and _main(_pod(cloud, "hello")).get("state", {}).get("running"),
@@ -82,6 +90,8 @@ def test_pod_runs_restarts_and_stops_on_the_edge(
         assert "hello" in table and "Running" in table, table
         second = _pid(pod)
         assert second != first
+        previous = cloud.apiserver.kubectl("logs", "hello", "--previous").stdout
+        assert "hello from the cloud" in previous  # the killed run's log
 
         cloud.apiserver.kubectl("delete", "pod", "hello", "--wait=false")
         wait_for(lambda: not psutil.pid_exists(second) or psutil.Process(second).status()

@@ -101,12 +101,13 @@ async def test_push_methods_when_configured_deliver_json_readings(
             entry["spec"]["properties"][0]["pushMethod"]["mqtt"]["address"] = (
                 f"tcp://127.0.0.1:{broker.port}"
             )
-            await asyncio.to_thread(
+            asked = await asyncio.to_thread(
                 probe.expect,
                 "$hw/events/node/n1/membership/get",
                 lambda b: b.get("protocol") == "modbus",
             )
-            probe.publish("$hw/events/node/n1/membership/get/result", {"devices": [entry]})
+            answer = {"event_id": asked["event_id"], "devices": [entry]}
+            probe.publish("$hw/events/node/n1/membership/get/result", answer)
             pushed = await asyncio.to_thread(probe.expect, "push/thermo")
             assert pushed["device"] == "default/thermo" and pushed["property"] == "temperature"
             assert pushed["type"] == "float" and float(pushed["value"]) > 0 and pushed["timestamp"]
@@ -129,8 +130,9 @@ async def test_bad_push_method_when_configured_marks_device_unhealthy(broker: Mo
         async with mapper_running("modbus", broker.url):
             entry = device_entry(free_port(), free_port())
             entry["spec"]["properties"][0]["pushMethod"] = {"kafka": {}}
-            await asyncio.to_thread(probe.expect, "$hw/events/node/n1/membership/get")
-            probe.publish("$hw/events/node/n1/membership/get/result", {"devices": [entry]})
+            asked = await asyncio.to_thread(probe.expect, "$hw/events/node/n1/membership/get")
+            answer = {"event_id": asked["event_id"], "devices": [entry]}
+            probe.publish("$hw/events/node/n1/membership/get/result", answer)
             state = await asyncio.to_thread(
                 probe.expect, "$hw/events/device/default/thermo/state/update"
             )

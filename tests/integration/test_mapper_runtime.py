@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 
 from mappers.runtime import Mapper
@@ -65,13 +66,15 @@ async def test_malformed_messages_when_received_are_ignored_and_mapper_keeps_ser
     for topic, payload in [
         (f"{NODE_TOPIC}/get/result", b"{not json"),
         (f"{NODE_TOPIC}/get/result", b"[1,2]"),
-        (f"{NODE_TOPIC}/get/result", b'{"devices": [{"no_id": 1}]}'),
+        (f"{NODE_TOPIC}/get/result", orjson.dumps({"event_id": mapper._asked, "devices": [{}]})),
         (f"{NODE_TOPIC}/updated", b'{"added_devices": "nope"}'),
         (f"{DEV_TOPIC}/twin/update/delta", b'{"delta": 5}'),
         (f"{DEV_TOPIC}/twin/update/delta", b"\xff\xfe"),
     ]:
         probe.publish(topic, payload)
-    probe.publish(f"{NODE_TOPIC}/get/result", {"devices": [entry(simulator.port)]})
+    probe.publish(
+        f"{NODE_TOPIC}/get/result", {"event_id": mapper._asked, "devices": [entry(simulator.port)]}
+    )
     state = await asyncio.to_thread(probe.expect, f"{DEV_TOPIC}/state/update")
     assert state["state"] == "online" and "default/thermo" in mapper.workers
     # no reconnect happened: a reconnecting mapper would ask for membership again
@@ -80,7 +83,9 @@ async def test_malformed_messages_when_received_are_ignored_and_mapper_keeps_ser
 
 async def test_delta_when_property_read_only_is_not_written(running) -> None:
     mapper, probe, simulator = running
-    probe.publish(f"{NODE_TOPIC}/get/result", {"devices": [entry(simulator.port)]})
+    probe.publish(
+        f"{NODE_TOPIC}/get/result", {"event_id": mapper._asked, "devices": [entry(simulator.port)]}
+    )
     await asyncio.to_thread(probe.expect, f"{DEV_TOPIC}/state/update")
     probe.publish(
         f"{DEV_TOPIC}/twin/update/delta", {"delta": {"temperature": "99", "setpoint": "26"}}
@@ -95,7 +100,9 @@ async def test_delta_when_property_read_only_is_not_written(running) -> None:
 
 async def test_removed_device_when_announced_stops_its_worker(running) -> None:
     mapper, probe, simulator = running
-    probe.publish(f"{NODE_TOPIC}/get/result", {"devices": [entry(simulator.port)]})
+    probe.publish(
+        f"{NODE_TOPIC}/get/result", {"event_id": mapper._asked, "devices": [entry(simulator.port)]}
+    )
     await asyncio.to_thread(probe.expect, f"{DEV_TOPIC}/state/update")
     probe.publish(
         f"{NODE_TOPIC}/updated",
@@ -110,7 +117,7 @@ async def test_report_to_cloud_false_when_polled_sends_no_twin_reports(running) 
     mapper, probe, simulator = running
     device = entry(simulator.port)
     device["spec"]["properties"][0]["reportToCloud"] = False  # temperature
-    probe.publish(f"{NODE_TOPIC}/get/result", {"devices": [device]})
+    probe.publish(f"{NODE_TOPIC}/get/result", {"event_id": mapper._asked, "devices": [device]})
     reports = []
     for _ in range(3):  # several report rounds of the other property
         reports.append(

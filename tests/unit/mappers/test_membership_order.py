@@ -1,6 +1,6 @@
-"""A membership snapshot answered late (taken before an update the mapper already applied) must
-not undo that update: with several mappers on a node, each one's membership/get is answered on
-the shared result topic, possibly after devices arrived from the cloud."""
+"""Several mappers share a node's membership/result topic: a mapper applies only the answer to
+its own request (others carry other protocols' devices), and not a snapshot taken before an
+update it already applied (an answer published after devices arrived from the cloud)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mappers.runtime import Mapper, MapperSettings
 ENTRY = {"id": "default/ble-1", "spec": {"protocol": {"protocolName": "bluetooth"}}}
 
 
-async def test_late_snapshot_does_not_remove_a_device_added_after_it() -> None:
+async def test_only_our_own_fresh_answer_replaces_the_device_set() -> None:
     def driver_factory(*_: object) -> object:  # no device I/O in this test: workers just end
         raise RuntimeError("no driver")
 
@@ -24,10 +24,15 @@ async def test_late_snapshot_does_not_remove_a_device_added_after_it() -> None:
             "timestamp": 2000, "added_devices": [ENTRY], "removed_devices": [],
             "updated_devices": []})  # fmt: skip
         assert set(mapper.workers) == {"default/ble-1"}
-        mapper._dispatch(membership_result_topic("n1"), {"timestamp": 1999, "devices": []})
+        mapper._asked = "ours"
+        stale = {"event_id": "ours", "timestamp": 1999, "devices": []}
+        mapper._dispatch(membership_result_topic("n1"), stale)
         assert set(mapper.workers) == {"default/ble-1"}  # stale: ignored
-        mapper._dispatch(membership_result_topic("n1"), {"timestamp": 2001, "devices": []})
-        assert mapper.workers == {}  # newer: the device is really gone
+        other = {"event_id": "modbus-mapper's", "timestamp": 2001, "devices": []}
+        mapper._dispatch(membership_result_topic("n1"), other)
+        assert set(mapper.workers) == {"default/ble-1"}  # someone else's answer: ignored
+        mapper._dispatch(membership_result_topic("n1"), {**stale, "timestamp": 2001})
+        assert mapper.workers == {}  # our newer answer: the device is really gone
     finally:
         for worker in list(mapper.workers.values()):
             await worker.stop()
