@@ -67,6 +67,8 @@ bench: $(STAMP) os-packages
 	$(BIN)/python -m bench.apiserver
 	$(BIN)/python -m bench.cloud_latency
 	$(BIN)/python -m bench.status_writes
+	$(BIN)/python -m bench.pod_startup
+	$(BIN)/python -m bench.up
 	$(BIN)/python -m bench.nodes  # about 15 minutes and 10 GB of memory at 10,000 nodes
 
 clean:

@@ -47,6 +47,17 @@ def bare_interpreter() -> tuple[float, float]:
     return took, rss
 
 
+def _role(process: psutil.Process) -> str:
+    """A short name: `kedge up (edgecore)`, `mappers.modbus`, `simulate zigbee`, ..."""
+    argv = process.cmdline()
+    if "up" in argv:
+        return "kedge up (edgecore, in-process)"
+    if "-m" in argv:
+        rest = argv[argv.index("-m") + 1 :]
+        return " ".join(rest[:3] if rest[:2] == ["kedge", "simulate"] else rest[:1])
+    return process.name()
+
+
 def main() -> None:
     took, bare_rss = bare_interpreter()
     with tempfile.TemporaryDirectory(prefix="kedge-up-") as tmp:
@@ -62,7 +73,8 @@ def main() -> None:
             seconds = time.perf_counter() - started
             time.sleep(5)  # a measurement window: memory after five seconds of running
             processes = [psutil.Process(up.pid), *psutil.Process(up.pid).children(recursive=True)]
-            rss = sum(p.memory_info().rss for p in processes if p.is_running()) / 2**20
+            parts = {_role(p): p.memory_info().rss / 2**20 for p in processes if p.is_running()}
+            rss = sum(parts.values())
         finally:
             up.send_signal(signal.SIGINT)
             up.wait(60)
@@ -71,6 +83,8 @@ def main() -> None:
           f"({seconds / took:.0f}x a bare interpreter start)")  # fmt: skip
     print(f"kedge up resident memory: {rss:.0f} MiB in {len(processes)} processes "  # noqa: T201
           f"({rss / bare_rss:.0f}x an idle interpreter)")  # fmt: skip
+    for role, mib in sorted(parts.items(), key=lambda item: -item[1]):
+        print(f"  {mib:6.0f} MiB  {role}")  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,11 +29,11 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from simulators import bluetooth, modbus, opcua, zigbee
+    # only the chosen simulator's protocol stack: each one imports tens of MB
+    simulator = importlib.import_module(f"simulators.{args.protocol}")
 
     setup_logging("info")
-    simulators = {"modbus": modbus, "opcua": opcua, "bluetooth": bluetooth, "zigbee": zigbee}
-    serve = simulators[args.protocol].serve_from
+    serve = simulator.serve_from
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))
     return 0
