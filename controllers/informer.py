@@ -10,6 +10,7 @@ loop as (type, object) with type ADDED, MODIFIED or DELETED, plus SYNCED after e
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -109,3 +110,25 @@ class Informer:
                 rv = ""
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
+
+
+class Informers:
+    """Several informers feeding one handler as `handler(resource, kind, obj)`."""
+
+    def __init__(self) -> None:
+        self.running: list[Informer] = []
+
+    def start(
+        self,
+        listers: dict[str, Callable[..., Any]],
+        loop: asyncio.AbstractEventLoop,
+        handler: Callable[[str, str, Obj], None],
+    ) -> None:
+        for name, lister in listers.items():
+            informer = Informer(name, lister, loop, functools.partial(handler, name))
+            self.running.append(informer)
+            informer.start()
+
+    def stop(self) -> None:
+        for informer in self.running:
+            informer.stop()

@@ -11,14 +11,13 @@ cluster the other nodes' kubelets run their own pods.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kubernetes import client
 
-from controllers.informer import Informer
+from controllers.informer import Informers
 from controllers.lister import raw_lister
 from controllers.nodes import EDGE_ROLE
 
@@ -73,7 +72,7 @@ class PodDelivery:
         self.tombstones: dict[str, dict[str, int]] = {}  # node -> key -> version of its removal
         self.on_synced: Callable[[int], Awaitable[None]] | None = None  # after a full list
         self._synced: dict[str, int] = {}
-        self._informers: list[Informer] = []
+        self._informers = Informers()
         self._wake = asyncio.Event()
         self._latest = 0  # newest resourceVersion seen: deletions are sent with it
         self._relisted = False
@@ -86,14 +85,10 @@ class PodDelivery:
             "secrets": raw_lister(core.list_secret_for_all_namespaces),
             "nodes": raw_lister(core.list_node, label_selector=EDGE_ROLE),
         }
-        for name, lister in listers.items():
-            informer = Informer(name, lister, loop, functools.partial(self._event, name))
-            self._informers.append(informer)
-            informer.start()
+        self._informers.start(listers, loop, self._event)
 
     def stop(self) -> None:
-        for informer in self._informers:
-            informer.stop()
+        self._informers.stop()
 
     def _event(self, resource: str, kind: str, obj: Obj) -> None:
         self._latest = max(self._latest, _rv(obj))

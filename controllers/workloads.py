@@ -11,7 +11,6 @@ pods without a node are bound to the best fitting one (see `placement`) or marke
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from controllers.apicall import write
-from controllers.informer import Informer
+from controllers.informer import Informers
 from controllers.lister import raw_lister
 from controllers.placement import choose
 from controllers.replicas import daemonset_plan, deployment_plan
@@ -44,7 +43,7 @@ class Workloads:
         }  # fmt: skip
         self._listed: set[str] = set()
         self._wake = asyncio.Event()
-        self._informers: list[Informer] = []
+        self._informers = Informers()
         self._written: dict[tuple[str, Key], Obj] = {}  # statuses last written
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -54,14 +53,10 @@ class Workloads:
             "daemonsets": raw_lister(self.apps.list_daemon_set_for_all_namespaces),
             "deployments": raw_lister(self.apps.list_deployment_for_all_namespaces),
         }
-        for name, lister in listers.items():
-            informer = Informer(name, lister, loop, functools.partial(self._event, name))
-            self._informers.append(informer)
-            informer.start()
+        self._informers.start(listers, loop, self._event)
 
     def stop(self) -> None:
-        for informer in self._informers:
-            informer.stop()
+        self._informers.stop()
 
     def _event(self, resource: str, kind: str, obj: Obj) -> None:
         if kind == "SYNCED":

@@ -3,9 +3,11 @@ with a token from the real `kedge token create`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,3 +73,15 @@ class CloudProcess:
     def log(self) -> str:
         path = self.state / "cloudcore.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+@contextlib.contextmanager
+def running_cloud(state: Path, *flags: str) -> Iterator[CloudProcess]:
+    """An API server and a cloudcore (with `flags`) under `state`, stopped afterwards."""
+    apiserver = ApiServerProcess(state / "apiserver").start()
+    cloud = CloudProcess(apiserver, state / "cloudcore", extra=flags)
+    try:
+        yield cloud.start()
+    finally:
+        cloud.stop()
+        apiserver.stop()

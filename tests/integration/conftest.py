@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.apiserver import ApiServerProcess
-from tests.cloud import CloudProcess
+from tests.cloud import CloudProcess, running_cloud
 from tests.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe
 
 
@@ -49,8 +49,5 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerPro
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[CloudProcess]:
     """A test's own API server and cloudcore (CloudHub, join service, device controller)."""
-    apiserver = ApiServerProcess(tmp_path / "apiserver").start()
-    made = CloudProcess(apiserver, tmp_path / "cloudcore").start()
-    yield made
-    made.stop()
-    apiserver.stop()
+    with running_cloud(tmp_path) as made:
+        yield made

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -18,8 +19,11 @@ T = "$hw/events/device/default/thermostat-1"
 
 def _mosquitto_pid(edge: EdgeProcess) -> int | None:
     assert edge.process is not None
-    children = psutil.Process(edge.process.pid).children()
-    return next((c.pid for c in children if "mosquitto" in c.name()), None)
+    for child in psutil.Process(edge.process.pid).children():
+        with contextlib.suppress(psutil.NoSuchProcess):  # the killed one may just be reaped
+            if "mosquitto" in child.name():
+                return int(child.pid)
+    return None
 
 
 def test_local_broker_serves_twins_and_is_restarted_when_it_dies(tmp_path: Path) -> None:

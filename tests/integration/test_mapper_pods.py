@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.apiserver import ApiServerProcess
-from tests.cloud import CloudProcess
+from tests.cloud import CloudProcess, running_cloud
 from tests.support import ROOT, SAMPLES, Mosquitto, Proc, free_port, port_open, wait_for
 
 MAPPER = ROOT / "deploy" / "mappers" / "modbus.yaml"
@@ -22,11 +21,8 @@ MAPPER = ROOT / "deploy" / "mappers" / "modbus.yaml"
 
 @pytest.fixture
 def standalone(tmp_path: Path) -> Iterator[CloudProcess]:
-    apiserver = ApiServerProcess(tmp_path / "apiserver").start()
-    cloud = CloudProcess(apiserver, tmp_path / "cloudcore", extra=("--workload-controllers",))
-    yield cloud.start()
-    cloud.stop()
-    apiserver.stop()
+    with running_cloud(tmp_path, "--workload-controllers") as cloud:
+        yield cloud
 
 
 def _get(cloud: CloudProcess, *what: str) -> dict[str, Any] | None:

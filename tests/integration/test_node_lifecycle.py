@@ -10,19 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.apiserver import ApiServerProcess
-from tests.cloud import CloudProcess
+from tests.cloud import CloudProcess, running_cloud
 from tests.support import Mosquitto, wait_for
 
 
 @pytest.fixture
 def impatient(tmp_path: Path) -> Iterator[CloudProcess]:
     """A cloud that gives nodes 3 s without heartbeats before marking them Unknown."""
-    apiserver = ApiServerProcess(tmp_path / "apiserver").start()
-    cloud = CloudProcess(apiserver, tmp_path / "cloudcore", extra=("--node-grace", "3"))
-    yield cloud.start()
-    cloud.stop()
-    apiserver.stop()
+    with running_cloud(tmp_path, "--node-grace", "3") as cloud:
+        yield cloud
 
 
 def _get(cloud: CloudProcess, *what: str) -> dict[str, Any] | None:

@@ -44,8 +44,9 @@ async def test_subscribed_property_when_device_changes_reports_without_polling(
     }
     try:
         async with mapper_running("opcua", broker.url):
-            await asyncio.to_thread(probe.expect, "$hw/events/node/n1/membership/get")
-            probe.publish("$hw/events/node/n1/membership/get/result", {"devices": [entry]})
+            asked = await asyncio.to_thread(probe.expect, "$hw/events/node/n1/membership/get")
+            answer = {"event_id": asked["event_id"], "devices": [entry]}
+            probe.publish("$hw/events/node/n1/membership/get/result", answer)
             seen: set[str] = set()
             start = time.monotonic()
 
