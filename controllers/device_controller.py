@@ -17,7 +17,7 @@ from kubernetes import client
 
 from controllers.desired import with_seen_versions
 from controllers.devices import DeviceRouting, NodeChange, Problem
-from controllers.informer import Informer
+from controllers.informer import Informer, stop_all
 
 log = logging.getLogger("kedge.controllers")
 GROUP, VERSION = "devices.kubeedge.io", "v1beta1"
@@ -50,8 +50,7 @@ class DeviceController:
             informer.start()
 
     def stop(self) -> None:
-        for informer in self._informers:
-            informer.stop()
+        stop_all(self._informers)
 
     def _synced_event(self, name: str, obj: Obj) -> None:
         self._synced[name] = _rv(obj)

@@ -49,8 +49,12 @@ class Informer:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def signal(self) -> None:
+        """Ask the thread to end (at the latest when its current watch request ends)."""
         self._stop.set()
+
+    def stop(self) -> None:
+        self.signal()
         self._thread.join(WATCH_SECONDS * 2)
 
     def _emit(self, kind: str, obj: Obj) -> None:
@@ -130,5 +134,12 @@ class Informers:
             informer.start()
 
     def stop(self) -> None:
-        for informer in self.running:
-            informer.stop()
+        stop_all(self.running)
+
+
+def stop_all(informers: list[Informer]) -> None:
+    """Signal every informer first, then wait: one watch timeout in all, not one each."""
+    for informer in informers:
+        informer.signal()
+    for informer in informers:
+        informer.stop()

@@ -150,6 +150,7 @@ def test_cloudcore_killed_while_the_mapper_reports_loses_nothing(chain: Chain) -
              what="status converged")  # fmt: skip
 
 
+@pytest.mark.timeout(240)  # a 60 s partition, two cloudcore restarts and convergence
 def test_edge_cut_off_for_60s_with_changes_at_both_ends_agrees_after_reconnect(
     chain: Chain,
 ) -> None:
