@@ -71,7 +71,7 @@ class PodDelivery:
         self.sent: dict[str, dict[str, int]] = {}  # node -> key -> resourceVersion handed over
         self.tombstones: dict[str, dict[str, int]] = {}  # node -> key -> version of its removal
         self.on_synced: Callable[[int], Awaitable[None]] | None = None  # after a full list
-        self._synced: dict[str, int] = {}
+        self._listed: set[str] = set()  # resources listed at least once
         self._informers = Informers()
         self._wake = asyncio.Event()
         self._latest = 0  # newest resourceVersion seen: deletions are sent with it
@@ -94,7 +94,7 @@ class PodDelivery:
         self._latest = max(self._latest, _rv(obj))
         self._wake.set()
         if kind == "SYNCED":
-            self._synced[resource] = _rv(obj)
+            self._listed.add(resource)
             self._relisted = True
             return
         gone = kind == "DELETED"
@@ -135,7 +135,7 @@ class PodDelivery:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if len(self._synced) < len(KINDS):
+            if len(self._listed) < len(KINDS):
                 continue  # not everything listed yet: partial views would delete things
             expected = self.expected()
             for node in sorted(set(expected) | set(self.sent)):

@@ -22,7 +22,7 @@ from controllers.apicall import write
 from controllers.informer import Informers
 from controllers.lister import raw_lister
 from controllers.placement import choose
-from controllers.replicas import daemonset_plan, deployment_plan
+from controllers.replicas import Plan, daemonset_plan, deployment_plan
 
 log = logging.getLogger("kedge.controllers")
 Obj = dict[str, Any]
@@ -91,7 +91,7 @@ class Workloads:
             await self._apply("deployments", deployment, deployment_plan(deployment, spaced))
         await self._schedule(pods, nodes)
 
-    async def _apply(self, resource: str, owner: Obj, plan: Any) -> None:
+    async def _apply(self, resource: str, owner: Obj, plan: Plan) -> None:
         namespace, name = _key(owner)
         for pod in plan.create:
             await self._call(self.core.create_namespaced_pod, namespace, pod)

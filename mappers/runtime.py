@@ -342,8 +342,8 @@ class Mapper:
                 return  # the answer to another mapper's request (another protocol's devices)
             stamp = body.get("timestamp")
             if isinstance(stamp, int) and stamp <= self._membership_changed:
-                return  # a snapshot taken before a change already applied (another mapper's
-                # request answered late): applying it would undo that change
+                return  # a snapshot taken before an update already applied (our answer was
+                # published after it): applying it would undo that update
             wanted = {e["id"]: e for e in self._entries(body, "devices") if self._ours(e)}
             for device_id in set(self.workers) - set(wanted):
                 self._stop(device_id)

@@ -66,6 +66,11 @@ class CloudProcess:
                  "--token", self.token()]  # fmt: skip
         return EdgeProcess(state, node=node, mqtt_url=mqtt_url, extra=extra, **kw)
 
+    def get(self, *what: str) -> dict[str, Any] | None:
+        """`kubectl get WHAT -o json`, or None when it fails (not found yet)."""
+        got = self.apiserver.kubectl("get", *what, "-o", "json", check=False)
+        return dict(json.loads(got.stdout)) if got.returncode == 0 else None
+
     def device(self, name: str) -> dict[str, Any]:
         got = self.apiserver.kubectl("get", "device", name, "-o", "json")
         return dict(json.loads(got.stdout))

@@ -123,7 +123,7 @@ class Container:
             code, reason = await self._run_once()
             if self._stopping:
                 return
-            if not self._should_restart(code):
+            if not self.restarts_after(code):
                 self.on_change()
                 await self._replanned.wait()  # finished for good (until the pod goes)
                 self._replanned.clear()
@@ -144,7 +144,8 @@ class Container:
                     return
             self.restarts += 1
 
-    def _should_restart(self, code: int) -> bool:
+    def restarts_after(self, code: int) -> bool:
+        """Whether the pod's restartPolicy restarts this container after exit code `code`."""
         return self.policy == "Always" or (self.policy == "OnFailure" and code != 0)
 
     def _rotate_log(self) -> Any:

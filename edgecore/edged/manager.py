@@ -69,8 +69,12 @@ class Edged:
 
     def _changed(self, runner: PodRunner) -> None:
         if self.pods.get(runner.key) is runner:
-            self._dirty.add(runner.key)
-            self._wake.set()
+            self._mark(runner.key)
+
+    def _mark(self, key: str) -> None:
+        """The pod's status is to be reported (coalesced by `run`)."""
+        self._dirty.add(key)
+        self._wake.set()
 
     async def sync(self, pods: list[Obj]) -> None:
         """Make the running pods match `pods` (everything bound to this node)."""
@@ -89,16 +93,14 @@ class Edged:
                     grace = meta.get("deletionGracePeriodSeconds")
                     await runner.stop(float(grace) if isinstance(grace, (int, float)) else None)
                     self.gone.add(key)
-                    self._dirty.add(key)
-                    self._wake.set()
+                    self._mark(key)
             for key, pod in wanted.items():
                 if key not in self.pods and not _deleting(pod):
                     runner = PodRunner(pod, self.node, self.pods_dir, self.lookup, self.base_env,
                                        self.backoff, self._changed)  # fmt: skip
                     self.pods[key] = runner
                     self._later(self._start(runner, self._stopping.get(key)))
-                    self._dirty.add(key)
-                    self._wake.set()
+                    self._mark(key)
 
     def _later(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)

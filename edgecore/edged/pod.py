@@ -130,8 +130,7 @@ class PodRunner:
 
     def status(self) -> dict[str, Any]:
         statuses = [c.status() for c in self.containers]
-        restarting = any(c.policy == "Always" or (c.policy == "OnFailure" and
-                         ((c.state.get("terminated") or {}).get("exitCode", 0) != 0))
+        restarting = any(c.restarts_after(int((c.state.get("terminated") or {}).get("exitCode", 0)))
                          for c in self.containers)  # fmt: skip
         pod_phase = phase([{"state": c.state, "ran": c.started} for c in self.containers],
                           restarting)  # fmt: skip

@@ -35,11 +35,6 @@ def _apply(cloud: CloudProcess, *objects: dict[str, Any]) -> None:
         cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
 
 
-def _pod(cloud: CloudProcess, name: str) -> dict[str, Any] | None:
-    got = cloud.apiserver.kubectl("get", "pod", name, "-o", "json", check=False)
-    return dict(json.loads(got.stdout)) if got.returncode == 0 else None
-
-
 def _main(pod: dict[str, Any] | None) -> dict[str, Any]:
     statuses = (pod or {}).get("status", {}).get("containerStatuses") or [{}]
     return dict(statuses[0])
@@ -62,9 +57,9 @@ def test_pod_runs_restarts_and_stops_on_the_edge(
         wait_for(lambda: cloud.apiserver.kubectl("get", "node", "edge-node-1", check=False)
                  .returncode == 0, timeout=30, what="the edge node registered")  # fmt: skip
         _apply(cloud, configmap, pod_manifest("hello"))
-        wait_for(lambda: _main(_pod(cloud, "hello")).get("state", {}).get("running"),
+        wait_for(lambda: _main(cloud.get("pod", "hello")).get("state", {}).get("running"),
                  timeout=30, what="the pod running on the edge")  # fmt: skip
-        pod = _pod(cloud, "hello")
+        pod = cloud.get("pod", "hello")
         assert pod is not None and pod["status"]["phase"] == "Running"
         ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
         assert ready["Ready"] == "True"
@@ -81,10 +76,10 @@ def test_pod_runs_restarts_and_stops_on_the_edge(
         assert missing.returncode != 0 and "not valid" in missing.stderr
 
         os.kill(first, signal.SIGKILL)  # the process dies: restarted, and the count shows
-        wait_for(lambda: _main(_pod(cloud, "hello")).get("restartCount", 0) >= 1
-                 and _main(_pod(cloud, "hello")).get("state", {}).get("running"),
+        wait_for(lambda: _main(cloud.get("pod", "hello")).get("restartCount", 0) >= 1
+                 and _main(cloud.get("pod", "hello")).get("state", {}).get("running"),
                  timeout=30, what="the container restarted")  # fmt: skip
-        pod = _pod(cloud, "hello")
+        pod = cloud.get("pod", "hello")
         assert _main(pod)["lastState"]["terminated"]["exitCode"] == 137
         table = cloud.apiserver.kubectl("get", "pods").stdout
         assert "hello" in table and "Running" in table, table

@@ -25,13 +25,8 @@ def standalone(tmp_path: Path) -> Iterator[CloudProcess]:
         yield cloud
 
 
-def _get(cloud: CloudProcess, *what: str) -> dict[str, Any] | None:
-    got = cloud.apiserver.kubectl("get", *what, "-o", "json", check=False)
-    return dict(json.loads(got.stdout)) if got.returncode == 0 else None
-
-
 def _mapper_pods(cloud: CloudProcess) -> list[dict[str, Any]]:
-    listed = _get(cloud, "pods", "-n", "kedge-system") or {}
+    listed = cloud.get("pods", "-n", "kedge-system") or {}
     return list(listed.get("items", []))
 
 
@@ -44,7 +39,7 @@ def _running(cloud: CloudProcess) -> dict[str, Any] | None:
 
 
 def _temperature(cloud: CloudProcess) -> str | None:
-    device = _get(cloud, "device", "thermostat-1") or {}
+    device = cloud.get("device", "thermostat-1") or {}
     for twin in device.get("status", {}).get("twins", []):
         if twin["propertyName"] == "temperature":
             return str(twin["reported"]["value"])
@@ -71,7 +66,7 @@ def test_mapper_daemonset_runs_on_the_edge_and_twins_flow(
         assert pod["spec"]["nodeName"] == "edge-node-1"
         assert pod["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet"
         wait_for(lambda: _temperature(cloud), timeout=30, what="a reported temperature")
-        ds = wait_for(lambda: (d := _get(cloud, "ds", "mapper-modbus", "-n", "kedge-system"))
+        ds = wait_for(lambda: (d := cloud.get("ds", "mapper-modbus", "-n", "kedge-system"))
                       and d.get("status", {}).get("numberReady") == 1 and d,
                       timeout=30, what="the DaemonSet ready")  # fmt: skip
         assert ds["status"]["desiredNumberScheduled"] == 1
@@ -112,7 +107,7 @@ def _sleeper(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def _scheduled(cloud: CloudProcess, name: str) -> dict[str, Any]:
-    pod = _get(cloud, "pod", name) or {}
+    pod = cloud.get("pod", name) or {}
     conditions = pod.get("status", {}).get("conditions") or []
     return next((c for c in conditions if c["type"] == "PodScheduled"), {})
 
@@ -125,7 +120,7 @@ def test_scheduler_and_deployments_place_pods_on_edge_nodes(
     edge.extra += ["--heartbeat", "0.5", "--labels", "site=lab"]
     edge.start()
     try:
-        wait_for(lambda: _get(cloud, "node", "edge-node-1"), timeout=30, what="the node")
+        wait_for(lambda: cloud.get("node", "edge-node-1"), timeout=30, what="the node")
         template = _sleeper("x", nodeSelector={"site": "lab"})
         labels = {"app": "sleepers"}
         _apply(cloud, {
@@ -136,11 +131,11 @@ def test_scheduler_and_deployments_place_pods_on_edge_nodes(
         })  # fmt: skip
 
         def ready_replicas() -> int:
-            return int(((_get(cloud, "deployment", "sleepers") or {}).get("status") or {})
+            return int(((cloud.get("deployment", "sleepers") or {}).get("status") or {})
                        .get("readyReplicas") or 0)  # fmt: skip
 
         wait_for(lambda: ready_replicas() == 2, timeout=60, what="2 replicas ready")
-        pods = (_get(cloud, "pods", "-l", "app=sleepers") or {})["items"]
+        pods = (cloud.get("pods", "-l", "app=sleepers") or {})["items"]
         assert {p["spec"]["nodeName"] for p in pods} == {"edge-node-1"}
 
         _apply(cloud, _sleeper("elsewhere", nodeSelector={"site": "plant"}))
@@ -160,7 +155,7 @@ def test_scheduler_and_deployments_place_pods_on_edge_nodes(
 
         cloud.apiserver.kubectl("patch", "deployment", "sleepers", "--type=merge", "-p",
                                 '{"spec": {"replicas": 1}}')  # fmt: skip
-        wait_for(lambda: len((_get(cloud, "pods", "-l", "app=sleepers") or {})["items"]) == 1,
+        wait_for(lambda: len((cloud.get("pods", "-l", "app=sleepers") or {})["items"]) == 1,
                  timeout=30, what="scaled down to 1")  # fmt: skip
     finally:
         edge.stop()

@@ -3,7 +3,6 @@ grace period without heartbeats and Ready again when they return (real processes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,19 +20,14 @@ def impatient(tmp_path: Path) -> Iterator[CloudProcess]:
         yield cloud
 
 
-def _get(cloud: CloudProcess, *what: str) -> dict[str, Any] | None:
-    got = cloud.apiserver.kubectl("get", *what, "-o", "json", check=False)
-    return dict(json.loads(got.stdout)) if got.returncode == 0 else None
-
-
 def _ready(cloud: CloudProcess) -> dict[str, Any] | None:
-    node = _get(cloud, "node", "edge-node-1")
+    node = cloud.get("node", "edge-node-1")
     conditions = (node or {}).get("status", {}).get("conditions", [])
     return next((c for c in conditions if c["type"] == "Ready"), None)
 
 
 def _renewed(cloud: CloudProcess) -> str:
-    lease = _get(cloud, "lease", "edge-node-1", "-n", "kube-node-lease")
+    lease = cloud.get("lease", "edge-node-1", "-n", "kube-node-lease")
     return str((lease or {}).get("spec", {}).get("renewTime"))
 
 
@@ -47,7 +41,7 @@ def test_edge_node_registers_renews_its_lease_and_goes_unknown_when_silent(
     try:
         wait_for(lambda: (_ready(cloud) or {}).get("status") == "True", timeout=30,
                  what="the node registered and Ready")  # fmt: skip
-        node = _get(cloud, "node", "edge-node-1")
+        node = cloud.get("node", "edge-node-1")
         assert node is not None
         labels = node["metadata"]["labels"]
         assert labels["site"] == "lab" and labels["kubernetes.io/hostname"] == "edge-node-1"
@@ -58,7 +52,7 @@ def test_edge_node_registers_renews_its_lease_and_goes_unknown_when_silent(
         assert status["nodeInfo"]["kubeletVersion"].startswith("v1.")
         listed = cloud.apiserver.kubectl("get", "nodes").stdout
         assert "edge-node-1   Ready    edge" in listed
-        lease = _get(cloud, "lease", "edge-node-1", "-n", "kube-node-lease")
+        lease = cloud.get("lease", "edge-node-1", "-n", "kube-node-lease")
         assert lease is not None and lease["spec"]["holderIdentity"] == "edge-node-1"
         renewed = lease["spec"]["renewTime"]
         wait_for(lambda: _renewed(cloud) != renewed, timeout=10, what="the lease renewed")
