@@ -13,7 +13,7 @@ from typing import NamedTuple, NewType
 DeviceId = NewType("DeviceId", str)  # "<namespace>/<name>", KubeEdge v1.16+
 NodeId = NewType("NodeId", str)
 
-TWIN_TYPES = ("int", "float", "double", "boolean", "string", "bytes")
+TWIN_TYPES = ("int", "float", "double", "boolean", "string", "bytes", "stream")
 TYPE_ALIASES = {"integer": "int", "bool": "boolean"}
 DEVICE_STATES = ("online", "offline", "ok", "unknown", "unhealthy", "disconnected")
 ONLINE_STATES = ("online", "ok")
@@ -43,6 +43,17 @@ class TwinValue(NamedTuple):
     timestamp: int
 
 
+class Attempt(NamedTuple):
+    """What a mapper did with a desired value: wrote it (`error` empty) or failed, and why.
+
+    Lets the edge tell a device that did not take a value (clamped, rounded, refused) from a
+    mapper that has not acted yet, without guessing from timing.
+    """
+
+    desired: str
+    error: str = ""
+
+
 class Twin(NamedTuple):
     """Desired (`expected`) and reported (`actual`) state of one device property.
 
@@ -61,6 +72,10 @@ class Twin(NamedTuple):
     expected_version: Version = Version()
     actual_version: Version = Version()
     description: str = ""
+    attempt: Attempt | None = None  # the mapper's last write of a desired value
+    error: str = ""  # why the mapper cannot serve the property ("" when it can)
+    # a cloud desired value the edge kept its own over (the conflict rule), and when
+    overruled: TwinValue | None = None
 
     def has_delta(self) -> bool:
         """True when a mapper still has to bring the device to the desired value."""

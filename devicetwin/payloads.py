@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 
-from devicetwin.model import Device, Twin, TwinValue, Version
+from devicetwin.model import Attempt, Device, Twin, TwinValue, Version
 from devicetwin.rules import TwinChange, TwinError, TwinPatch
+from devicetwin.spec import mapper_spec
 
 MAX_PAYLOAD = 64 * 1024
 JSON = dict[str, Any]
@@ -95,6 +96,9 @@ def _patch_of(name: str, raw: Any) -> TwinPatch:
         raise TwinError(400, f"twin.{name}.optional must be true or false")
     if type_ == "deleted":
         return TwinPatch(delete=True)
+    error = raw.get("error")
+    if error is not None and not isinstance(error, str):
+        raise TwinError(400, f"twin.{name}.error must be a string")
     return TwinPatch(
         expected=_value_of(name, "expected", raw.get("expected")),
         actual=_value_of(name, "actual", raw.get("actual")),
@@ -102,7 +106,22 @@ def _patch_of(name: str, raw: Any) -> TwinPatch:
         optional=optional,
         expected_version=_version_of(name, "expected_version", raw.get("expected_version")),
         actual_version=_version_of(name, "actual_version", raw.get("actual_version")),
+        attempt=_attempt_of(name, raw.get("attempt")),
+        error=error,
     )
+
+
+def _attempt_of(name: str, raw: Any) -> Attempt | None:
+    """Our extension: a mapper's outcome of writing a desired value,
+    `{"desired": "35"}` (written) or `{"desired": "35", "error": "why not"}`."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("desired"), str):
+        raise TwinError(400, f"twin.{name}.attempt must be an object with a string 'desired'")
+    error = raw.get("error", "")
+    if not isinstance(error, str):
+        raise TwinError(400, f"twin.{name}.attempt.error must be a string")
+    return Attempt(raw["desired"], error)
 
 
 def parse_twin_update(body: JSON) -> dict[str, TwinPatch]:
@@ -209,7 +228,7 @@ def membership_entry(device: Device) -> JSON:
             for key, value in device.attributes.items()
         },
         "twin": visible_twins(device),
-        "spec": device.spec,
+        "spec": mapper_spec(device.spec),
     }
 
 

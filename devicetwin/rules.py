@@ -19,7 +19,7 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -28,6 +28,7 @@ from devicetwin.model import (
     ONLINE_STATES,
     TWIN_TYPES,
     TYPE_ALIASES,
+    Attempt,
     Device,
     Twin,
     TwinValue,
@@ -36,6 +37,7 @@ from devicetwin.model import (
 
 KEY_PATTERN = re.compile(r"^[a-zA-Z0-9\-_.,:/@#]{1,128}$")
 MAX_VALUE_LENGTH = 4096
+MAX_REASON_LENGTH = 512
 MAX_TWINS_PER_DEVICE = 1024
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _INT = re.compile(r"^[+-]?\d+$")
@@ -62,14 +64,19 @@ class TwinPatch(NamedTuple):
     expected_version: Version | None = None
     actual_version: Version | None = None
     delete: bool = False
+    attempt: Attempt | None = None  # a mapper's outcome of writing a desired value
+    error: str | None = None  # a mapper's reason it cannot serve the property ("" clears it)
 
 
 class TwinChange(NamedTuple):
-    """What an accepted update did: new twins, and `{name: (last, current)}` for real changes."""
+    """What an accepted update did: new twins, `{name: (last, current)}` for real changes,
+    the properties whose desired value was written and is not reached yet (they get a delta),
+    and whether anything the cloud shows besides the values changed (sync state, errors)."""
 
     twins: dict[str, Twin]
     document: dict[str, tuple[Twin | None, Twin]]
-    delta_touched: bool
+    desired: tuple[str, ...] = ()
+    status_changed: bool = False
 
 
 def normalize_type(raw: str) -> str:
@@ -158,6 +165,8 @@ def _delete(device: Device, name: str, twin: Twin | None) -> Twin | None:
 
 
 def _update(device: Device, name: str, twin: Twin | None, patch: TwinPatch, now: int) -> Twin:
+    if twin is None and patch.expected is None and patch.actual is None:
+        raise TwinError(400, f"{name}: no such property (attempt and error need an existing one)")
     type_ = _resolve_type(device, twin, patch, name)
     declared = name in device.properties
     if declared and patch.optional:
@@ -175,6 +184,8 @@ def _update(device: Device, name: str, twin: Twin | None, patch: TwinPatch, now:
         _check_version(name, "actual", patch.actual_version, actual_version)
         actual, actual_version = TwinValue(patch.actual, now), actual_version.bump_edge()
         observed = expected
+    attempt = old.attempt if patch.attempt is None else _checked_attempt(name, patch.attempt)
+    error = old.error if patch.error is None else _checked_reason(name, "error", patch.error)
     return Twin(
         name=name,
         type=type_,
@@ -186,7 +197,24 @@ def _update(device: Device, name: str, twin: Twin | None, patch: TwinPatch, now:
         expected_version=expected_version,
         actual_version=actual_version,
         description=old.description,
+        attempt=attempt,
+        error=error,
+        overruled=old.overruled,
     )
+
+
+def _checked_reason(name: str, field: str, text: str) -> str:
+    if len(text) > MAX_REASON_LENGTH:
+        raise TwinError(400, f"{name}: {field} longer than {MAX_REASON_LENGTH} characters")
+    if _CONTROL.search(text):
+        raise TwinError(400, f"{name}: {field} contains control characters")
+    return text
+
+
+def _checked_attempt(name: str, attempt: Attempt) -> Attempt:
+    if len(attempt.desired) > MAX_VALUE_LENGTH:
+        raise TwinError(400, f"{name}: attempt.desired longer than {MAX_VALUE_LENGTH} characters")
+    return Attempt(attempt.desired, _checked_reason(name, "attempt.error", attempt.error))
 
 
 def _changed(last: Twin | None, current: Twin) -> bool:
@@ -211,7 +239,8 @@ def apply_edge_update(device: Device, patches: Mapping[str, TwinPatch], now: int
     """
     new_twins: dict[str, Twin] = {}
     document: dict[str, tuple[Twin | None, Twin]] = {}
-    touched = False
+    desired: list[str] = []
+    status_changed = False
     for name, patch in patches.items():
         twin = device.twins.get(name)
         if twin is None:  # existing twins were validated when they were created
@@ -227,8 +256,10 @@ def apply_edge_update(device: Device, patches: Mapping[str, TwinPatch], now: int
         new_twins[name] = updated
         if _changed(twin, updated):
             document[name] = (twin, updated)
-        touched = touched or updated.has_delta()
-    return TwinChange(new_twins, document, touched)
+        if patch.expected is not None and updated.has_delta():
+            desired.append(name)
+        status_changed = status_changed or _status(twin) != _status(updated)
+    return TwinChange(new_twins, document, tuple(desired), status_changed)
 
 
 def apply_cloud_desired(twin: Twin, value: str, version: Version, now: int) -> Twin | None:
@@ -244,13 +275,50 @@ def apply_cloud_desired(twin: Twin, value: str, version: Version, now: int) -> T
     return twin._replace(expected=TwinValue(value, now), expected_version=version, deleted=False)
 
 
-def build_delta(device: Device) -> dict[str, str]:
-    """`{property: desired}` for every twin whose desired differs from its reported value."""
+def build_delta(device: Device, names: Iterable[str] | None = None) -> dict[str, str]:
+    """`{property: desired}` for the twins (of `names`, default all) whose desired value is
+    not reached. Deltas go out when desired changes, not as an echo of every report."""
+    twins = device.twins if names is None else {n: device.twins[n] for n in names}
     return {
         name: twin.expected.value
-        for name, twin in device.twins.items()
+        for name, twin in twins.items()
         if twin.has_delta() and twin.expected is not None
     }
+
+
+def sync_reason(twin: Twin) -> str:
+    """Why a twin's desired value is not reached ("" when it is), for people to read."""
+    if not twin.has_delta() or twin.expected is None:
+        return ""
+    desired = twin.expected.value
+    attempt = twin.attempt
+    if attempt is not None and attempt.desired == desired:
+        if attempt.error:
+            return f"write refused: {attempt.error}"
+        if twin.actual is not None:
+            return f"device reports {twin.actual.value} for desired {desired}"
+        return f"written, but the device has not reported {desired}"
+    if twin.error:
+        return f"{desired} not written: {twin.error}"
+    return f"waiting for the mapper to write {desired}"
+
+
+def unreached(twin: Twin) -> bool:
+    """The mapper acted on the current desired value and the device does not show it: a
+    problem worth a condition, unlike a write that is merely pending."""
+    return (
+        twin.has_delta()
+        and twin.expected is not None
+        and twin.attempt is not None
+        and twin.attempt.desired == twin.expected.value
+    )
+
+
+def _status(twin: Twin | None) -> tuple[str, str, bool]:
+    """What the cloud shows of a twin besides its values."""
+    if twin is None:
+        return "", "", False
+    return sync_reason(twin) if unreached(twin) else "", twin.error, twin.overruled is not None
 
 
 def normalize_state(raw: str) -> str:

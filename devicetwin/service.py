@@ -20,6 +20,7 @@ from devicetwin import payloads
 from devicetwin.committer import Committer
 from devicetwin.membership import reconcile
 from devicetwin.model import Device, DeviceId, Twin, Version
+from devicetwin.retries import DeltaRetries
 from devicetwin.rules import (
     TwinChange,
     TwinError,
@@ -78,14 +79,27 @@ class Handled:
 
 
 class TwinService:
-    def __init__(self, node: str, store: TwinStore, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        node: str,
+        store: TwinStore,
+        clock: Callable[[], int] = now_ms,
+        retries: DeltaRetries | None = None,
+    ) -> None:
         self.node = node
         self.store = store
         self.clock = clock
         self.devices: dict[DeviceId, Device] = store.load()
         self.mappers: set[str] = set()  # protocols whose mappers asked for their membership
+        self.retries = retries or DeltaRetries()
+        # told of every device whose status the cloud shows changed (values, state, sync)
+        self.watchers: list[Callable[[DeviceId], None]] = []
         self._batch = Batch()
         self._committer = Committer(store, self.reload)
+
+    def _changed(self, device_id: DeviceId) -> None:
+        for watcher in self.watchers:
+            watcher(device_id)
 
     # ---- requests from the bus ----------------------------------------------------------
 
@@ -149,13 +163,40 @@ class TwinService:
         device.twins.update(change.twins)
         for name, twin in change.twins.items():
             self._batch.twins[(device.id, name)] = twin
+            if not twin.has_delta():
+                self.retries.settled((device.id, name))
         events = []
         if change.document:
             events.append(Outbound(document_topic(device.id), payloads.document(now, change)))
-        if change.delta_touched:
-            delta = build_delta(device)
-            events.append(Outbound(delta_topic(device.id), payloads.delta(now, device, delta)))
+        if change.document or change.status_changed:
+            self._changed(device.id)
+        events.extend(self._deltas(device, change.desired, now))
         return events
+
+    def _deltas(self, device: Device, names: Iterable[str] | None, now: int) -> list[Outbound]:
+        """The delta for `names` (default: every twin) not reached, its retries scheduled."""
+        delta = build_delta(device, names)
+        if not delta:
+            return []
+        for name, value in delta.items():
+            self.retries.sent((device.id, name), value)
+        return [Outbound(delta_topic(device.id), payloads.delta(now, device, delta))]
+
+    def due_deltas(self) -> list[Outbound]:
+        """Deltas whose retry is due (desired still not reached), one message per device."""
+        due: dict[DeviceId, list[str]] = {}
+        for (device_id, name), value in self.retries.due():
+            device = self.devices.get(device_id)
+            twin = None if device is None else device.twins.get(name)
+            if twin is None or not twin.has_delta() or twin.expected is None:
+                self.retries.settled((device_id, name))
+            elif twin.expected.value == value:
+                due.setdefault(device_id, []).append(name)
+        now = self.clock()
+        return [
+            event for device_id, names in due.items()
+            for event in self._deltas(self.devices[device_id], names, now)
+        ]  # fmt: skip
 
     def _twin_get(self, device_id: DeviceId, payload: bytes) -> Handled:
         topic, event_id = get_result_topic(device_id), ""
@@ -177,6 +218,8 @@ class TwinService:
             device = apply_state(self._device(device_id), state, rfc3339(now))
         except TwinError as exc:
             return self._error("state/update", topic, event_id, exc)
+        if device.state != self.devices[device_id].state:
+            self._changed(device_id)
         self.devices[device_id] = device
         self._batch.states[device_id] = device
         reply = Outbound(topic, payloads.state_result(event_id, now, device))
@@ -195,8 +238,11 @@ class TwinService:
         if protocol is not None:
             self.mappers.add(protocol)
         devices = [d for d in self.devices.values() if protocol in (None, d.protocol)]
-        result = payloads.membership_result(event_id, self.clock(), devices)
-        return Handled("membership/get", 200, [Outbound(reply_topic, result)])
+        now = self.clock()
+        result = payloads.membership_result(event_id, now, devices)
+        # a mapper asking for its devices (on start or reconnect) gets their pending deltas too
+        deltas = [e for d in devices for e in self._deltas(d, None, now)]
+        return Handled("membership/get", 200, [Outbound(reply_topic, result), *deltas])
 
     _handlers: dict[Action, Callable[[TwinService, DeviceId, bytes], Handled]] = {
         Action.TWIN_UPDATE: _twin_update,
@@ -230,24 +276,28 @@ class TwinService:
         change = reconcile(self.devices, declared, now)
         self.devices = change.devices
         self._batch.removed.update(device.id for device in change.removed)
-        for device in (*change.added, *change.updated):
+        for device in (*change.added, *change.updated, *change.rewritten):
             self._batch.devices[device.id] = device
         await self.commit(self.take_batch())
+        for device in change.removed:
+            self.retries.forget(device.id)
         events = []
         if change.added or change.removed or change.updated:
             body = payloads.membership_updated(now, change.added, change.removed, change.updated)
             events.append(Outbound(membership_updated_topic(self.node), body))
-        events.extend(self.all_deltas([*change.added, *change.updated]))
+        for device in change.added:
+            events.extend(self._deltas(device, None, now))
+        for device_id, names in change.desired.items():
+            events.extend(self._deltas(self.devices[device_id], names, now))
+        for device_id in change.overruled:
+            self._changed(device_id)
         return events
 
-    def all_deltas(self, devices: Iterable[Device] | None = None) -> list[Outbound]:
-        """Delta messages for `devices` (default: all) that still have desired != reported."""
-        now, events = self.clock(), []
-        for device in self.devices.values() if devices is None else devices:
-            delta = build_delta(device)
-            if delta:
-                events.append(Outbound(delta_topic(device.id), payloads.delta(now, device, delta)))
-        return events
+    def all_deltas(self) -> list[Outbound]:
+        """Deltas for every twin whose desired value is not reached (after a broker reconnect,
+        when any of them may have been lost)."""
+        now = self.clock()
+        return [e for device in self.devices.values() for e in self._deltas(device, None, now)]
 
     # ---- persistence ----------------------------------------------------------------------
 

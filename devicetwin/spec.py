@@ -19,7 +19,7 @@ from devicetwin.rules import KEY_PATTERN, TwinError, normalize_type, validate_va
 API_VERSION = "devices.kubeedge.io/v1beta1"
 DEFAULT_CYCLE_MS = 1000
 MIN_CYCLE_MS = 10
-MAX_CYCLE_MS = 24 * 3600 * 1000
+MAX_CYCLE_MS = 2**63 - 1  # KubeEdge's int64 milliseconds; its samples use up to 1e10
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNITS_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -85,13 +85,18 @@ def _number(doc: Document, value: Any, field: str) -> float | None:
 
 
 def parse_cycle(value: Any) -> int:
-    """Milliseconds from an integer (ms) or a duration string ("500ms", "2s"); 0 = default."""
+    """Milliseconds from an integer (KubeEdge's int64 ms) or a duration string ("500ms",
+    "2s"); 0 = default."""
     if value is None or value == 0 or value == "":
         return DEFAULT_CYCLE_MS
     if isinstance(value, bool):
         raise ValueError("must be milliseconds or a duration like '500ms' or '2s'")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1e10 written as a float
     if isinstance(value, int):
         ms = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        ms = int(value)
     elif isinstance(value, str) and (match := _DURATION.match(value.strip())):
         ms = int(float(match.group(1)) * _UNITS_MS[match.group(2)])
     else:
@@ -99,7 +104,7 @@ def parse_cycle(value: Any) -> int:
     if ms < MIN_CYCLE_MS:
         raise ValueError(f"{value!r} is shorter than {MIN_CYCLE_MS}ms")
     if ms > MAX_CYCLE_MS:
-        raise ValueError(f"{value!r} is longer than 24h (integers are milliseconds)")
+        raise ValueError(f"{value!r} does not fit KubeEdge's int64 milliseconds")
     return ms
 
 
@@ -200,7 +205,7 @@ def _device_property(
     report = prop.get("reportToCloud", True)
     if not isinstance(report, bool):
         raise doc.fail(f"{field}.reportToCloud", "must be true or false")
-    merged = _merged_property(spec, protocol, {**visitor_defaults, **visitor_config}, value or "")
+    merged = _merged_property(spec, protocol, {**visitor_defaults, **visitor_config})
     merged.update(cycles, reportToCloud=report)
     push = _map(doc, prop.get("pushMethod"), f"{field}.pushMethod")
     if push:
@@ -217,7 +222,7 @@ def _device_property(
     return merged, twin
 
 
-def _merged_property(spec: PropertySpec, protocol: str, visitors: JSON, desired: str) -> JSON:
+def _merged_property(spec: PropertySpec, protocol: str, visitors: JSON) -> JSON:
     """A property as the membership extension carries it: model facts plus device settings."""
     return {
         "name": spec.name,
@@ -231,17 +236,43 @@ def _merged_property(spec: PropertySpec, protocol: str, visitors: JSON, desired:
         "collectCycle": DEFAULT_CYCLE_MS,
         "reportCycle": DEFAULT_CYCLE_MS,
         "reportToCloud": True,
-        "desired": desired,
     }
 
 
 def _model_only_property(model: Model, protocol: str, name: str) -> tuple[JSON, Twin]:
     spec, visitors = model.properties[name]
-    merged = _merged_property(spec, protocol, dict(visitors), "")
+    merged = _merged_property(spec, protocol, dict(visitors))
     return merged, Twin(name=name, type=spec.type, optional=False, description=spec.description)
 
 
 EDGE_VERSIONS = "devices.kedge.io/edge-desired-versions"
+DESIRED = "desired"  # the declared desired values, kept in the stored spec beside the rest
+
+
+def declared_desired(spec: JSON) -> dict[str, str]:
+    """{property: desired value} as the device's declaration gave them."""
+    top = spec.get(DESIRED)
+    if isinstance(top, dict):
+        return {str(k): str(v) for k, v in top.items()}
+    # specs stored before the declared values moved out of the properties
+    return {
+        str(p["name"]): str(p["desired"])
+        for p in spec.get("properties", [])
+        if isinstance(p, dict) and p.get("desired")
+    }
+
+
+def mapper_spec(spec: JSON) -> JSON:
+    """What a mapper is sent of the merged spec: everything but desired values, which reach it
+    as deltas, so that a new desired value never looks like a new device."""
+    out = {k: v for k, v in spec.items() if k != DESIRED}
+    properties = out.get("properties")
+    if isinstance(properties, list):
+        out["properties"] = [
+            {k: v for k, v in p.items() if k != DESIRED} if isinstance(p, dict) else p
+            for p in properties
+        ]
+    return out
 
 
 def _seen_edge(doc: Document, meta: JSON) -> dict[str, int] | None:
@@ -302,6 +333,7 @@ def parse_device(doc: Document, models: Mapping[tuple[str, str], Model], now: in
         "properties": list(props.values()),
         "methods": _list(doc, spec.get("methods"), "spec.methods"),
         "stateReport": _map(doc, spec.get("stateReport"), "spec.stateReport"),
+        DESIRED: {n: t.expected.value for n, t in twins.items() if t.expected is not None},
     }
     return Device(
         seen_edge=_seen_edge(doc, meta),

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert
 
-from devicetwin.model import Device, DeviceId, PropertySpec, Twin, TwinValue, Version
+from devicetwin.model import Attempt, Device, DeviceId, PropertySpec, Twin, TwinValue, Version
 
 SCHEMA_VERSION = 1
 metadata = MetaData()
@@ -139,10 +139,37 @@ def twin_row(twin: Twin) -> dict[str, Any]:
         "actual_version": _version(twin.actual_version),
         "optional": twin.optional,
         "attr_type": twin.type,
-        "metadata": '{"type":"deleted"}' if twin.deleted else f'{{"type":"{twin.type}"}}',
+        "metadata": _twin_metadata(twin),
         "observed_desired": None if twin.observed_desired is None else twin.observed_desired.value,
         "observed_desired_meta": _meta(twin.observed_desired),
     }
+
+
+def _twin_metadata(twin: Twin) -> str:
+    """KubeEdge's `{"type": ...}`, plus what the edge knows about reaching desired values."""
+    kind = "deleted" if twin.deleted else twin.type
+    if twin.attempt is None and not twin.error and twin.overruled is None:
+        return f'{{"type":"{kind}"}}'  # the common case, without a JSON encoder
+    extra: dict[str, Any] = {"type": kind}
+    if twin.attempt is not None:
+        extra["attempt"] = {"desired": twin.attempt.desired, "error": twin.attempt.error}
+    if twin.error:
+        extra["error"] = twin.error
+    if twin.overruled is not None:
+        extra["overruled"] = {"value": twin.overruled.value, "timestamp": twin.overruled.timestamp}
+    return orjson.dumps(extra).decode()
+
+
+def _extras(metadata: dict[str, Any]) -> tuple[Attempt | None, str, TwinValue | None]:
+    attempt = metadata.get("attempt")
+    overruled = metadata.get("overruled")
+    return (
+        None if not isinstance(attempt, dict) else Attempt(attempt["desired"], attempt["error"]),
+        str(metadata.get("error", "")),
+        None
+        if not isinstance(overruled, dict)
+        else TwinValue(overruled["value"], int(overruled["timestamp"])),
+    )
 
 
 def _value(value: str | None, meta: str | None) -> TwinValue | None:
@@ -157,17 +184,22 @@ def _parse_version(raw: str | None) -> Version:
 
 
 def _twin_from_row(row: Any) -> Twin:
+    metadata = orjson.loads(row.metadata or "{}")
+    attempt, error, overruled = _extras(metadata)
     return Twin(
         name=row.name,
         type=row.attr_type,
         optional=bool(row.optional),
-        deleted=orjson.loads(row.metadata or "{}").get("type") == "deleted",
+        deleted=metadata.get("type") == "deleted",
         expected=_value(row.expected, row.expected_meta),
         actual=_value(row.actual, row.actual_meta),
         observed_desired=_value(row.observed_desired, row.observed_desired_meta),
         expected_version=_parse_version(row.expected_version),
         actual_version=_parse_version(row.actual_version),
         description=row.description or "",
+        attempt=attempt,
+        error=error,
+        overruled=overruled,
     )
 
 

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 from devicetwin.model import Device, DeviceId, Twin, TwinValue, Version, device_id
 from devicetwin.payloads import MAX_PAYLOAD
-from devicetwin.rules import TwinError
+from devicetwin.rules import TwinError, sync_reason
 from devicetwin.service import TwinService
 from edgecore.eventbus import EventBus
 from edgecore.metrics import EdgeMetrics
@@ -63,6 +63,9 @@ def twin_json(device: Device, twin: Twin) -> JSON:
         "reported": _side(twin.actual, twin.actual_version),
         "observedDesired": _side(twin.observed_desired, None),
         "inSync": not twin.has_delta(),
+        "reason": sync_reason(twin),  # why desired is not reached ("" when it is)
+        "error": twin.error,  # why the mapper cannot serve the property ("" when it can)
+        "overruled": _side(twin.overruled, None),  # a cloud value the edge's own write beat
     }
 
 

@@ -150,7 +150,7 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
 
         link.adopt = adopt
         link.lookup = lambda device_id: service.devices.get(DeviceId(device_id))
-        bus.observers.append(link.observe)
+        service.watchers.append(link.mark)
         tasks.append(asyncio.create_task(link.upstream(), name="upstream"))
         edged = start_edged(config, link, settings)
         tasks.append(asyncio.create_task(edged.run(link.meta.objects("pod")), name="edged"))

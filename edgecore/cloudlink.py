@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from devicetwin.model import Device, TwinValue
-from devicetwin.service import Outbound, now_ms
+from devicetwin.rules import sync_reason, unreached
+from devicetwin.service import now_ms
 from devicetwin.spec import Document, ManifestError, load_documents
 from edgecore.edged.manager import check_pod
 from edgecore.hub import EdgeHub
@@ -27,7 +28,6 @@ from kedge.channel.message import Message
 log = logging.getLogger("kedge.edgecore")
 GROUP = "resource"
 TWIN_GROUP = "twin"
-DEVICE_TOPIC = "$hw/events/device/"
 Adopt = Callable[[list[Device]], Awaitable[None]]
 Lookup = Callable[[str], Device | None]
 
@@ -60,7 +60,29 @@ def status_of(device: Device) -> dict[str, Any]:
     }
     if desired:
         status["desired"] = desired
-    return status
+    return status | edge_notes(device)
+
+
+def edge_notes(device: Device) -> dict[str, Any]:
+    """What the cloud turns into conditions (not part of Device.status): desired values the
+    device did not take, and cloud desired values the edge kept its own over."""
+    notes: dict[str, Any] = {}
+    twins = sorted((n, t) for n, t in device.twins.items() if not t.deleted)
+    missed = {name: sync_reason(twin) for name, twin in twins if unreached(twin)}
+    if missed:
+        notes["unreached"] = missed
+    overruled = {
+        name: {
+            "refused": twin.overruled.value,
+            "kept": twin.expected.value,
+            "keptSince": twin.expected.timestamp,
+        }
+        for name, twin in twins
+        if twin.overruled is not None and twin.expected is not None
+    }
+    if overruled:
+        notes["overruled"] = overruled
+    return notes
 
 
 class CloudLink:
@@ -81,17 +103,10 @@ class CloudLink:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
 
-    def observe(self, messages: list[Outbound]) -> None:
-        """EventBus observer: which devices changed (their status goes up)."""
-        for message in messages:
-            if message.topic.startswith(DEVICE_TOPIC) and (
-                "/twin/update/document" in message.topic or "/state/update" in message.topic
-            ):
-                parts = message.topic[len(DEVICE_TOPIC) :].split("/")
-                if len(parts) >= 2:
-                    self._dirty.add(f"{parts[0]}/{parts[1]}")
-        if self._dirty:
-            self._wake.set()
+    def mark(self, device_id: str) -> None:
+        """The twin service's watcher: this device's status changed (it goes up)."""
+        self._dirty.add(device_id)
+        self._wake.set()
 
     async def upstream(self) -> None:
         """Put changed devices' status in the outbox and send it: until cancelled."""

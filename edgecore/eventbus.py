@@ -13,9 +13,10 @@ level deeper), so the edge never receives its own output.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import partial
 
 from devicetwin.service import Handled, Outbound, TwinService, now_ms
@@ -37,11 +38,31 @@ class EventBus:
         self._connection: MqttConnection | None = None
         self._pending: list[Outbound] = []
         self._inflight = 0
-        # see every outbound event (the cloud link learns which devices changed from them)
-        self.observers: list[Callable[[list[Outbound]], None]] = []
+        self._retry_wake = asyncio.Event()
+        service.retries.on_change = self._retry_wake.set
 
     async def run(self) -> None:
-        """Stay connected: reconnect with a capped backoff whenever the broker goes away."""
+        """Stay connected (reconnecting with a capped backoff whenever the broker goes away)
+        and send the deltas whose retry is due."""
+        retries = asyncio.create_task(self._retry_deltas(), name="delta retries")
+        try:
+            await self._stay_connected()
+        finally:
+            retries.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retries
+
+    async def _retry_deltas(self) -> None:
+        """Sleeps until the next retry is due, or until a new one is scheduled earlier."""
+        while True:
+            await self.connected.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._retry_wake.wait(), self.service.retries.wait())
+            self._retry_wake.clear()
+            if self.connected.is_set():
+                self.publish(self.service.due_deltas())
+
+    async def _stay_connected(self) -> None:
         backoff = 0.1
         node = self.service.node
         while True:
@@ -93,12 +114,10 @@ class EventBus:
     def publish(self, messages: Iterable[Outbound]) -> None:
         """Publish at QoS 0 (KubeEdge's choice); hold them while the broker is away.
 
-        Every (re)connect also republishes the pending deltas of all devices, so a delta lost
-        while the broker was away still reaches its mapper.
+        Every (re)connect also republishes the deltas of all twins not in sync, so a delta
+        lost while the broker was away still reaches its mapper.
         """
         messages = list(messages)
-        for observer in self.observers:
-            observer(messages)
         connection = self._connection
         sent = 0
         try:

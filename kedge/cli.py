@@ -32,7 +32,7 @@ def _simulate(args: argparse.Namespace) -> int:
     # only the chosen simulator's protocol stack: each one imports tens of MB
     simulator = importlib.import_module(f"simulators.{args.protocol}")
 
-    setup_logging("info")
+    setup_logging(args.log_level)
     serve = simulator.serve_from
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edgecore.config import add_arguments
     from mappers import app as mapper_app
     from simulators.arguments import ARGUMENTS as SIMULATOR_ARGUMENTS
+    from simulators.arguments import log_level
 
     parser = argparse.ArgumentParser(prog="kedge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     for protocol, add_simulator_arguments in SIMULATOR_ARGUMENTS.items():
         simulator = protocols.add_parser(protocol, help=helps[protocol])
         add_simulator_arguments(simulator)
+        log_level(simulator, "info")
         simulator.set_defaults(func=_simulate)
     mapper = sub.add_parser("mapper", help="run a protocol mapper for one edge node")
     mapper_protocols = mapper.add_subparsers(dest="protocol", required=True)

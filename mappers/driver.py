@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
 
 
 class DeviceError(Exception):
@@ -85,3 +87,20 @@ class Subscribing(Protocol):
 
     async def subscribe(self, props: list[PropertyConfig], on_value: ValueCallback) -> None:
         """Deliver each property's changes to `on_value` until the connection drops."""
+
+
+class PerProperty(Generic[T]):
+    """A driver's parsed visitor settings per property, parsed again when the property's
+    config object is replaced (a spec updated in place hands the driver new ones)."""
+
+    def __init__(self, parse: Callable[[PropertyConfig], T]) -> None:
+        self._parse = parse
+        self._parsed: dict[str, tuple[PropertyConfig, T]] = {}
+
+    def __call__(self, prop: PropertyConfig) -> T:
+        hit = self._parsed.get(prop.name)
+        if hit is not None and hit[0] is prop:
+            return hit[1]
+        value = self._parse(prop)
+        self._parsed[prop.name] = (prop, value)
+        return value

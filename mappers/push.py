@@ -87,6 +87,15 @@ class HttpPush:
         await self.client.aclose()
 
 
+NOT_SERVED = ("dbMethod", "otel")  # KubeEdge's push methods kedge's mappers do not implement
+
+
+def _describe(key: str, config: Any) -> str:
+    if key == "dbMethod" and isinstance(config, Mapping) and config:
+        return f"dbMethod ({', '.join(sorted(map(str, config)))})"
+    return key
+
+
 class Pusher:
     """The push targets of one device: a queue and one task that drains it."""
 
@@ -94,13 +103,20 @@ class Pusher:
         self.device_id = device_id
         self.dropped = 0
         self._targets: dict[str, MqttPush | HttpPush] = {}
+        self.unsupported: dict[str, str] = {}  # property -> what of its pushMethod is not served
         for prop, method in methods.items():
             if "mqtt" in method:
                 self._targets[prop] = MqttPush(method["mqtt"])
             elif "http" in method:
                 self._targets[prop] = HttpPush(method["http"])
-            else:
+            elif not any(key in method for key in NOT_SERVED):
                 raise VisitorError(f"{prop}: pushMethod supports mqtt and http, got {list(method)}")
+            missing = [_describe(key, method[key]) for key in NOT_SERVED if key in method]
+            if missing:
+                self.unsupported[prop] = (
+                    f"pushMethod {', '.join(missing)} is not supported by kedge's mappers; "
+                    "readings are not sent there"
+                )
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(QUEUE_LIMIT)
         self._task = asyncio.create_task(self._drain(), name=f"push {device_id}")
 

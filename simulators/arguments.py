@@ -47,3 +47,10 @@ def zigbee(parser: argparse.ArgumentParser) -> None:
 
 
 ARGUMENTS = {"modbus": modbus, "opcua": opcua, "bluetooth": bluetooth, "zigbee": zigbee}
+
+
+def log_level(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--log-level", default=default, choices=["debug", "info", "warning", "error"],
+        help=f"info also logs each client connection with a running count (default {default})",
+    )  # fmt: skip

@@ -83,6 +83,12 @@ class BleSimulator:
         self._temperature: Characteristic[bytes] | None = None
         self._task: asyncio.Task[None] | None = None
         self.device_failure = False  # every read and write answers an ATT error while set
+        self.links = 0  # connections from centrals so far (a test can tell a reconnect)
+
+    def _on_connection(self, connection: Connection) -> None:
+        self.links += 1
+        log.info("central connected", extra={"peer": str(connection.peer_address),
+                                             "links": self.links})  # fmt: skip
 
     def advance(self) -> Thermostat:
         now = self._clock()
@@ -167,6 +173,7 @@ class BleSimulator:
         )
         for service in self._services():
             device.add_service(service)
+        device.on("connection", self._on_connection)
         device.advertising_data = bytes(
             AdvertisingData(
                 [

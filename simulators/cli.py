@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from kedge.logs import setup_logging
+from simulators.arguments import log_level
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 Serve = Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
@@ -24,8 +26,9 @@ def run_simulator(
         prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_arguments(parser)
+    log_level(parser, "warning")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging(args.log_level)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))
     return 0

@@ -7,6 +7,7 @@ Register map (device id 1 by default):
                      10-11    temperature float32 (big-endian words)
                      20-27    serial number (UTF-8, 16 bytes)
     holding          0        setpoint, whole degC (uint16)  10-11  setpoint float32
+                     2        setpoint, whole degC, clamped to the range instead of refused
 
 Every request first advances the shared thermostat model to "now", applies a write to the model
 (an out-of-range setpoint is refused with ILLEGAL_VALUE, as a real controller would), then
@@ -16,7 +17,9 @@ With `rtu=True` the same port speaks RTU framing (CRC, no MBAP header): a serial
 over TCP, which a client reaches as serialPort `socket://host:port`.
 
 Faults, for tests: `delay` before each reply, `exception` code returned for every request,
-`stop()`/`start()` to refuse connections (stopping also drops the open ones).
+`stop()`/`start()` to refuse connections (stopping also drops the open ones). Every client
+connection is counted and logged ("client connected", with the count), so a test can tell
+whether a mapper reconnected.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from simulators.arguments import modbus as add_arguments
 from simulators.cli import run_simulator
-from simulators.thermostat import Thermostat, ThermostatError
+from simulators.thermostat import SETPOINT_RANGE, Thermostat, ThermostatError
 
 log = logging.getLogger("kedge.simulator.modbus")
 _COILS, _DISCRETE, _HOLDING, _INPUT = (1, 5, 15), (2,), (3, 6, 16, 22, 23), (4,)
@@ -71,7 +74,7 @@ def input_registers(state: Thermostat) -> dict[int, int]:
 
 
 def holding_registers(state: Thermostat) -> dict[int, int]:
-    values = {0: int(state.setpoint)}
+    values = {0: int(state.setpoint), 2: int(state.setpoint)}
     values.update(zip((10, 11), _float32(state.setpoint), strict=True))
     return values
 
@@ -81,6 +84,9 @@ def apply_holding_write(state: Thermostat, address: int, values: list[int]) -> T
     written = dict(zip(range(address, address + len(values)), values, strict=True))
     if 0 in written:
         state = state.with_setpoint(float(written[0]))
+    if 2 in written:
+        low, high = SETPOINT_RANGE
+        state = state.with_setpoint(min(high, max(low, float(written[2]))))
     if 10 in written and 11 in written:
         (setpoint,) = struct.unpack(">f", struct.pack(">HH", written[10], written[11]))
         state = state.with_setpoint(round(setpoint, 3))
@@ -107,6 +113,12 @@ class ModbusSimulator:
         self._clock = clock
         self._last = clock()
         self._server: ModbusTcpServer | None = None
+        self.connections = 0  # client connections accepted so far
+
+    def _on_connect(self, connected: bool) -> None:
+        if connected:
+            self.connections += 1
+            log.info("client connected", extra={"port": self.port, "connections": self.connections})
 
     def _device(self) -> SimDevice:
         registers = [SimData(0, count=32, values=0, datatype=DataType.REGISTERS)]
@@ -167,7 +179,10 @@ class ModbusSimulator:
     async def start(self) -> None:
         framer = FramerType.RTU if self.rtu else FramerType.SOCKET
         self._server = ModbusTcpServer(
-            self._device(), address=(self.host, self.port), framer=framer
+            self._device(),
+            address=(self.host, self.port),
+            framer=framer,
+            trace_connect=self._on_connect,
         )
         await self._server.serve_forever(background=True)
         log.info("modbus simulator listening", extra={"port": self.port})

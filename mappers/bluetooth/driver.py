@@ -24,6 +24,7 @@ from mappers.bluetooth.codec import GattCodecError, GattSpec, decode, encode, ga
 from mappers.driver import (
     DeviceRejected,
     DeviceUnreachable,
+    PerProperty,
     PropertyConfig,
     ValueCallback,
     VisitorError,
@@ -38,6 +39,13 @@ def _seconds(config: Mapping[str, Any], key: str, default: float) -> float:
     if value <= 0:
         raise VisitorError(f"{key}: must be positive")
     return value
+
+
+def _gatt_spec(prop: PropertyConfig) -> GattSpec:
+    try:
+        return gatt_spec(prop.visitor, prop.type)
+    except GattCodecError as exc:
+        raise VisitorError(f"{prop.name}: {exc}") from exc
 
 
 class BluetoothDriver:
@@ -57,15 +65,7 @@ class BluetoothDriver:
         self._scanner, self._client_backend = backends
         self._client: BleakClient | None = None
         self._lock = asyncio.Lock()
-        self._specs: dict[str, GattSpec] = {}
-
-    def _spec(self, prop: PropertyConfig) -> GattSpec:
-        if prop.name not in self._specs:
-            try:
-                self._specs[prop.name] = gatt_spec(prop.visitor, prop.type)
-            except GattCodecError as exc:
-                raise VisitorError(f"{prop.name}: {exc}") from exc
-        return self._specs[prop.name]
+        self._spec = PerProperty(_gatt_spec)
 
     def _scan_backend(self) -> dict[str, Any]:
         """`backend=` only when set: bleak then picks its platform backend itself."""

@@ -18,7 +18,13 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.client.base import ModbusBaseClient
 from pymodbus.exceptions import ModbusException
 
-from mappers.driver import DeviceRejected, DeviceUnreachable, PropertyConfig, VisitorError
+from mappers.driver import (
+    DeviceRejected,
+    DeviceUnreachable,
+    PerProperty,
+    PropertyConfig,
+    VisitorError,
+)
 from mappers.modbus.codec import CodecError, RegisterSpec, decode, encode, register_spec
 
 DEFAULT_TIMEOUT = 5.0  # seconds, as KubeEdge's Modbus mapper
@@ -114,6 +120,13 @@ def _serial(config: Mapping[str, Any], timeout: float) -> tuple[str, ClientFacto
     )
 
 
+def _register_spec(prop: PropertyConfig) -> RegisterSpec:
+    try:
+        return register_spec(prop.visitor, prop.type)
+    except CodecError as exc:
+        raise VisitorError(f"{prop.name}: {exc}") from exc
+
+
 class ModbusDriver:
     def __init__(self, config: Mapping[str, Any], pool: EndpointPool) -> None:
         try:
@@ -124,17 +137,7 @@ class ModbusDriver:
             raise VisitorError(f"protocol configData: {exc}") from exc
         self._pool = pool
         self.endpoint = pool.acquire(name, make_client)
-        self._specs: dict[str, RegisterSpec] = {}
-
-    def _spec(self, prop: PropertyConfig) -> RegisterSpec:
-        spec = self._specs.get(prop.name)
-        if spec is None:
-            try:
-                spec = register_spec(prop.visitor, prop.type)
-            except CodecError as exc:
-                raise VisitorError(f"{prop.name}: {exc}") from exc
-            self._specs[prop.name] = spec
-        return spec
+        self._spec = PerProperty(_register_spec)
 
     async def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
         async with self.endpoint.lock:

@@ -34,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from mappers.driver import (
     DeviceRejected,
     DeviceUnreachable,
+    PerProperty,
     PropertyConfig,
     ValueCallback,
     VisitorError,
@@ -221,6 +222,16 @@ class SessionPool:
             self._sessions.pop((session.url, session.username, session.security), None)
 
 
+def _node_id(prop: PropertyConfig) -> ua.NodeId:
+    text = prop.visitor.get("nodeID")
+    if not isinstance(text, str) or not text:
+        raise VisitorError(f"{prop.name}: visitor needs a nodeID such as ns=2;s=Name")
+    try:
+        return ua.NodeId.from_string(text)
+    except UaError as exc:
+        raise VisitorError(f"{prop.name}: nodeID {text!r} does not parse: {exc}") from exc
+
+
 class OpcUaDriver:
     def __init__(self, config: Mapping[str, Any], pool: SessionPool) -> None:
         url = config.get("url")
@@ -234,21 +245,7 @@ class OpcUaDriver:
         self._pool = pool
         user = config.get("userName") or None
         self.session = pool.acquire(url, user, config.get("password"), timeout, security)
-        self._node_ids: dict[str, ua.NodeId] = {}
-
-    def _node_id(self, prop: PropertyConfig) -> ua.NodeId:
-        """The property's NodeId, parsed once: a malformed one is the manifest's fault."""
-        node_id = self._node_ids.get(prop.name)
-        if node_id is None:
-            text = prop.visitor.get("nodeID")
-            if not isinstance(text, str) or not text:
-                raise VisitorError(f"{prop.name}: visitor needs a nodeID such as ns=2;s=Name")
-            try:
-                node_id = ua.NodeId.from_string(text)
-            except UaError as exc:
-                raise VisitorError(f"{prop.name}: nodeID {text!r} does not parse: {exc}") from exc
-            self._node_ids[prop.name] = node_id
-        return node_id
+        self._node_id = PerProperty(_node_id)  # parsed once: a malformed one is the manifest's
 
     async def _call(self, prop: PropertyConfig, write: ua.Variant | None) -> Any:
         node_id = self._node_id(prop)

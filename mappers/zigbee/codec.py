@@ -12,9 +12,10 @@ A property maps to one ZCL attribute, optionally written through cluster command
     commands       twin value -> cluster command for writes, e.g. {"true": "on", "false": "off"}
     command        one command taking the written value as `argument`, e.g. "move_to_level"
                    with argument "level"; `args` holds its other arguments
-    network        "permitJoin": the network's join window in seconds; reads give the seconds
-                   left. Desired N > 0 keeps joining open (renewed in N-second windows) until
-                   desired is 0, as the twin's desired state says.
+    network        "permitJoin": the network's join window in seconds. Desired N > 0 keeps
+                   joining open (renewed in N-second windows) until desired is 0; reads give
+                   the window held open (N), or 0 once joining is closed, so desired and
+                   reported meet and the twin rests.
 """
 
 from __future__ import annotations

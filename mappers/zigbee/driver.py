@@ -20,6 +20,7 @@ from zigpy.zcl import foundation
 from mappers.driver import (
     DeviceRejected,
     DeviceUnreachable,
+    PerProperty,
     PropertyConfig,
     ValueCallback,
     VisitorError,
@@ -42,6 +43,13 @@ def _ieee(config: Mapping[str, Any]) -> t.EUI64 | None:
         raise VisitorError(f"ieee: {raw!r} is not a 64-bit address like 00:12:4b:...") from exc
 
 
+def _zcl_spec(prop: PropertyConfig) -> ZclSpec:
+    try:
+        return zcl_spec(prop.visitor, prop.type)
+    except ZclCodecError as exc:
+        raise VisitorError(f"{prop.name}: {exc}") from exc
+
+
 class ZigbeeDriver:
     """One device on a shared network; the network serialises nothing: zigpy queues requests."""
 
@@ -53,18 +61,10 @@ class ZigbeeDriver:
             raise VisitorError(f"timeout: {exc}") from exc
         self._pool = pool
         self.network: Network = pool.acquire(Radio.from_config(config))
-        self._specs: dict[str, ZclSpec] = {}
+        self._spec = PerProperty(_zcl_spec)
         self._subscribed_generation: int | None = None
         self._unsubscribe: list[Callable[[], None]] = []
         self._subscription: tuple[list[PropertyConfig], ValueCallback] | None = None
-
-    def _spec(self, prop: PropertyConfig) -> ZclSpec:
-        if prop.name not in self._specs:
-            try:
-                self._specs[prop.name] = zcl_spec(prop.visitor, prop.type)
-            except ZclCodecError as exc:
-                raise VisitorError(f"{prop.name}: {exc}") from exc
-        return self._specs[prop.name]
 
     async def _cluster(self, prop: PropertyConfig, spec: ZclSpec, resubscribe: bool = True) -> Any:
         if self.ieee is None:
@@ -117,8 +117,7 @@ class ZigbeeDriver:
     async def read(self, prop: PropertyConfig) -> str:
         spec = self._spec(prop)
         if spec.network == "permitJoin":
-            await self.network.application()
-            return str(self.network.permit_remaining())
+            return str(await self.network.held_open())
         if spec.attribute is None:
             raise VisitorError(f"{prop.name}: write-only (commands without attribute)")
         cluster = await self._cluster(prop, spec)
@@ -140,11 +139,7 @@ class ZigbeeDriver:
     async def write(self, prop: PropertyConfig, value: str) -> None:
         spec = self._spec(prop)
         if spec.network == "permitJoin":
-            seconds = _permit_seconds(prop, value)
-            # desired N keeps joining open: every report of the remaining time differs from N and
-            # comes back as a delta, so renew only when the window is half gone
-            if seconds == 0 or self.network.permit_remaining() < seconds / 2:
-                await self.network.permit(seconds)
+            await self.network.permit(_permit_seconds(prop, value))
             return
         try:
             raw = to_raw(spec, value)

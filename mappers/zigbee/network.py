@@ -98,6 +98,8 @@ class Network:
     generation: int = 0
     app: zigpy.application.ControllerApplication | None = None
     permit_until: float = 0.0
+    permit_window: int = 0  # the join window held open (renewed), 0 when closed on purpose
+    permit_generation: int = 0  # the radio start the window was opened on
     _lost: Exception | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -154,15 +156,28 @@ class Network:
             ) from None
 
     async def permit(self, seconds: int) -> None:
+        """Hold joining open in windows of `seconds` (renewed by `held_open`), or close it."""
         app = await self.application()
         try:
             await app.permit(seconds)
         except (zigpy.exceptions.ZigbeeException, TimeoutError) as exc:
             raise DeviceUnreachable(f"permit joining failed: {exc!r}") from exc
         self.permit_until = time.monotonic() + seconds
+        self.permit_window, self.permit_generation = seconds, self.generation
 
     def permit_remaining(self) -> int:
+        if self.permit_generation != self.generation:
+            return 0  # a restarted radio forgot the window
         return max(0, round(self.permit_until - time.monotonic()))
+
+    async def held_open(self) -> int:
+        """The join window held open (0: closed), renewed once half of it has passed, so a
+        desired window and the reported one meet instead of the reading counting down."""
+        await self.application()
+        window = self.permit_window
+        if window and self.permit_remaining() < window / 2:
+            await self.permit(window)
+        return window if self.permit_remaining() else 0
 
     async def _shutdown(self) -> None:
         app, self.app = self.app, None

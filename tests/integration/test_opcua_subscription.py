@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 
-from mappers.runtime import SUBSCRIBED_POLL
+from mappers.worker import SUBSCRIBED_POLL
 from simulators.opcua import OpcUaSimulator
 from simulators.thermostat import Thermostat
 from tests.support import Mosquitto, MqttProbe, free_port, mapper_running

@@ -105,9 +105,9 @@ def test_device_when_bound_to_other_node_is_skipped(tmp_path: Path) -> None:
             "shorter than",
         ),
         (
-            ('collectCycle: "500ms"', "collectCycle: 10000000000"),
+            ('collectCycle: "500ms"', "collectCycle: 9223372036854775808"),
             "spec.properties[0].collectCycle",
-            "longer than 24h",
+            "does not fit KubeEdge's int64",
         ),
         (
             ('collectCycle: "500ms"', "collectCycle: soon"),
@@ -138,7 +138,7 @@ def test_device_when_invalid_names_file_document_and_field(
 @pytest.mark.parametrize(
     ("model_change", "field"),
     [
-        (("type: INT", "type: STREAM"), "spec.properties[0].type"),
+        (("type: INT", "type: VIDEO"), "spec.properties[0].type"),
         (("accessMode: ReadWrite", "accessMode: WriteOnly"), "spec.properties[0].accessMode"),
         (('minimum: "0"', "minimum: low"), "spec.properties[0].minimum"),
         (("name: label", "name: level"), "spec.properties[1].name"),

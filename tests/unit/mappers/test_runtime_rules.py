@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mappers.driver import PropertyConfig
-from mappers.runtime import _changed, pending_desired
+from mappers.worker import changed as value_changed
+from mappers.worker import pending_desired
 
 
 @pytest.mark.parametrize(
@@ -25,7 +26,7 @@ def test_changed_when_deadband_given(
     type_: str, deadband: float | None, old: str | None, new: str, changed: bool
 ) -> None:
     visitor = {} if deadband is None else {"deadband": deadband}
-    assert _changed(PropertyConfig("p", type_, visitor=visitor), old, new) is changed
+    assert value_changed(PropertyConfig("p", type_, visitor=visitor), old, new) is changed
 
 
 def test_pending_desired_when_entry_has_unsynced_twins() -> None:
