@@ -30,6 +30,7 @@ from cloudcore.pki import ensure_certificates
 from cloudcore.stream import CloudStream
 from cloudcore.tokens import TOKENS_DB, JoinTokens
 from controllers.apicall import write
+from controllers.conditions import notes_of
 from controllers.desired import EdgeDesired, clean_desired, seen_versions
 from controllers.device_controller import GROUP, VERSION, DeviceController
 from controllers.nodes import STREAM_ANNOTATION, NodeLifecycle
@@ -41,6 +42,8 @@ from kedge.channel.message import Message
 from kedge.logs import setup_logging
 
 log = logging.getLogger("kedge.cloudcore")
+# what a node's status report carries for cloudcore, not for Device.status
+EDGE_ONLY = frozenset({"desired", "unreached", "overruled", "errors"})
 
 
 async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
@@ -105,7 +108,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         async def acknowledge() -> None:
             await hub.send(node, ack)
 
-        status = {k: v for k, v in message.content.items() if k != "desired"}
+        status = {k: v for k, v in message.content.items() if k not in EDGE_ONLY}
         try:
             desired = clean_desired(message.content.get("desired"))
         except ValueError as exc:
@@ -116,6 +119,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
                         extra={"node": node})  # fmt: skip
             await acknowledge()  # nothing to retry: drop it from the node's outbox
             return
+        try:
+            problems.note(key, notes_of(message.content))
+        except ValueError as exc:
+            log.warning("bad notes in a report: %s", exc, extra={"node": node})
 
         async def store_status() -> None:
             writer.report(key, status, acknowledge)  # acked once it is stored

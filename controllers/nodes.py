@@ -55,6 +55,7 @@ class NodeState:
     status: dict[str, Any] = field(default_factory=dict)  # what the node last reported
     labels: dict[str, str] = field(default_factory=dict)
     mappers: frozenset[str] = frozenset()  # protocols with a mapper registered on the node
+    lost: frozenset[tuple[str, str]] = frozenset()  # (protocol, since) whose mapper stopped
     registered: bool = False
 
 
@@ -65,11 +66,19 @@ def mappers_of(report: dict[str, Any]) -> frozenset[str]:
     return frozenset(mappers)
 
 
+def lost_mappers_of(report: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    lost = report.get("mappersLost") or {}
+    if not isinstance(lost, dict) or not all(isinstance(v, str) for v in lost.values()):
+        raise ValueError("mappersLost must map protocol names to times")
+    return frozenset((str(k), v[:64]) for k, v in lost.items())
+
+
 def clean_report(report: Any) -> tuple[dict[str, str], dict[str, Any]]:
     """(labels, status parts) from a node's heartbeat, keeping only well-formed fields."""
     if not isinstance(report, dict):
         raise ValueError("a node heartbeat must be an object")
     mappers_of(report)
+    lost_mappers_of(report)
     labels = report.get("labels") or {}
     if not isinstance(labels, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
@@ -92,6 +101,9 @@ def clean_report(report: Any) -> tuple[dict[str, str], dict[str, Any]]:
     return {**labels, EDGE_ROLE: ""}, status
 
 
+NodeFacts = tuple[str | None, frozenset[str], frozenset[tuple[str, str]]]
+
+
 class NodeLifecycle:
     def __init__(
         self, api: client.ApiClient, grace: float = 40.0, annotations: dict[str, str] | None = None
@@ -106,12 +118,13 @@ class NodeLifecycle:
         self.writes = 0  # API writes made (Node and Lease), for benchmarks
         self.loaded = False  # the nodes registered before are known (or could not be listed)
 
-    def facts(self, node: str) -> tuple[str | None, frozenset[str]]:
-        """(Ready: `True`, `Unknown`, or None for a node never heard of; its mappers)."""
+    def facts(self, node: str) -> NodeFacts:
+        """(Ready: `True`, `Unknown`, or None for a node never heard of; its mappers; the
+        protocols whose mapper stopped, with when)."""
         state = self.nodes.get(node)
         if state is None:
-            return None, frozenset()
-        return state.ready or None, state.mappers
+            return None, frozenset(), frozenset()
+        return state.ready or None, state.mappers, state.lost
 
     def heartbeat(self, node: str, report: Any, address: str | None) -> None:
         """A heartbeat from a connected node (raises ValueError for a malformed one)."""
@@ -120,6 +133,7 @@ class NodeLifecycle:
             status["addresses"].insert(0, {"type": "InternalIP", "address": address})
         state = self.nodes.setdefault(node, NodeState())
         state.heard, state.labels, state.mappers = time.monotonic(), labels, mappers_of(report)
+        state.lost = lost_mappers_of(report)
         state.status = status
         self._dirty.add(node)
         self._wake.set()

@@ -16,15 +16,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from controllers.conditions import Facts, conditions, problems, protocol_of
+from controllers.conditions import EdgeNotes, Facts, conditions, problems, protocol_of
 from controllers.devices import DeviceRouting, Key
 from controllers.status import StatusWriter
 
 log = logging.getLogger("kedge.controllers")
 Obj = dict[str, Any]
-NodeFacts = Callable[[str], tuple[str | None, frozenset[str]]]  # node -> (ready, mappers)
+# node -> (ready, mappers, protocols whose mapper stopped with when)
+NodeFacts = Callable[[str], tuple[str | None, frozenset[str], frozenset[tuple[str, str]]]]
 RecordEvent = Callable[[Obj], None]
 TICK = 2.0  # seconds between passes when nothing wakes the loop earlier
+# conditions whose every new message is news (a new conflict), not only a new reason
+ANNOUNCE_EACH_MESSAGE = frozenset({"DesiredAccepted"})
 
 
 def _now() -> str:
@@ -52,6 +55,14 @@ def event_for(device: Obj, condition: Obj, now: str) -> Obj:
     }  # fmt: skip
 
 
+def _news(condition: Obj | None) -> str:
+    """What makes a problem worth a new Event: its reason, or for some types its message."""
+    condition = condition or {}
+    if condition.get("type") in ANNOUNCE_EACH_MESSAGE:
+        return f"{condition.get('reason')}: {condition.get('message')}"
+    return str(condition.get("reason", ""))
+
+
 class DeviceProblems:
     def __init__(
         self,
@@ -62,9 +73,23 @@ class DeviceProblems:
     ) -> None:
         self.routing, self.node_facts = routing, node_facts
         self.writer, self.record_event = writer, record_event
-        self._announced: dict[tuple[Key, str], str] = {}  # (device, type) -> reason announced
+        self._announced: dict[tuple[Key, str], str] = {}  # (device, type) -> what was announced
         self._checked: dict[Key, tuple[str, str, Facts]] = {}  # what each device was checked at
+        self.notes: dict[Key, EdgeNotes] = {}  # what each device's node last said about it
         self.wake = asyncio.Event()
+
+    def note(self, key: Key, notes: EdgeNotes) -> None:
+        """A node's notes on a device (unreached or overruled desired values, property errors)."""
+        if self.notes.get(key, EdgeNotes()) != notes:
+            self.notes[key] = notes
+            self.wake.set()
+
+    def _facts(self, key: Key, device: Obj, model: Obj | None) -> Facts:
+        node = str((device.get("spec") or {}).get("nodeName") or "")
+        ready, mappers, lost = self.node_facts(node) if node else (None, frozenset(), frozenset())
+        notes = self.notes.get(key, EdgeNotes())
+        return Facts(model is not None, ready, mappers, lost, notes.unreached, notes.overruled,
+                     notes.errors)  # fmt: skip
 
     def check(self) -> list[Obj]:
         """One pass: conditions to write go to the writer; the Events to record are returned."""
@@ -73,9 +98,7 @@ class DeviceProblems:
             model_key = (key[0], str(((device.get("spec") or {}).get("deviceModelRef") or {})
                                      .get("name", "")))  # fmt: skip
             model = self.routing.models.get(model_key)
-            node = str((device.get("spec") or {}).get("nodeName") or "")
-            ready, mappers = self.node_facts(node) if node else (None, frozenset())
-            facts = Facts(model is not None, ready, mappers)
+            facts = self._facts(key, device, model)
             signature = (_rv(device), _rv(model), facts)
             if self._checked.get(key) == signature:
                 continue  # nothing it depends on changed since the last pass
@@ -88,16 +111,17 @@ class DeviceProblems:
             for condition in current:
                 slot = (key, condition["type"])
                 if condition in problems(current):
-                    before = shown.get(condition["type"]) or {}
-                    if slot not in self._announced and before.get("reason") == condition["reason"]:
-                        self._announced[slot] = condition["reason"]  # shown (and told) before
-                    if self._announced.get(slot) != condition["reason"]:
-                        self._announced[slot] = condition["reason"]
+                    news = _news(condition)
+                    if slot not in self._announced and _news(shown.get(condition["type"])) == news:
+                        self._announced[slot] = news  # shown (and told) before a restart
+                    if self._announced.get(slot) != news:
+                        self._announced[slot] = news
                         events.append(event_for(device, condition, now))
                 else:
                     self._announced.pop(slot, None)
         for key in [k for k in self._checked if k not in self.routing.devices]:  # deleted
             del self._checked[key]
+            self.notes.pop(key, None)
             for slot in [s for s in self._announced if s[0] == key]:
                 del self._announced[slot]
         return events

@@ -20,6 +20,7 @@ from devicetwin import payloads
 from devicetwin.committer import Committer
 from devicetwin.membership import reconcile
 from devicetwin.model import Device, DeviceId, Twin, Version
+from devicetwin.presence import MapperPresence, parse_presence
 from devicetwin.retries import DeltaRetries
 from devicetwin.rules import (
     TwinChange,
@@ -31,11 +32,13 @@ from devicetwin.rules import (
 )
 from devicetwin.store import Batch, TwinStore
 from devicetwin.topics import (
+    NODE_PREFIX,
     Action,
     TopicError,
     delta_topic,
     document_topic,
     get_result_topic,
+    mapper_presence_topic,
     membership_result_topic,
     membership_updated_topic,
     parse_device_topic,
@@ -90,12 +93,14 @@ class TwinService:
         self.store = store
         self.clock = clock
         self.devices: dict[DeviceId, Device] = store.load()
-        self.mappers: set[str] = set()  # protocols whose mappers asked for their membership
+        self.presence = MapperPresence()  # which mappers are alive here
+        self.on_mappers: Callable[[], None] = lambda: None  # a mapper came or went
         self.retries = retries or DeltaRetries()
         # told of every device whose status the cloud shows changed (values, state, sync)
         self.watchers: list[Callable[[DeviceId], None]] = []
         self._batch = Batch()
         self._committer = Committer(store, self.reload)
+        self._presence_prefix = mapper_presence_topic(node, "")
 
     def _changed(self, device_id: DeviceId) -> None:
         for watcher in self.watchers:
@@ -112,8 +117,15 @@ class TwinService:
             error = TwinError(500, "internal error while handling the request")
             return self._error("internal", f"{topic}/result", "", error)
 
+    @property
+    def mappers(self) -> set[str]:
+        """Protocols with a mapper alive on this node."""
+        return self.presence.alive()
+
     def _dispatch(self, topic: str, payload: bytes) -> Handled:
-        if topic.startswith("$hw/events/node/"):
+        if topic.startswith(self._presence_prefix):
+            return self._presence(topic[len(self._presence_prefix) :], payload)
+        if topic.startswith(NODE_PREFIX):
             return self._membership_get(topic, payload)
         try:
             parsed = parse_device_topic(topic)
@@ -235,14 +247,37 @@ class TwinService:
             protocol = payloads.parse_protocol_filter(body)
         except TwinError as exc:
             return self._error("membership/get", reply_topic, event_id, exc)
-        if protocol is not None:
-            self.mappers.add(protocol)
+        if protocol is not None and protocol not in self.presence.asked:
+            self.presence.asked.add(protocol)
+            self.on_mappers()
         devices = [d for d in self.devices.values() if protocol in (None, d.protocol)]
         now = self.clock()
         result = payloads.membership_result(event_id, now, devices)
         # a mapper asking for its devices (on start or reconnect) gets their pending deltas too
         deltas = [e for d in devices for e in self._deltas(d, None, now)]
         return Handled("membership/get", 200, [Outbound(reply_topic, result), *deltas])
+
+    def _presence(self, instance: str, payload: bytes) -> Handled:
+        """A mapper's retained "alive" message, or its emptying (its last will: it died)."""
+        try:
+            body = payloads.decode(payload) if payload else None
+            protocol = parse_presence(instance, body)
+        except TwinError as exc:
+            log.info("mapper presence refused: %s", exc.reason,
+                     extra={"node": self.node, "mapper": instance})  # fmt: skip
+            return Handled("mapper/presence", exc.code)
+        now = self.clock()
+        gone = self.presence.update(instance, protocol, now)
+        facts = {"node": self.node, "mapper": instance, "protocol": protocol or gone}
+        log.info("mapper %s", "alive" if protocol else "gone", extra=facts)
+        if gone is not None:
+            for device in [d for d in self.devices.values() if d.protocol == gone]:
+                if device.state != "unknown":  # nothing serves it now: its state is not known
+                    self.devices[device.id] = apply_state(device, "unknown", rfc3339(now))
+                    self._batch.states[device.id] = self.devices[device.id]
+                    self._changed(device.id)
+        self.on_mappers()
+        return Handled("mapper/presence")
 
     _handlers: dict[Action, Callable[[TwinService, DeviceId, bytes], Handled]] = {
         Action.TWIN_UPDATE: _twin_update,

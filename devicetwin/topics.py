@@ -8,6 +8,7 @@ $hw/events/device/<ns>/<name>/twin/get[/result]     app <-> edge
 $hw/events/device/<ns>/<name>/state/update[/result] mapper <-> edge
 $hw/events/node/<node>/membership/get[/result]      mapper <-> edge
 $hw/events/node/<node>/membership/updated           edge -> mappers
+$hw/events/node/<node>/mappers/<instance>           mapper -> edge (retained; emptied by its will)
 """
 
 from __future__ import annotations
@@ -131,3 +132,12 @@ def membership_result_topic(node: str) -> str:
 
 def membership_updated_topic(node: str) -> str:
     return f"{NODE_PREFIX}{node}/membership/updated"
+
+
+def mapper_presence_topic(node: str, instance: str) -> str:
+    """Where a mapper instance keeps its retained "alive" message (kedge's extension)."""
+    return f"{NODE_PREFIX}{node}/mappers/{instance}"
+
+
+def mapper_presence_subscription(node: str) -> str:
+    return f"{NODE_PREFIX}{node}/mappers/+"

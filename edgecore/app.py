@@ -19,7 +19,7 @@ import uvicorn
 
 from devicetwin.manifests import read_documents
 from devicetwin.model import Device, DeviceId
-from devicetwin.service import TwinService, now_ms
+from devicetwin.service import TwinService, now_ms, rfc3339
 from devicetwin.spec import load_documents
 from devicetwin.store import TwinStore
 from edgecore.api import create_app
@@ -77,6 +77,13 @@ def start_edged(config: EdgeConfig, link: CloudLink, mqtt: MqttSettings) -> Edge
 
     link.on_workload = on_workload
     return edged
+
+
+def mapper_facts(service: TwinService) -> dict[str, Any]:
+    """What the cloud needs for MapperAvailable: the protocols served here, and since when
+    a protocol's mapper is gone."""
+    lost = {p: rfc3339(ms) for p, ms in sorted(service.presence.lost.items())}
+    return {"mappers": sorted(service.mappers), "mappersLost": lost}
 
 
 def answer_log(edged: Edged, message: Message, source: str) -> Message:
@@ -176,8 +183,9 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
             await ensure_joined(join_url, config.token, config.node, certs)
             hub.context = client_context(certs / "ca.crt", certs / "node.crt", certs / "node.key")
             heartbeat = Heartbeat(
-                hub, config.node, config.heartbeat, config.labels, lambda: service.mappers
+                hub, config.node, config.heartbeat, config.labels, lambda: mapper_facts(service)
             )
+            service.on_mappers = heartbeat.wake.set
             await asyncio.gather(hub.run(), rotator.run(), heartbeat.run())
 
         tasks.append(asyncio.create_task(to_cloud(), name="cloud"))

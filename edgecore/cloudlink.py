@@ -65,7 +65,8 @@ def status_of(device: Device) -> dict[str, Any]:
 
 def edge_notes(device: Device) -> dict[str, Any]:
     """What the cloud turns into conditions (not part of Device.status): desired values the
-    device did not take, and cloud desired values the edge kept its own over."""
+    device did not take, cloud desired values the edge kept its own over, and properties the
+    mapper cannot serve."""
     notes: dict[str, Any] = {}
     twins = sorted((n, t) for n, t in device.twins.items() if not t.deleted)
     missed = {name: sync_reason(twin) for name, twin in twins if unreached(twin)}
@@ -82,6 +83,9 @@ def edge_notes(device: Device) -> dict[str, Any]:
     }
     if overruled:
         notes["overruled"] = overruled
+    errors = {name: twin.error for name, twin in twins if twin.error}
+    if errors:
+        notes["errors"] = errors
     return notes
 
 

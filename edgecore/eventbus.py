@@ -20,7 +20,11 @@ from collections.abc import Iterable
 from functools import partial
 
 from devicetwin.service import Handled, Outbound, TwinService, now_ms
-from devicetwin.topics import membership_get_topic, request_subscriptions
+from devicetwin.topics import (
+    mapper_presence_subscription,
+    membership_get_topic,
+    request_subscriptions,
+)
 from edgecore.metrics import EdgeMetrics
 from kedge.mqtt import Burst, MqttConnection, MqttError, MqttSettings
 
@@ -69,7 +73,13 @@ class EventBus:
             connection = MqttConnection(self.settings, f"edgecore-{node}", self._on_burst)
             try:
                 await connection.connect()
-                await connection.subscribe([*request_subscriptions(), membership_get_topic(node)])
+                await connection.subscribe(
+                    [
+                        *request_subscriptions(),
+                        membership_get_topic(node),
+                        mapper_presence_subscription(node),
+                    ]
+                )
                 self._connection = connection
                 self.connected.set()
                 self.metrics.mqtt_connected.set(1)

@@ -4,10 +4,11 @@ while connected (and at once after each connect); the cloud renews the node's Le
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,23 +72,28 @@ class Heartbeat:
         node: str,
         interval: float,
         labels: dict[str, str],
-        mappers: Callable[[], Iterable[str]],
+        mappers: Callable[[], dict[str, Any]],
     ) -> None:
-        """`mappers()`: the protocols whose mappers registered here (sent with each beat)."""
+        """`mappers()`: `{"mappers": [protocols alive], "mappersLost": {protocol: since}}`,
+        sent with each beat; `wake` sends one at once (a mapper came or went)."""
         self.hub, self.node, self.interval, self.mappers = hub, node, interval, mappers
         self.report = node_report(node, labels)
+        self.wake = asyncio.Event()
 
     async def run(self) -> None:
-        """Until cancelled: a heartbeat as soon as connected, then every `interval`."""
+        """Until cancelled: a heartbeat as soon as connected, then every `interval`, and at once
+        when the node's mappers change."""
         while True:
             await self.hub.connected.wait()
+            self.wake.clear()
             await self.hub.send(
                 Message(
                     f"edge/{self.node}",
                     GROUP,
                     f"node/{self.node}",
                     "update",
-                    {**self.report, "mappers": sorted(self.mappers())},
+                    {**self.report, **self.mappers()},
                 )  # fmt: skip
             )
-            await asyncio.sleep(self.interval)  # the heartbeat period
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.interval)  # the heartbeat period

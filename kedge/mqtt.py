@@ -68,10 +68,12 @@ class MqttConnection(asyncio.Protocol):
         client_id: str,
         on_burst: Callable[[Burst], None],
         keepalive: int = 30,
+        will: mqttwire.Will | None = None,
     ) -> None:
         self.settings = settings
         self.client_id = client_id
         self.keepalive = keepalive
+        self.will = will
         self._on_burst = on_burst
         self._loop = asyncio.get_running_loop()
         self._reader = mqttwire.FrameReader()
@@ -158,7 +160,9 @@ class MqttConnection(asyncio.Protocol):
             )
         except (OSError, TimeoutError) as exc:
             raise MqttError(f"cannot reach {s.host}:{s.port}: {exc}") from exc
-        self._send(mqttwire.connect(self.client_id, self.keepalive, s.username, s.password))
+        self._send(
+            mqttwire.connect(self.client_id, self.keepalive, s.username, s.password, self.will)
+        )
         try:
             code = await asyncio.wait_for(asyncio.shield(self._connack), CONNECT_TIMEOUT)
         except TimeoutError as exc:
@@ -178,11 +182,12 @@ class MqttConnection(asyncio.Protocol):
         if refused or len(codes) != len(topics):
             raise MqttError(f"broker refused subscriptions: {refused or topics}")
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        """QoS 0, not retained (KubeEdge's choice); written with the loop iteration's others."""
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """QoS 0, not retained unless asked (KubeEdge's choice); written with the loop
+        iteration's others."""
         if self._transport is None or self._closed.done():
             raise MqttError("publish failed: not connected")
-        self._send(mqttwire.publish(topic, payload))
+        self._send(mqttwire.publish(topic, payload, retain))
 
     async def run(self) -> None:
         """Ping every keepalive/2; raise MqttError when the connection ends or goes silent."""

@@ -63,9 +63,26 @@ def frame(type_: int, flags: int, body: bytes) -> bytes:
     return bytes([type_ << 4 | flags]) + _length(len(body)) + body
 
 
-def connect(client_id: str, keepalive: int, username: str | None, password: str | None) -> bytes:
+class Will(NamedTuple):
+    """What the broker publishes (QoS 0) when the client goes without a DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+def connect(
+    client_id: str,
+    keepalive: int,
+    username: str | None,
+    password: str | None,
+    will: Will | None = None,
+) -> bytes:
     flags = 0x02  # clean session
     payload = _string(client_id)
+    if will is not None:
+        flags |= 0x04 | (0x20 if will.retain else 0)  # will flag, QoS 0, retain
+        payload += _string(will.topic) + struct.pack("!H", len(will.payload)) + will.payload
     if username is not None:
         flags |= 0x80
         payload += _string(username)
@@ -87,10 +104,12 @@ def _topic_field(topic: str) -> bytes:
     return struct.pack("!H", len(raw)) + raw
 
 
-def publish(topic: str, payload: bytes) -> bytes:
-    """A QoS 0, non-retained PUBLISH."""
+def publish(topic: str, payload: bytes, retain: bool = False) -> bytes:
+    """A QoS 0 PUBLISH (retained: the broker keeps it for later subscribers; an empty retained
+    payload removes what it kept)."""
     field = _topic_field(topic)
-    return b"".join((b"\x30", _length(len(field) + len(payload)), field, payload))
+    head = b"\x31" if retain else b"\x30"
+    return b"".join((head, _length(len(field) + len(payload)), field, payload))
 
 
 def parse_publish(item: Frame) -> tuple[str, bytes]:

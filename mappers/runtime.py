@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,16 +25,19 @@ import orjson
 
 from devicetwin.topics import (
     DEVICE_PREFIX,
+    mapper_presence_topic,
     membership_get_topic,
     membership_result_topic,
     membership_updated_topic,
 )
 from kedge.mqtt import Burst, MqttConnection, MqttError, MqttSettings
+from kedge.mqttwire import Will
 from mappers.driver import Driver
 from mappers.worker import DeviceWorker, needs_restart
 
 log = logging.getLogger("kedge.mapper")
 DriverFactory = Callable[[Mapping[str, Any]], Driver]
+KEEPALIVE = 10  # s: a hung mapper is declared dead by the broker within 15 s
 JSON = dict[str, Any]
 
 
@@ -57,6 +61,7 @@ class Mapper:
         self._asked = ""  # event_id of our membership/get: results answer it, or someone else
         self._connection: MqttConnection | None = None
         self._stopping: set[asyncio.Task[None]] = set()
+        self.instance = f"{settings.protocol}-{uuid.uuid4().hex[:12]}"  # this process
 
     def publish(self, topic: str, body: JSON) -> None:
         """QoS 0: a report lost while the broker is away is superseded by the next one."""
@@ -66,40 +71,56 @@ class Mapper:
 
     async def run(self) -> None:
         backoff, node = 0.1, self.settings.node
+        presence = mapper_presence_topic(node, self.instance)
         try:
             while True:
                 connection = MqttConnection(
                     self.settings.mqtt,
-                    f"mapper-{self.settings.protocol}-{node}-{uuid.uuid4()}",
+                    f"mapper-{self.instance}-{node}-{uuid.uuid4().hex[:8]}",
                     self._on_burst,
+                    keepalive=KEEPALIVE,
+                    will=Will(presence, b"", retain=True),  # the broker clears us if we die
                 )
                 try:
                     await connection.connect()
-                    await connection.subscribe(
-                        [
-                            membership_result_topic(node),
-                            membership_updated_topic(node),
-                            f"{DEVICE_PREFIX}+/+/twin/update/delta",
-                        ]
-                    )
-                    self._connection = connection
+                    await self._register(connection, presence)
                     backoff = 0.1
-                    self._asked = str(uuid.uuid4())
-                    self.publish(
-                        membership_get_topic(node),
-                        {"event_id": self._asked, "protocol": self.settings.protocol},
-                    )
                     await connection.run()
                 except MqttError as exc:
                     log.warning("MQTT connection lost: %s", exc, extra={"node": node})
                 finally:
                     self._connection = None
+                    with contextlib.suppress(MqttError):  # leaving on purpose: no will, so say so
+                        connection.publish(presence, b"", retain=True)
                     await connection.close()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         finally:
             for worker in list(self.workers.values()):
                 await worker.stop()
+
+    async def _register(self, connection: MqttConnection, presence: str) -> None:
+        """Subscribe, say we are alive (retained, so an edgecore starting later learns it), ask
+        for our devices, and repeat our devices' states (the edge may have marked them unknown
+        while we were away)."""
+        node = self.settings.node
+        await connection.subscribe(
+            [
+                membership_result_topic(node),
+                membership_updated_topic(node),
+                f"{DEVICE_PREFIX}+/+/twin/update/delta",
+            ]
+        )
+        self._connection = connection
+        alive = {"protocol": self.settings.protocol, "since": time.time_ns() // 1_000_000}
+        connection.publish(presence, orjson.dumps(alive), retain=True)
+        self._asked = str(uuid.uuid4())
+        self.publish(
+            membership_get_topic(node),
+            {"event_id": self._asked, "protocol": self.settings.protocol},
+        )
+        for worker in self.workers.values():
+            worker.announce()
 
     def _on_burst(self, burst: Burst) -> None:
         for topic, payload in burst:

@@ -122,9 +122,15 @@ class DeviceWorker:
         if state != self._state:
             self._state = state
             log.info("device %s", state, extra={"device": self.id})
+            self.announce()
+
+    def announce(self) -> None:
+        """Publish the device's state (again, after a reconnect: the edge may have marked it
+        unknown while this mapper was away)."""
+        if self._state:
             self.mapper.publish(
                 f"{DEVICE_PREFIX}{self.id}/state/update",
-                {"event_id": "", "timestamp": _now_ms(), "state": state},
+                {"event_id": "", "timestamp": _now_ms(), "state": self._state},
             )
 
     def _send(self, twin: Report) -> None:

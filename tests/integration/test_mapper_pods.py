@@ -4,17 +4,30 @@ Device.status; an edgecore restarted while the cloud is down runs its pods again
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.cloud import CloudProcess, running_cloud
-from tests.support import ROOT, SAMPLES, Mosquitto, Proc, free_port, port_open, wait_for
+from tests.support import (
+    ROOT,
+    SAMPLES,
+    EdgeProcess,
+    Mosquitto,
+    Proc,
+    free_port,
+    port_open,
+    wait_for,
+)
 
 MAPPER = ROOT / "deploy" / "mappers" / "modbus.yaml"
 
@@ -159,3 +172,76 @@ def test_scheduler_and_deployments_place_pods_on_edge_nodes(
                  timeout=30, what="scaled down to 1")  # fmt: skip
     finally:
         edge.stop()
+
+
+def _state(cloud: CloudProcess) -> str:
+    return str(((cloud.get("device", "thermostat-1") or {}).get("status") or {}).get("state"))
+
+
+def _condition(cloud: CloudProcess, kind: str) -> dict[str, Any]:
+    status = (cloud.get("device", "thermostat-1") or {}).get("status") or {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == kind), {})
+
+
+def _mapper_pid(edge: EdgeProcess) -> int | None:
+    assert edge.process is not None
+    for child in psutil.Process(edge.process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "mappers.modbus" in " ".join(child.cmdline()) and child.status() != "zombie":
+                return child.pid
+    return None
+
+
+def _kill_mapper(edge: EdgeProcess) -> None:
+    pid = wait_for(lambda: _mapper_pid(edge), timeout=30, what="the mapper process")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: _mapper_pid(edge) != pid, what="the mapper process gone")
+
+
+def _device_state(edge: EdgeProcess) -> str:
+    return str(edge.get("/v1/devices/default/thermostat-1").json()["state"])
+
+
+def test_a_killed_mapper_pod_is_noticed_and_its_devices_recover(
+    tmp_path: Path, standalone: CloudProcess, broker: Mosquitto
+) -> None:
+    cloud = standalone
+    port = free_port()
+    simulator = Proc([sys.executable, "-m", "simulators.modbus", "--port", str(port)],
+                     tmp_path / "simulator.log").start()  # fmt: skip
+    edge = cloud.edge(tmp_path / "edge", broker.url)
+    edge.extra += ["--heartbeat", "0.5"]
+    try:
+        wait_for(lambda: port_open(port), what="Modbus simulator")
+        edge.start()
+        manifest = tmp_path / "modbus.yaml"
+        manifest.write_text((SAMPLES / "modbus.yaml").read_text().replace("5020", str(port)))
+        cloud.apiserver.kubectl("apply", "-f", str(manifest))
+        cloud.apiserver.kubectl("apply", "-f", str(MAPPER))
+        wait_for(lambda: _state(cloud) == "online", timeout=60, what="the device online")
+        wait_for(lambda: _condition(cloud, "MapperAvailable").get("status") == "True",
+                 timeout=30, what="MapperAvailable")  # fmt: skip
+        # edged restarts a container that dies at once the first time, after --pod-backoff
+        # (10 s) the second: kill it twice, and the second outage lasts long enough to see
+        _kill_mapper(edge)
+        wait_for(lambda: _device_state(edge) == "online" and _mapper_pid(edge), timeout=30,
+                 what="the mapper restarted at once")  # fmt: skip
+        killed = time.monotonic()
+        _kill_mapper(edge)  # kill -9: no goodbye, only the broker's last will tells the edge
+        wait_for(lambda: _device_state(edge) == "unknown", timeout=15, what="unknown at the edge")
+        wait_for(lambda: _state(cloud) == "unknown"
+                 and _condition(cloud, "MapperAvailable").get("reason") == "MapperStopped",
+                 timeout=15, what="unknown and MapperStopped in the cloud")  # fmt: skip
+        assert time.monotonic() - killed < 15
+        assert "the modbus mapper on edge-node-1 stopped" in (
+            _condition(cloud, "MapperAvailable")["message"])  # fmt: skip
+        events = (cloud.get("events") or {}).get("items", [])
+        assert any(e["reason"] == "MapperStopped" for e in events)
+        # edged restarts the pod; the new mapper registers and the device is online again
+        wait_for(lambda: _device_state(edge) == "online", timeout=30, what="online at the edge")
+        wait_for(lambda: _state(cloud) == "online"
+                 and _condition(cloud, "MapperAvailable").get("status") == "True",
+                 timeout=30, what="online and MapperAvailable again in the cloud")  # fmt: skip
+    finally:
+        edge.stop()
+        simulator.stop()

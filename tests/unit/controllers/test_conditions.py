@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from controllers.conditions import Facts, conditions, protocol_of
+import pytest
+
+from controllers.conditions import EdgeNotes, Facts, conditions, notes_of, protocol_of
 from controllers.devices import DeviceRouting
 from controllers.problems import DeviceProblems
 from controllers.status import StatusWriter
@@ -29,7 +31,10 @@ def _by_type(found: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
 def test_conditions_when_all_is_well_are_true() -> None:
     found = _by_type(conditions(_device(), "modbus", READY, "T1"))
     assert found == {"ModelFound": ("True", "ModelFound"), "NodeReady": ("True", "NodeReady"),
-                     "MapperAvailable": ("True", "MapperRegistered")}  # fmt: skip
+                     "MapperAvailable": ("True", "MapperRegistered"),
+                     "PropertiesServed": ("True", "PropertiesServed"),
+                     "DesiredReached": ("True", "DesiredReached"),
+                     "DesiredAccepted": ("True", "CloudValuesApplied")}  # fmt: skip
 
 
 def test_conditions_name_each_problem() -> None:
@@ -50,7 +55,7 @@ def test_conditions_name_each_problem() -> None:
 def test_transition_time_when_status_unchanged_is_kept() -> None:
     first = conditions(_device(), "modbus", READY, "T1")
     again = conditions(_device(conditions=first), "modbus", READY, "T2")
-    assert [c["lastTransitionTime"] for c in again] == ["T1"] * 3
+    assert [c["lastTransitionTime"] for c in again] == ["T1"] * 6
     flipped = conditions(_device(conditions=first), "modbus", Facts(True, "Unknown", frozenset()),
                          "T3")  # fmt: skip
     assert {c["type"]: c["lastTransitionTime"] for c in flipped}["NodeReady"] == "T3"
@@ -67,7 +72,8 @@ def test_protocol_when_device_names_none_comes_from_the_model() -> None:
 def test_problems_when_they_appear_are_announced_once_and_again_after_a_fix() -> None:
     routing = DeviceRouting()
     routing.device_event("ADDED", _device())
-    facts: dict[str, tuple[str | None, frozenset[str]]] = {"edge-1": ("True", frozenset())}
+    Facts3 = tuple[str | None, frozenset[str], frozenset[tuple[str, str]]]
+    facts: dict[str, Facts3] = {"edge-1": ("True", frozenset(), frozenset())}
     writer = StatusWriter(lambda *_: None)
     problems = DeviceProblems(routing, lambda node: facts[node], writer, lambda _e: None)
     events = problems.check()
@@ -75,9 +81,9 @@ def test_problems_when_they_appear_are_announced_once_and_again_after_a_fix() ->
     assert events[0]["involvedObject"]["kind"] == "Device" and events[0]["type"] == "Warning"
     assert problems.check() == []  # still the same problems: said once
     assert writer.pending == 1
-    facts["edge-1"] = ("True", frozenset({"modbus"}))
+    facts["edge-1"] = ("True", frozenset({"modbus"}), frozenset())
     assert [e["reason"] for e in problems.check()] == []  # fixed: nothing to warn about
-    facts["edge-1"] = ("True", frozenset())
+    facts["edge-1"] = ("True", frozenset(), frozenset())
     assert [e["reason"] for e in problems.check()] == ["NoMapper"]  # broken again: said again
 
 
@@ -87,6 +93,80 @@ def test_problems_when_already_shown_before_a_restart_are_not_announced_again() 
     routing.device_event("ADDED", _device(conditions=shown))
     routing.model_event("ADDED", {"metadata": {"name": "thermo", "namespace": "default"}})
     writer = StatusWriter(lambda *_: None)
-    problems = DeviceProblems(routing, lambda _n: ("True", frozenset()), writer, lambda _e: None)
+    problems = DeviceProblems(
+        routing, lambda _n: ("True", frozenset(), frozenset()), writer, lambda _e: None
+    )
     assert problems.check() == []
     assert writer.pending == 0  # nothing changed: nothing written
+
+
+def _notes(**raw: Any) -> EdgeNotes:
+    return notes_of(raw)
+
+
+def test_conditions_when_a_mapper_stopped_say_so_and_when() -> None:
+    facts = Facts(True, "True", frozenset(), frozenset({("modbus", "2026-12-06T22:00:00Z")}))
+    found = {c["type"]: c for c in conditions(_device(), "modbus", facts, "T")}
+    assert found["MapperAvailable"]["reason"] == "MapperStopped"
+    assert "stopped at 2026-12-06T22:00:00Z" in found["MapperAvailable"]["message"]
+
+
+def test_conditions_from_the_edge_notes_name_each_property() -> None:
+    notes = _notes(
+        unreached={"setpoint": "device reports 35 for desired 40", "power": "write refused: x"},
+        overruled={"mode": {"refused": "eco", "kept": "boost", "keptSince": 1_765_058_400_000}},
+        errors={"video": "STREAM properties are not served by kedge's modbus mapper"},
+    )
+    facts = Facts(True, "True", frozenset({"modbus"}), frozenset(), notes.unreached,
+                  notes.overruled, notes.errors)  # fmt: skip
+    found = {c["type"]: c for c in conditions(_device(), "modbus", facts, "T")}
+    assert (found["DesiredReached"]["status"], found["DesiredReached"]["reason"]) == (
+        "False", "DesiredNotReached")  # fmt: skip
+    assert found["DesiredReached"]["message"] == (
+        "power: write refused: x; setpoint: device reports 35 for desired 40"
+    )
+    assert found["DesiredAccepted"]["reason"] == "EdgeValueKept"
+    assert found["DesiredAccepted"]["message"] == (
+        "mode: kept boost, written at the edge at 2025-12-06T22:00:00Z, over the cloud's eco "
+        "(set without seeing the edge's write)"
+    )
+    assert found["PropertiesServed"]["reason"] == "PropertyNotServed"
+    assert "video: STREAM" in found["PropertiesServed"]["message"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"unreached": ["setpoint"]},
+        {"unreached": {"setpoint": 35}},
+        {"overruled": {"mode": {"refused": "eco"}}},
+        {"overruled": {"mode": {"refused": "eco", "kept": "boost", "keptSince": "yesterday"}}},
+        {"errors": "everything"},
+    ],
+)
+def test_notes_when_malformed_are_refused(raw: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        notes_of(raw)
+
+
+def test_problems_announce_each_new_conflict_but_a_missed_value_once() -> None:
+    routing = DeviceRouting()
+    routing.device_event("ADDED", _device())
+    routing.model_event("ADDED", {"metadata": {"name": "thermo", "namespace": "default"}})
+    problems = DeviceProblems(
+        routing,
+        lambda _n: ("True", frozenset({"modbus"}), frozenset()),
+        StatusWriter(lambda *_: None),
+        lambda _e: None,
+    )
+    assert problems.check() == []
+    missed = _notes(unreached={"setpoint": "device reports 35 for desired 40"})
+    problems.note(("default", "t1"), missed)
+    assert [e["reason"] for e in problems.check()] == ["DesiredNotReached"]
+    problems.note(("default", "t1"), _notes(unreached={"setpoint": "device reports 34 for 40"}))
+    assert problems.check() == []  # still not reached: said once
+    conflict = {"refused": "22", "kept": "25", "keptSince": 1_765_058_400_000}
+    problems.note(("default", "t1"), _notes(overruled={"setpoint": conflict}))
+    assert [e["reason"] for e in problems.check()] == ["EdgeValueKept"]
+    problems.note(("default", "t1"), _notes(overruled={"setpoint": {**conflict, "refused": "23"}}))
+    assert [e["reason"] for e in problems.check()] == ["EdgeValueKept"]  # a new conflict: news

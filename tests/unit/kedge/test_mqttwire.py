@@ -26,6 +26,20 @@ def test_connect_when_anonymous_sets_only_clean_session() -> None:
     assert mqttwire.connect("c", 60, None, None)[9] == 0x02
 
 
+def test_connect_when_a_will_is_given_puts_it_between_client_id_and_credentials() -> None:
+    frame = mqttwire.connect("c", 10, "u", "p", mqttwire.Will("w/t", b"", retain=True))
+    # flags: user, password, will retain, will, clean session; payload: id, will topic,
+    # will message (empty), user, password (MQTT 3.1.1 section 3.1.3)
+    assert (
+        frame
+        == b"\x10\x1a\x00\x04MQTT\x04\xe6\x00\x0a\x00\x01c\x00\x03w/t\x00\x00\x00\x01u\x00\x01p"
+    )
+
+
+def test_publish_when_retained_sets_the_retain_bit() -> None:
+    assert mqttwire.publish("a", b"", retain=True) == b"\x31\x03\x00\x01a"
+
+
 def test_subscribe_when_encoded_has_packet_id_and_qos0_filters() -> None:
     assert mqttwire.subscribe(7, ["a/#"]) == b"\x82\x08\x00\x07\x00\x03a/#\x00"
 
