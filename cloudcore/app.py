@@ -31,7 +31,7 @@ from cloudcore.stream import CloudStream
 from cloudcore.tokens import TOKENS_DB, JoinTokens
 from controllers.apicall import write
 from controllers.conditions import notes_of
-from controllers.desired import EdgeDesired, clean_desired, seen_versions
+from controllers.desired import Conflict, EdgeDesired, clean_desired, seen_versions
 from controllers.device_controller import GROUP, VERSION, DeviceController
 from controllers.nodes import STREAM_ANNOTATION, NodeLifecycle
 from controllers.pods import PodDelivery, pod_status_urgent
@@ -209,7 +209,12 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
                 log.warning("pod %s/%s not deleted: %s", namespace, name, exc.reason)
 
     pod_writer = StatusWriter(write_pod_status, 1.0, pod_status_urgent, args.status_qps)
-    desired_writer = StatusWriter(EdgeDesired(api).write, args.status_interval)
+
+    def replaced(namespace: str, name: str, conflicts: list[Conflict]) -> None:
+        """From the adoption thread: cloud values the edge's won over before it saw them."""
+        loop.call_soon_threadsafe(problems.overrule, (namespace, name), conflicts)
+
+    desired_writer = StatusWriter(EdgeDesired(api, replaced).write, args.status_interval)
 
     def record_event(event: dict[str, Any]) -> None:
         write(core.create_namespaced_event, event["metadata"]["namespace"], event)

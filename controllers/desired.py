@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -25,19 +26,63 @@ GROUP, VERSION, PLURAL = "devices.kubeedge.io", "v1beta1", "devices"
 ATTEMPTS = 5
 
 
-def clean_desired(raw: Any) -> dict[str, tuple[str, int]]:
-    """{property: (value, edge count)} from a node's report; ValueError when malformed."""
+class EdgeWrite(NamedTuple):
+    """A desired value written at the edge, as its node reports it."""
+
+    value: str
+    edge_count: int  # the edge's desired-write count for the property
+    declared: str | None = None  # the cloud's value the node held when it reported
+    at: int = 0  # when the edge wrote it (ms)
+
+
+Conflict = tuple[str, str, str, int]  # property, cloud value replaced, edge value kept, when
+
+
+def clean_desired(raw: Any) -> dict[str, EdgeWrite]:
+    """{property: EdgeWrite} from a node's report; ValueError when malformed."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise ValueError("desired must be an object")
     out = {}
     for name, entry in raw.items():
-        value = entry.get("value") if isinstance(entry, dict) else None
-        count = entry.get("edgeVersion") if isinstance(entry, dict) else None
-        if not isinstance(value, str) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"desired.{name} must be {{value: string, edgeVersion: int >= 1}}")
-        out[str(name)] = (value, count)
+        entry = entry if isinstance(entry, dict) else {}
+        value, count = entry.get("value"), entry.get("edgeVersion")
+        declared, at = entry.get("declared"), entry.get("at", 0)
+        if (
+            not isinstance(value, str)
+            or not isinstance(count, int)
+            or count < 1
+            or not (declared is None or isinstance(declared, str))
+            or not isinstance(at, int)
+        ):
+            raise ValueError(
+                f"desired.{name} must be {{value: string, edgeVersion: int >= 1, "
+                "declared: string, at: ms}"
+            )
+        out[str(name)] = EdgeWrite(value, count, declared, at)
+    return out
+
+
+def _current(device: dict[str, Any], name: str) -> str | None:
+    for entry in (device.get("spec") or {}).get("properties") or []:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return (entry.get("desired") or {}).get("value")
+    return None
+
+
+def conflicts(device: dict[str, Any], desired: dict[str, EdgeWrite]) -> list[Conflict]:
+    """Cloud values the adoption of `desired` replaces although the node never received them
+    (a `kubectl patch` made while it was cut off): the user must learn their value lost."""
+    seen, out = seen_versions(device), []
+    for name, write in sorted(desired.items()):
+        current = _current(device, name)
+        if (
+            write.edge_count > seen.get(name, 0)
+            and write.declared is not None
+            and current not in (None, write.value, write.declared)
+        ):
+            out.append((name, str(current), write.value, write.at))
     return out
 
 
@@ -60,12 +105,12 @@ def with_seen_versions(device: dict[str, Any]) -> dict[str, Any]:
     return {**device, "metadata": {**meta, "annotations": {**annotations, EDGE_VERSIONS: "{}"}}}
 
 
-def adopt(device: dict[str, Any], desired: dict[str, tuple[str, int]]) -> bool:
+def adopt(device: dict[str, Any], desired: dict[str, EdgeWrite]) -> bool:
     """Write newer edge desired values into `device` (in place); True when it changed."""
     seen = seen_versions(device)
     properties = (device.get("spec") or {}).get("properties") or []
     changed = False
-    for name, (value, count) in sorted(desired.items()):
+    for name, (value, count, _, _) in sorted(desired.items()):
         if count <= seen.get(name, 0):
             continue
         seen[name] = count
@@ -82,13 +127,19 @@ def adopt(device: dict[str, Any], desired: dict[str, tuple[str, int]]) -> bool:
 
 
 class EdgeDesired:
-    """Adopts a node's desired values into its Device (called in a worker thread)."""
+    """Adopts a node's desired values into its Device (called in a worker thread);
+    `on_conflict(namespace, name, conflicts)` hears of cloud values replaced unseen."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        on_conflict: Callable[[str, str, list[Conflict]], None] = lambda *_: None,
+    ) -> None:
         self.custom = client.CustomObjectsApi(api)
+        self.on_conflict = on_conflict
 
     def write(self, namespace: str, name: str, reported: dict[str, Any]) -> None:
-        desired = {k: (v[0], v[1]) for k, v in reported.items()}
+        desired = {k: EdgeWrite(*v) for k, v in reported.items()}
         for _ in range(ATTEMPTS):
             try:
                 device = self.custom.get_namespaced_custom_object(
@@ -98,6 +149,7 @@ class EdgeDesired:
                 if exc.status == 404:
                     return  # deleted meanwhile: nothing to adopt into
                 raise
+            replaced = conflicts(device, desired)
             if not adopt(device, desired):
                 return
             try:
@@ -107,6 +159,8 @@ class EdgeDesired:
                 device_name = f"{namespace}/{name}"
                 log.info("adopted desired values written at the edge",
                          extra={"device": device_name, "properties": sorted(desired)})  # fmt: skip
+                if replaced:
+                    self.on_conflict(namespace, name, replaced)
                 return
             except ApiException as exc:
                 if exc.status != 409:  # 409: changed meanwhile; read it again

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controllers.conditions import EdgeNotes, Facts, conditions, problems, protocol_of
+from controllers.desired import Conflict
 from controllers.devices import DeviceRouting, Key
 from controllers.status import StatusWriter
 
@@ -25,6 +26,7 @@ Obj = dict[str, Any]
 # node -> (ready, mappers, protocols whose mapper stopped with when)
 NodeFacts = Callable[[str], tuple[str | None, frozenset[str], frozenset[tuple[str, str]]]]
 RecordEvent = Callable[[Obj], None]
+Overruled = tuple[str, str, str, str]  # property, cloud value refused, edge value kept, since
 TICK = 2.0  # seconds between passes when nothing wakes the loop earlier
 # conditions whose every new message is news (a new conflict), not only a new reason
 ANNOUNCE_EACH_MESSAGE = frozenset({"DesiredAccepted"})
@@ -32,6 +34,10 @@ ANNOUNCE_EACH_MESSAGE = frozenset({"DesiredAccepted"})
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rfc3339(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _rv(obj: Obj | None) -> str:
@@ -76,6 +82,7 @@ class DeviceProblems:
         self._announced: dict[tuple[Key, str], str] = {}  # (device, type) -> what was announced
         self._checked: dict[Key, tuple[str, str, Facts]] = {}  # what each device was checked at
         self.notes: dict[Key, EdgeNotes] = {}  # what each device's node last said about it
+        self._replaced: dict[Key, dict[str, tuple[str, str, str]]] = {}  # by the cloud, unseen
         self.wake = asyncio.Event()
 
     def note(self, key: Key, notes: EdgeNotes) -> None:
@@ -84,12 +91,31 @@ class DeviceProblems:
             self.notes[key] = notes
             self.wake.set()
 
+    def overrule(self, key: Key, conflicts: list[Conflict]) -> None:
+        """Cloud values replaced by edge values before the node ever received them."""
+        for name, refused, kept, at in conflicts:
+            self._replaced.setdefault(key, {})[name] = (refused, kept, _rfc3339(at))
+        self.wake.set()
+
+    def _overruled(self, key: Key, device: Obj, notes: EdgeNotes) -> tuple[Overruled, ...]:
+        """The edge's notes and the cloud's own, each kept until a newer cloud value (the
+        Device's desired value moving away from the one kept) replaces it."""
+        desired = {p.get("name"): (p.get("desired") or {}).get("value")
+                   for p in (device.get("spec") or {}).get("properties") or []
+                   if isinstance(p, dict)}  # fmt: skip
+        replaced = self._replaced.get(key, {})
+        for name in [n for n, (_, kept, _) in replaced.items() if desired.get(n) != kept]:
+            del replaced[name]
+        merged = {name: (name, *entry) for name, entry in replaced.items()}
+        merged |= {entry[0]: entry for entry in notes.overruled}
+        return tuple(sorted(merged.values()))
+
     def _facts(self, key: Key, device: Obj, model: Obj | None) -> Facts:
         node = str((device.get("spec") or {}).get("nodeName") or "")
         ready, mappers, lost = self.node_facts(node) if node else (None, frozenset(), frozenset())
         notes = self.notes.get(key, EdgeNotes())
-        return Facts(model is not None, ready, mappers, lost, notes.unreached, notes.overruled,
-                     notes.errors)  # fmt: skip
+        return Facts(model is not None, ready, mappers, lost, notes.unreached,
+                     self._overruled(key, device, notes), notes.errors)  # fmt: skip
 
     def check(self) -> list[Obj]:
         """One pass: conditions to write go to the writer; the Events to record are returned."""
@@ -122,6 +148,7 @@ class DeviceProblems:
         for key in [k for k in self._checked if k not in self.routing.devices]:  # deleted
             del self._checked[key]
             self.notes.pop(key, None)
+            self._replaced.pop(key, None)
             for slot in [s for s in self._announced if s[0] == key]:
                 del self._announced[slot]
         return events

@@ -18,7 +18,7 @@ from typing import Any
 from devicetwin.model import Device, TwinValue
 from devicetwin.rules import sync_reason, unreached
 from devicetwin.service import now_ms
-from devicetwin.spec import Document, ManifestError, load_documents
+from devicetwin.spec import Document, ManifestError, declared_desired, load_documents
 from edgecore.edged.manager import check_pod
 from edgecore.hub import EdgeHub
 from edgecore.metamanager import DEVICE_KINDS, MetaStore
@@ -53,8 +53,14 @@ def status_of(device: Device) -> dict[str, Any]:
     status: dict[str, Any] = {"state": device.state, "twins": twins}
     if device.last_online:
         status["lastOnlineTime"] = device.last_online
+    declared = declared_desired(device.spec)
     desired = {  # edge-local desired writes, for the cloud to adopt (the conflict rule)
-        name: {"value": twin.expected.value, "edgeVersion": twin.expected_version.edge}
+        name: {
+            "value": twin.expected.value,
+            "edgeVersion": twin.expected_version.edge,
+            "declared": declared.get(name, ""),  # the cloud's value this node last received
+            "at": twin.expected.timestamp,
+        }
         for name, twin in sorted(device.twins.items())
         if twin.expected is not None and twin.expected_version.edge > 0 and not twin.deleted
     }

@@ -107,6 +107,11 @@ def _reported_value(cloud: CloudProcess, prop: str) -> str | None:
     return None if found is None else str(found["value"])
 
 
+def _condition(cloud: CloudProcess, kind: str) -> dict[str, Any]:
+    status = cloud.device("thermostat-1").get("status") or {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == kind), {})
+
+
 def _reading_time(cloud: CloudProcess) -> int:
     found = _reported(cloud.device("thermostat-1"), "temperature") or {}
     return int(found.get("metadata", {}).get("timestamp", 0))
@@ -183,6 +188,17 @@ def test_edge_cut_off_for_60s_with_changes_at_both_ends_agrees_after_reconnect(
     wait_for(lambda: _reported_value(cloud, "setpoint") == edge_value, timeout=30,
              what="the device's setpoint in Device.status")  # fmt: skip
     assert _register(chain.port) == int(edge_value)
+    # the user learns that their last patch lost: a condition and a Warning Event say which
+    # value was kept and when the edge wrote it
+    kept = wait_for(lambda: (c := _condition(cloud, "DesiredAccepted")).get("status") == "False"
+                    and c, timeout=30, what="DesiredAccepted=False")  # fmt: skip
+    assert kept["reason"] == "EdgeValueKept"
+    assert kept["message"].startswith(f"setpoint: kept {edge_value}, written at the edge at ")
+    events = (cloud.get("events") or {}).get("items", [])
+    assert any(e["reason"] == "EdgeValueKept" and e["involvedObject"]["name"] == "thermostat-1"
+               for e in events)  # fmt: skip
     # and afterwards the cloud, having seen the edge's change, wins again
     _patch(cloud, setpoint="22")
     wait_for(lambda: _register(chain.port) == 22, timeout=30, what="a later kubectl patch applies")
+    wait_for(lambda: _condition(cloud, "DesiredAccepted").get("status") == "True", timeout=30,
+             what="DesiredAccepted=True again")  # fmt: skip

@@ -170,3 +170,26 @@ def test_problems_announce_each_new_conflict_but_a_missed_value_once() -> None:
     assert [e["reason"] for e in problems.check()] == ["EdgeValueKept"]
     problems.note(("default", "t1"), _notes(overruled={"setpoint": {**conflict, "refused": "23"}}))
     assert [e["reason"] for e in problems.check()] == ["EdgeValueKept"]  # a new conflict: news
+
+
+def test_problems_keep_a_cloud_detected_conflict_until_a_newer_cloud_value() -> None:
+    routing = DeviceRouting()
+    device = _device()
+    device["spec"]["properties"] = [{"name": "setpoint", "desired": {"value": "25"}}]
+    routing.device_event("ADDED", device)
+    routing.model_event("ADDED", {"metadata": {"name": "thermo", "namespace": "default"}})
+    problems = DeviceProblems(
+        routing,
+        lambda _n: ("True", frozenset({"modbus"}), frozenset()),
+        StatusWriter(lambda *_: None),
+        lambda _e: None,
+    )
+    problems.overrule(("default", "t1"), [("setpoint", "22", "25", 1_765_058_400_000)])
+    assert [e["reason"] for e in problems.check()] == ["EdgeValueKept"]
+    newer = _device()
+    newer["metadata"]["resourceVersion"] = "2"
+    newer["spec"]["properties"] = [{"name": "setpoint", "desired": {"value": "24"}}]
+    routing.device_event("MODIFIED", newer)  # the user's next value, made having seen 25
+    problems.check()
+    facts = problems._facts(("default", "t1"), newer, {})
+    assert facts.overruled == ()

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from controllers.desired import EDGE_VERSIONS, adopt, clean_desired, with_seen_versions
+from controllers.desired import (
+    EDGE_VERSIONS,
+    EdgeWrite,
+    adopt,
+    clean_desired,
+    conflicts,
+    with_seen_versions,
+)
 
 
 def _device(seen: dict[str, int] | None = None) -> dict[str, Any]:
@@ -18,7 +25,7 @@ def _device(seen: dict[str, int] | None = None) -> dict[str, Any]:
 
 def test_adopt_when_edge_count_is_newer_writes_value_and_count() -> None:
     device = _device()
-    assert adopt(device, {"sp": ("23", 1), "power": ("true", 2)})
+    assert adopt(device, {"sp": EdgeWrite("23", 1), "power": EdgeWrite("true", 2)})
     props = {p["name"]: p["desired"]["value"] for p in device["spec"]["properties"]}
     assert props == {"sp": "23", "power": "true"}
     assert json.loads(device["metadata"]["annotations"][EDGE_VERSIONS]) == {"power": 2, "sp": 1}
@@ -26,7 +33,7 @@ def test_adopt_when_edge_count_is_newer_writes_value_and_count() -> None:
 
 def test_adopt_when_already_seen_changes_nothing() -> None:
     device = _device({"sp": 3})
-    assert not adopt(device, {"sp": ("23", 3)})
+    assert not adopt(device, {"sp": EdgeWrite("23", 3)})
     assert device["spec"]["properties"][0]["desired"]["value"] == "20"
 
 
@@ -49,3 +56,19 @@ def test_delivered_device_always_carries_the_annotation() -> None:
 def test_clean_desired_when_malformed_is_refused(raw: Any) -> None:
     with pytest.raises(ValueError, match="desired"):
         clean_desired(raw)
+
+
+def test_conflicts_name_cloud_values_the_node_never_received() -> None:
+    """The Device says 20; the node last received 21 and wrote 23 at the edge: someone set 20
+    in the cloud meanwhile, and the adoption of 23 replaces it unseen."""
+    assert conflicts(_device(), {"sp": EdgeWrite("23", 1, "21", 5)}) == [("sp", "20", "23", 5)]
+    # the node had received 20 (and refused it itself, or wrote over it): not the cloud's news
+    assert conflicts(_device(), {"sp": EdgeWrite("23", 1, "20", 5)}) == []
+    assert conflicts(_device({"sp": 1}), {"sp": EdgeWrite("23", 1, "21", 5)}) == []  # seen
+    assert conflicts(_device(), {"sp": EdgeWrite("20", 1, "21", 5)}) == []  # same value
+
+
+def test_clean_desired_reads_what_the_node_held() -> None:
+    raw = {"sp": {"value": "23", "edgeVersion": 2, "declared": "21", "at": 7}}
+    assert clean_desired(raw) == {"sp": EdgeWrite("23", 2, "21", 7)}
+    assert clean_desired({"sp": {"value": "23", "edgeVersion": 2}}) == {"sp": EdgeWrite("23", 2)}
