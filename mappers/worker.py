@@ -93,6 +93,7 @@ class DeviceWorker:
         self._deltas: dict[str, str] = pending_desired(entry)
         self._written: dict[str, tuple[str, float]] = {}  # property -> (value, when written)
         self._errors: dict[str, str] = {}  # property -> why it cannot be served, as reported
+        self._unserved: dict[str, str] = {}  # property -> what of its spec no mapper serves
         self._reported: dict[str, tuple[str, float]] = {}
         self._state = ""
         self._reschedule = False
@@ -152,8 +153,10 @@ class DeviceWorker:
             return True
         return now - last[1] >= prop.report_cycle_ms / 1000
 
-    def _problem(self, report: Report, name: str, error: str) -> None:
-        """Tell the edge (once per change) why a property cannot be served; "" clears it."""
+    def _problem(self, report: Report, name: str, read_error: str) -> None:
+        """Tell the edge (once per change) why a property cannot be fully served: what the
+        spec asks that no kedge mapper does, and the last read's error ("" when it worked)."""
+        error = "; ".join(e for e in (self._unserved.get(name, ""), read_error) if e)
         if self._errors.get(name, "") != error:
             if error:
                 log.warning("%s cannot be served: %s", name, error, extra={"device": self.id})
@@ -263,14 +266,14 @@ class DeviceWorker:
         """Push targets, and a reason on each property whose pushMethod kedge cannot serve."""
         pusher = Pusher(self.id, {n: p.push_method for n, p in self.properties.items()
                                   if p.push_method})  # fmt: skip
-        report: Report = {}
+        self._unserved = dict(pusher.unsupported)
         for name, prop in self.properties.items():
-            reason = pusher.unsupported.get(name, "")
             if prop.type == "stream":
-                reason = (f"STREAM properties are not served by kedge's "
-                          f"{self.mapper.settings.protocol} mapper")  # fmt: skip
-            if reason:
-                self._problem(report, name, reason)
+                self._unserved[name] = (f"STREAM properties are not served by kedge's "
+                                        f"{self.mapper.settings.protocol} mapper")  # fmt: skip
+        report: Report = {}
+        for name in self.properties:
+            self._problem(report, name, "")
         self._send(report)
         return pusher
 

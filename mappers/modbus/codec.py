@@ -1,11 +1,14 @@
 """Modbus registers <-> twin values, KubeEdge-compatible. Pure: no I/O, no pymodbus.
 
 Visitor keys (KubeEdge): `register` (CoilRegister, DiscreteInputRegister, InputRegister,
-HoldingRegister), `offset` (address), `limit` (count), `scale`, `isSwap`, `isRegisterSwap`.
-Our optional key: `dataType` (int16 uint16 int32 uint32 int64 uint64 float32 float64 boolean
-string). Without it the type follows KubeEdge: integers are unsigned of `limit` registers, a
+HoldingRegister), `offset` (address), `limit` (count), `scale`, `isSwap`, `isRegisterSwap`,
+`min`/`max` (writes outside are refused). `dataType`: the model's type names as KubeEdge's
+mappers use them (int, float, double, boolean/bool, string; the width comes from `limit`), or
+ours (int16 uint16 int32 uint32 int64 uint64 float32 float64). By model type name, or without
+`dataType`, the type follows KubeEdge: integers are unsigned of `limit` registers, a
 FLOAT/DOUBLE of `limit` 2 is float32 and of 4 float64 (of 1: a scaled register, the common
-"x0.1" sensor case), STRING is the registers' bytes.
+"x0.1" sensor case), STRING is the registers' bytes. Coils and discrete inputs are bits: 0/1
+for a numeric property (KubeEdge's `dataType: int` on a CoilRegister), true/false otherwise.
 
 Read path, as KubeEdge's mapper does it:
 
@@ -42,6 +45,9 @@ _FORMATS = {  # dataType -> (struct format, registers)
 }
 _UNSIGNED_BY_LIMIT = {1: "uint16", 2: "uint32", 4: "uint64"}
 _FLOAT_BY_LIMIT = {1: "uint16", 2: "float32", 4: "float64"}
+_MODEL_TYPES = {"int": "int", "float": "float", "double": "double", "boolean": "boolean",
+                "bool": "boolean", "string": "string"}  # fmt: skip
+_NUMERIC = ("int", "float", "double")
 
 
 class CodecError(Exception):
@@ -58,6 +64,8 @@ class RegisterSpec:
     swap: bool
     register_swap: bool
     property_type: str  # twin type of the property: decides how the number is written out
+    minimum: float | None = None  # `min`: writes below are refused
+    maximum: float | None = None  # `max`: writes above are refused
 
     @property
     def is_bits(self) -> bool:
@@ -94,6 +102,36 @@ def _default_type(property_type: str, table: str, limit: int) -> str:
     return table_for[limit]
 
 
+def _number(config: Mapping[str, Any], key: str) -> float | None:
+    raw = config.get(key)
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise CodecError(f"{key}: {raw!r} is not a number")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise CodecError(f"{key}: {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise CodecError(f"{key}: must be a finite number")
+    return value
+
+
+def _data_type(config: Mapping[str, Any], property_type: str, table: str, limit: int) -> str:
+    raw = config.get("dataType")
+    if raw is not None and not isinstance(raw, str):
+        raise CodecError(f"dataType: {raw!r} is not a type name")
+    named = (raw or "").strip().lower()
+    if not named or named in _MODEL_TYPES:  # KubeEdge's way: the width comes from `limit`
+        return _default_type(_MODEL_TYPES.get(named, property_type), table, limit)
+    if named not in _FORMATS and named not in ("boolean", "string"):
+        raise CodecError(
+            f"dataType: {raw!r} is not one of int, float, double, boolean, string, "
+            f"{', '.join(_FORMATS)}"
+        )
+    return named
+
+
 def register_spec(config: Mapping[str, Any], property_type: str) -> RegisterSpec:
     """Validate a property's visitor configData; errors name the key."""
     register = config.get("register")
@@ -102,26 +140,17 @@ def register_spec(config: Mapping[str, Any], property_type: str) -> RegisterSpec
     table = TABLES[register]
     address = _int(config, "offset", 0, 0, 65535)
     limit = _int(config, "limit", 1, 1, 125)
-    data_type = config.get("dataType") or _default_type(property_type, table, limit)
+    data_type = _data_type(config, property_type, table, limit)
     if data_type in _FORMATS:
         width = _FORMATS[data_type][1]
         if "limit" in config and limit != width:
             raise CodecError(f"limit: {data_type} takes {width} registers, not {limit}")
         limit = width
-    elif data_type not in ("boolean", "string"):
-        raise CodecError(
-            f"dataType: {data_type!r} is not one of {', '.join(_FORMATS)}, boolean, string"
-        )
     if table in ("coil", "discrete") and data_type != "boolean":
         raise CodecError(f"dataType: {register} holds bits, not {data_type}")
-    scale = config.get("scale", 1)
-    if isinstance(scale, bool) or not isinstance(scale, (int, float, str)):
-        raise CodecError(f"scale: {scale!r} is not a number")
-    try:
-        scale = float(scale)
-    except ValueError:
-        raise CodecError(f"scale: {scale!r} is not a number") from None
-    if scale == 0 or not math.isfinite(scale):
+    scale = _number(config, "scale")
+    scale = 1.0 if scale is None else scale
+    if scale == 0:
         raise CodecError("scale: must be a finite, non-zero number")
     return RegisterSpec(
         table,
@@ -132,6 +161,8 @@ def register_spec(config: Mapping[str, Any], property_type: str) -> RegisterSpec
         _bool(config, "isSwap"),
         _bool(config, "isRegisterSwap"),
         property_type,
+        _number(config, "min"),
+        _number(config, "max"),
     )
 
 
@@ -156,6 +187,8 @@ def decode(spec: RegisterSpec, reply: Sequence[int] | Sequence[bool]) -> str:
     if len(reply) < spec.count:
         raise CodecError(f"device returned {len(reply)} values, expected {spec.count}")
     if spec.is_bits:
+        if spec.property_type in _NUMERIC:
+            return "1" if reply[0] else "0"
         return "true" if reply[0] else "false"
     words = _swap(spec, [int(w) for w in reply[: spec.count]])
     if any(not 0 <= w <= 0xFFFF for w in words):
@@ -171,10 +204,29 @@ def decode(spec: RegisterSpec, reply: Sequence[int] | Sequence[bool]) -> str:
     return _text(spec, number * spec.scale if spec.scale != 1 else number)
 
 
+def _check_bounds(spec: RegisterSpec, value: str) -> None:
+    if spec.minimum is None and spec.maximum is None:
+        return
+    try:
+        number = float(value)
+    except ValueError:
+        return  # not a number: the type check below says so
+    if spec.minimum is not None and number < spec.minimum:
+        raise CodecError(f"{value} is below the visitor's min {spec.minimum:g}")
+    if spec.maximum is not None and number > spec.maximum:
+        raise CodecError(f"{value} is above the visitor's max {spec.maximum:g}")
+
+
 def encode(spec: RegisterSpec, value: str) -> list[int] | list[bool]:
     """Registers (or bits) to write for a desired twin value."""
     if spec.table not in WRITABLE:
         raise CodecError(f"{spec.table} registers are read-only in Modbus")
+    _check_bounds(spec, value)
+    if spec.is_bits and spec.property_type in _NUMERIC:
+        try:
+            return [float(value) != 0]
+        except ValueError:
+            raise CodecError(f"{value!r} is not a number") from None
     if spec.data_type == "boolean":
         if value not in ("true", "false"):
             raise CodecError(f"{value!r} is not true or false")

@@ -1,7 +1,9 @@
 """Modbus TCP and RTU driver on pymodbus: one client per endpoint, shared and locked.
 
-An endpoint is a TCP `ip:port` or a serial port (`serialPort`: a device path such as
-/dev/ttyUSB0, or any pyserial URL such as socket://host:port for RTU over a TCP link). Devices
+An endpoint is a TCP `ip:port` (the port may be a number or a string, as in KubeEdge's examples)
+or a serial port (`serialPort` or `serialName`: a device path such as /dev/ttyUSB0, or any
+pyserial URL such as socket://host:port for RTU over a TCP link); `communicateMode` TCP or RTU
+picks one explicitly. Devices
 on one endpoint (different `slaveID`) share its client, because gateways and RTU buses serve
 one request at a time. A failed request closes the client; the next one reconnects.
 """
@@ -97,9 +99,22 @@ def _tcp(config: Mapping[str, Any], timeout: float) -> tuple[str, ClientFactory]
     )
 
 
+def _endpoint(config: Mapping[str, Any], timeout: float) -> tuple[str, ClientFactory]:
+    """TCP or RTU, as `communicateMode` (KubeEdge's examples: TCP or RTU) says, or else by
+    whether a serial port is named (`serialPort`, or the examples' `serialName`)."""
+    mode = str(config.get("communicateMode") or "").upper()
+    if mode not in ("", "TCP", "RTU"):
+        raise VisitorError(f"communicateMode: {config['communicateMode']!r} is not TCP or RTU")
+    serial = "serialPort" in config or "serialName" in config
+    if mode == "RTU" and not serial:
+        raise VisitorError("communicateMode RTU needs serialPort (or serialName)")
+    return (_serial if mode == "RTU" or (not mode and serial) else _tcp)(config, timeout)
+
+
 def _serial(config: Mapping[str, Any], timeout: float) -> tuple[str, ClientFactory]:
-    """RTU on a serial port; KubeEdge's keys serialPort, baudRate, dataBits, parity, stopBits."""
-    port = str(config["serialPort"])
+    """RTU on a serial port; KubeEdge's keys serialPort (or serialName), baudRate, dataBits,
+    parity, stopBits."""
+    port = str(config.get("serialPort") or config["serialName"])
     baudrate = int(config.get("baudRate", 19200))
     bytesize = int(config.get("dataBits", 8))
     stopbits = int(config.get("stopBits", 1))
@@ -132,7 +147,7 @@ class ModbusDriver:
         try:
             self.device_id = int(_setting(config, "slaveID", 1))
             timeout = float(config.get("timeout", DEFAULT_TIMEOUT))
-            name, make_client = (_serial if "serialPort" in config else _tcp)(config, timeout)
+            name, make_client = _endpoint(config, timeout)
         except (TypeError, ValueError) as exc:
             raise VisitorError(f"protocol configData: {exc}") from exc
         self._pool = pool

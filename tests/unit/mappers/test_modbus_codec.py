@@ -158,3 +158,44 @@ def test_encode_when_compared_with_pymodbus_gives_same_registers(
     theirs = ModbusTcpClient.convert_to_registers(number, kind, word_order=order)
     assert encode(visitor, value) == theirs
     assert decode(visitor, theirs) == value
+
+
+@pytest.mark.parametrize(
+    ("prop_type", "config", "registers", "text"),
+    [
+        # kubeedge/examples temperature-sensor-demo: the model's type names, width from limit
+        ("float", {"dataType": "float", "limit": 1, "scale": 0.1}, [235], "23.5"),
+        ("float", {"dataType": "Float", "limit": 1, "scale": 0.1}, [235], "23.5"),  # any case
+        ("float", {"dataType": "float", "limit": 2}, F235, "23.5"),
+        ("double", {"dataType": "double", "limit": 4}, [0x4037, 0x8000, 0, 0], "23.5"),
+        ("int", {"dataType": "int", "limit": 1}, [0xFFFF], "65535"),  # unsigned, as KubeEdge
+        ("int", {"dataType": "int", "limit": 2}, [0x0001, 0x0000], "65536"),
+        ("boolean", {"dataType": "bool"}, [1], "true"),
+        ("string", {"dataType": "string", "limit": 2}, [0x4F4B, 0x0000], "OK"),
+    ],
+)
+def test_decode_when_data_type_is_a_model_type_name(
+    prop_type: str, config: dict[str, Any], registers: list[int], text: str
+) -> None:
+    assert decode(spec(prop_type, **config), registers) == text
+
+
+def test_a_coil_with_data_type_int_reads_and_writes_0_and_1() -> None:
+    coil = register_spec(
+        {"register": "CoilRegister", "dataType": "int", "offset": 0, "limit": 1, "scale": 1}, "int"
+    )
+    assert decode(coil, [True]) == "1" and decode(coil, [False]) == "0"
+    assert encode(coil, "1") == [True] and encode(coil, "0") == [False]
+    with pytest.raises(CodecError, match="not a number"):
+        encode(coil, "on")
+
+
+def test_min_and_max_in_the_visitor_bound_writes() -> None:
+    bounded = spec("float", dataType="float", scale=0.1, max=100.0, min=1.0)
+    assert encode(bounded, "50") == [500]
+    with pytest.raises(CodecError, match="above the visitor's max 100"):
+        encode(bounded, "120")
+    with pytest.raises(CodecError, match="below the visitor's min 1"):
+        encode(bounded, "0.5")
+    with pytest.raises(CodecError, match="max: 'lots' is not a number"):
+        spec("float", max="lots")
