@@ -18,9 +18,11 @@ import subprocess
 from pathlib import Path
 
 from kedge.mqtt import MqttSettings
+from kedge.process import die_with_parent, end_stale, record_pids, write_private
 
 log = logging.getLogger("kedge.broker")
 USERNAME = "kedge"
+PID_FILE = "mosquitto.pid"
 READY_TIMEOUT = 10.0
 
 
@@ -41,12 +43,6 @@ def find_mosquitto() -> str:
     return found
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-
-
 class LocalBroker:
     """A mosquitto child process on 127.0.0.1:`port`, restarted when it exits unexpectedly."""
 
@@ -63,10 +59,10 @@ class LocalBroker:
         self.dir.mkdir(parents=True, exist_ok=True)
         secret_file = self.dir / "password"
         if not secret_file.exists():
-            _write_private(secret_file, secrets.token_urlsafe(24))
+            write_private(secret_file, secrets.token_urlsafe(24))
         password = secret_file.read_text().strip()
         passwd = self.dir / "passwd"
-        _write_private(passwd, "")
+        write_private(passwd, "")
         tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
         result = subprocess.run(  # noqa: ASYNC221 - runs once before the loop serves anything
             [tool, "-b", str(passwd), USERNAME, password],
@@ -93,18 +89,24 @@ class LocalBroker:
             )
         )
         settings = MqttSettings("127.0.0.1", self.port, USERNAME, password)
-        _write_private(self.dir / "mqtt-url", settings.url() + "\n")
+        write_private(self.dir / "mqtt-url", settings.url() + "\n")
         return settings
 
+    def _argv(self) -> list[str]:
+        return [find_mosquitto(), "-c", str(self.dir / "mosquitto.conf")]
+
     async def _spawn(self) -> asyncio.subprocess.Process:
+        """mosquitto, dying with edgecore; its pid recorded so a later start on this state dir
+        can end one that outlived an edgecore it did not die with."""
         with (self.dir / "mosquitto.log").open("ab") as log_file:
-            return await asyncio.create_subprocess_exec(
-                find_mosquitto(),
-                "-c",
-                str(self.dir / "mosquitto.conf"),
+            process = await asyncio.create_subprocess_exec(
+                *self._argv(),
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log_file,
+                preexec_fn=die_with_parent(),
             )
+        record_pids(self.dir / PID_FILE, {"mosquitto": (process.pid, self._argv())})
+        return process
 
     def _log_tail(self) -> str:
         with contextlib.suppress(OSError):
@@ -113,8 +115,12 @@ class LocalBroker:
         return ""
 
     async def start(self) -> None:
-        """Start mosquitto and wait until it accepts connections."""
+        """Start mosquitto and wait until it accepts connections, first ending a mosquitto of
+        this state dir that a killed run left holding the port."""
         find_mosquitto()
+        for pid in end_stale(self.dir / PID_FILE):
+            log.warning("ended a stale mosquitto of this state dir",
+                        extra={"node": self.node, "pid": pid})  # fmt: skip
         self._process = await self._spawn()
         await self._wait_ready(self._process)
         log.info(
@@ -170,3 +176,4 @@ class LocalBroker:
         except TimeoutError:
             process.kill()
             await process.wait()
+        (self.dir / PID_FILE).unlink(missing_ok=True)

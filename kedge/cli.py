@@ -20,10 +20,11 @@ def _edgecore(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from kedge.up import run
+    from edgecore.cli import run as run_edgecore
+    from kedge.up import Supervise, run
 
-    def edgecore(argv: list[str]) -> int:
-        return _edgecore(build_parser().parse_args(["edgecore", *argv]))
+    def edgecore(argv: list[str], supervise: Supervise) -> int:
+        return run_edgecore(build_parser().parse_args(["edgecore", *argv]), supervise)
 
     return run(args, edgecore)
 

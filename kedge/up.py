@@ -13,15 +13,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from kedge.children import Children
+from kedge.process import end_stale, write_private
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "crds" / "samples"
@@ -39,15 +43,28 @@ def say(text: str) -> None:
     print(f"kedge up: {text}", file=sys.stderr, flush=True)  # noqa: T201 - progress for the user
 
 
-def port_or_free(port: int, what: str) -> int:
-    """`port` if it can be bound on loopback, else a free one (e.g. a system mosquitto on 1883)."""
+def _bindable(port: int) -> bool:
+    """Whether a server could listen on `port` now: servers set SO_REUSEADDR, so connections
+    of an earlier run still in TIME_WAIT do not count as the port in use."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
-            return port
+            return True
         except OSError:
-            probe.bind(("127.0.0.1", 0))
-            free = int(probe.getsockname()[1])
+            return False
+
+
+def port_or_free(port: int, what: str, before: int | None = None) -> int:
+    """The port the last run on this state dir used, else `port`, else a free one (e.g. a
+    system mosquitto holds 1883), so a restart comes up where the last run was."""
+    if before is not None and before != port and _bindable(before):
+        return before
+    if _bindable(port):
+        return port
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = int(probe.getsockname()[1])
     say(f"port {port} ({what}) is in use; using {free}")
     return free
 
@@ -67,32 +84,6 @@ def wait_until(check: Callable[[], bool], what: str, process: subprocess.Popen[b
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} not ready after {timeout:g}s; see {log}")
         time.sleep(0.05)
-
-
-class Children:
-    """The processes `kedge up` started; stopped in reverse order (SIGTERM, then SIGKILL)."""
-
-    def __init__(self) -> None:
-        self.running: list[subprocess.Popen[bytes]] = []
-
-    def start(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            process = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)  # fmt: skip
-        self.running.append(process)
-        return process
-
-    def stop(self) -> None:
-        for process in reversed(self.running):
-            if process.poll() is None:
-                process.terminate()
-        for process in reversed(self.running):
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def apply(kubeconfig: Path, texts: list[str]) -> int:
@@ -128,75 +119,120 @@ def _token(cloud_state: Path) -> str:
     return made.stdout.strip()
 
 
-def run(args: argparse.Namespace, edgecore: Callable[[list[str]], int]) -> int:
-    state: Path = args.state_dir.resolve()
-    children = Children()
-    python = sys.executable
+PIDS = "up.pids"  # the children of the running `kedge up`, for a later start to end
+PORTS = "up.ports.json"  # the ports the last run used, by the ports asked for
+Supervise = Callable[[], Coroutine[Any, Any, None]]
+
+
+def _ports(args: argparse.Namespace, state: Path) -> dict[str, int]:
+    """Each port: the one the last run on this state dir used for the same request, else the
+    one asked for, else a free one; remembered for the next run."""
     try:
-        ports = {
-            "api": port_or_free(args.api_port, "Kubernetes API"),
-            "hub": port_or_free(args.cloud_port, "CloudHub"),
-            "join": port_or_free(args.join_port, "join service"),
-            "stream": port_or_free(args.stream_port, "CloudStream"),
-            "mqtt": port_or_free(args.mqtt_port, "MQTT"),
-            "http": port_or_free(args.http_port, "edge HTTP API"),
-        }
-        sim_ports = {p: port_or_free(d, f"{p} simulator") for p, (d, _) in SIMULATORS.items()}
-        api_state, cloud_state = state / "apiserver", state / "cloudcore"
-        api_state.mkdir(parents=True, exist_ok=True)
-        kubeconfig = api_state / "kubeconfig"
-        say(f"starting the API server on https://127.0.0.1:{ports['api']}")
-        api_argv = [python, "-m", "cloudcore.apiserver", "--state-dir", str(api_state),
-                    "--port", str(ports["api"])]  # fmt: skip
-        api = children.start(api_argv, api_state / "apiserver.log")
-        wait_until(lambda: _listening(ports["api"]) and kubeconfig.exists(), "the API server",
-                   api, api_state / "apiserver.log")  # fmt: skip
-        say(f"starting cloudcore (CloudHub wss://127.0.0.1:{ports['hub']})")
-        cloud = children.start(
-            [python, "-m", "cloudcore", "--kubeconfig", str(kubeconfig), "--state-dir",
-             str(cloud_state), "--port", str(ports["hub"]), "--join-port", str(ports["join"]),
-             "--stream-port", str(ports["stream"]),
-             "--workload-controllers"], cloud_state / "cloudcore.log",
-        )  # fmt: skip
-        for protocol, port in sim_ports.items():
-            say(f"starting the {protocol} simulator on 127.0.0.1:{port}")
-            log = state / "simulators" / f"{protocol}.log"
-            sim = children.start([python, "-m", "kedge", "simulate", protocol, "--port", str(port)],
-                                 log)  # fmt: skip
-            wait_until(functools.partial(_listening, port), f"the {protocol} simulator", sim, log)
-        wait_until(lambda: _listening(ports["hub"]) and _listening(ports["join"]), "cloudcore",
-                   cloud, cloud_state / "cloudcore.log")  # fmt: skip
-        samples = []
-        for path in sorted(SAMPLES.glob("*.yaml")):
-            text = path.read_text()
-            protocol = path.stem
-            if protocol in SIMULATORS:
-                default, pattern = SIMULATORS[protocol]
-                text = text.replace(pattern.format(default), pattern.format(sim_ports[protocol]))
-            samples.append(text)
-        mappers = [p.read_text() for p in sorted(MAPPERS.glob("*.yaml"))]
-        count = apply(kubeconfig, samples + mappers)
-        say(f"applied {count} objects: sample DeviceModels and Devices, mapper DaemonSets")
-        token = _token(cloud_state)
-        print(  # noqa: T201 - the quick start shows where to look
-            f"\nkedge up: the whole system runs on this machine; edge node {NODE} is joining\n"
-            f"  export KUBECONFIG={kubeconfig}\n"
-            f"  kubectl get nodes; kubectl get pods -A; kubectl get devices\n"
-            f"  kubectl get device thermostat-1 -o yaml    # reported twins in status\n"
-            f"  kubectl logs -n kedge-system -l app.kubernetes.io/name=mapper-modbus"
-            f"  (or {state}/edge/pods/*/logs/)\n"
-            f"  curl http://127.0.0.1:{ports['http']}/v1/devices/default/thermostat-1"
-            f"   (OpenAPI at /docs)\n"
-            f"  logs: {state}/*/*.log; state: {state}\n"
-            f"Ctrl-C stops everything.\n",
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
-        return edgecore([
+        before = json.loads((state / PORTS).read_text())
+    except (OSError, ValueError):
+        before = {}
+    asked = {
+        "api": (args.api_port, "Kubernetes API"), "hub": (args.cloud_port, "CloudHub"),
+        "join": (args.join_port, "join service"), "stream": (args.stream_port, "CloudStream"),
+        "mqtt": (args.mqtt_port, "MQTT"), "http": (args.http_port, "edge HTTP API"),
+        **{p: (default, f"{p} simulator") for p, (default, _) in SIMULATORS.items()},
+    }  # fmt: skip
+    ports = {}
+    for name, (port, what) in asked.items():
+        last = before.get(name) if isinstance(before, dict) else None
+        used = last[1] if isinstance(last, list) and last[:1] == [port] else None
+        ports[name] = port_or_free(port, what, used if isinstance(used, int) else None)
+    write_private(state / PORTS, json.dumps({n: [asked[n][0], p] for n, p in ports.items()}))
+    return ports
+
+
+def _end_leftovers(state: Path) -> None:
+    """What a killed earlier run on this state dir left running (nothing, normally: its
+    children die with it) would hold its ports: end it first."""
+    for pid_file in (state / PIDS, state / "edge" / "broker" / "mosquitto.pid"):
+        for pid in end_stale(pid_file):
+            say(f"ended process {pid}, left running by an earlier run on {state}")
+
+
+def _start_cloud(children: Children, state: Path, ports: dict[str, int]) -> Path:
+    """The API server and cloudcore; the kubeconfig's path once both listen."""
+    python, api_state, cloud_state = sys.executable, state / "apiserver", state / "cloudcore"
+    api_state.mkdir(parents=True, exist_ok=True)
+    kubeconfig = api_state / "kubeconfig"
+    say(f"starting the API server on https://127.0.0.1:{ports['api']}")
+    api = children.start("the API server", [python, "-m", "cloudcore.apiserver", "--state-dir",
+                          str(api_state), "--port", str(ports["api"])],
+                          api_state / "apiserver.log")  # fmt: skip
+    wait_until(lambda: _listening(ports["api"]) and kubeconfig.exists(), "the API server",
+               api, api_state / "apiserver.log")  # fmt: skip
+    say(f"starting cloudcore (CloudHub wss://127.0.0.1:{ports['hub']})")
+    cloud = children.start(
+        "cloudcore",
+        [python, "-m", "cloudcore", "--kubeconfig", str(kubeconfig), "--state-dir",
+         str(cloud_state), "--port", str(ports["hub"]), "--join-port", str(ports["join"]),
+         "--stream-port", str(ports["stream"]), "--workload-controllers"],
+        cloud_state / "cloudcore.log",
+    )  # fmt: skip
+    for protocol in SIMULATORS:
+        port, log = ports[protocol], state / "simulators" / f"{protocol}.log"
+        say(f"starting the {protocol} simulator on 127.0.0.1:{port}")
+        sim = children.start(f"the {protocol} simulator", [python, "-m", "kedge", "simulate",
+                             protocol, "--port", str(port)], log)  # fmt: skip
+        wait_until(functools.partial(_listening, port), f"the {protocol} simulator", sim, log)
+    wait_until(lambda: _listening(ports["hub"]) and _listening(ports["join"]), "cloudcore",
+               cloud, cloud_state / "cloudcore.log")  # fmt: skip
+    return kubeconfig
+
+
+def _apply_samples(kubeconfig: Path, ports: dict[str, int]) -> None:
+    samples = []
+    for path in sorted(SAMPLES.glob("*.yaml")):
+        text = path.read_text()
+        if path.stem in SIMULATORS:
+            default, pattern = SIMULATORS[path.stem]
+            text = text.replace(pattern.format(default), pattern.format(ports[path.stem]))
+        samples.append(text)
+    mappers = [p.read_text() for p in sorted(MAPPERS.glob("*.yaml"))]
+    count = apply(kubeconfig, samples + mappers)
+    say(f"applied {count} objects: sample DeviceModels and Devices, mapper DaemonSets")
+
+
+def _show(state: Path, kubeconfig: Path, ports: dict[str, int]) -> None:
+    print(  # noqa: T201 - the quick start shows where to look
+        f"\nkedge up: the whole system runs on this machine; edge node {NODE} is joining\n"
+        f"  export KUBECONFIG={kubeconfig}\n"
+        f"  kubectl get nodes; kubectl get pods -A; kubectl get devices\n"
+        f"  kubectl get device thermostat-1 -o yaml    # reported twins in status\n"
+        f"  kubectl logs -n kedge-system -l app.kubernetes.io/name=mapper-modbus"
+        f"  (or {state}/edge/pods/*/logs/)\n"
+        f"  curl http://127.0.0.1:{ports['http']}/v1/devices/default/thermostat-1"
+        f"   (OpenAPI at /docs)\n"
+        f"  logs: {state}/*/*.log; state: {state}\n"
+        f"Processes that stop are restarted (and said so here). Ctrl-C stops everything.\n",
+        file=sys.stderr, flush=True,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace, edgecore: Callable[[list[str], Supervise], int]) -> int:
+    """Everything up, the edge node in this process; `edgecore(argv, supervise)` runs the
+    node and, beside it on its event loop, `supervise()` restarting what stops."""
+    state: Path = args.state_dir.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    _end_leftovers(state)
+    children = Children(state / PIDS, say)
+    try:
+        ports = _ports(args, state)
+        kubeconfig = _start_cloud(children, state, ports)
+        _apply_samples(kubeconfig, ports)
+        token = _token(state / "cloudcore")
+        _show(state, kubeconfig, ports)
+        argv = [
             "--node", NODE, "--state-dir", str(state / "edge"),
             "--broker", f"local:{ports['mqtt']}", "--http", f"127.0.0.1:{ports['http']}",
             "--cloud", f"wss://127.0.0.1:{ports['hub']}",
             "--join", f"https://127.0.0.1:{ports['join']}", "--token", token,
-        ])  # fmt: skip
+        ]  # fmt: skip
+        return edgecore(argv, children.supervise)
     except (RuntimeError, subprocess.CalledProcessError) as exc:
         say(f"failed: {exc}")
         return 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import datetime
 import logging
 import os
@@ -23,18 +22,11 @@ from typing import Any
 
 from edgecore.edged import probes
 from edgecore.edged.podspec import ContainerPlan, Probe
+from kedge.process import die_with_parent
 
 log = logging.getLogger("kedge.edged")
 MAX_BACKOFF = 300.0
 RESET_AFTER = 600.0
-_PR_SET_PDEATHSIG = 1
-
-
-_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: the child must not take loader locks
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def now() -> str:
@@ -163,7 +155,7 @@ class Container:
                 self._process = await asyncio.create_subprocess_exec(
                     *plan.argv, env=dict(plan.env), cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
                     stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent(),
                 )  # fmt: skip
             except OSError as exc:
                 message = f"failed to start {plan.argv[0]!r}: {exc.strerror or exc}"
