@@ -69,6 +69,7 @@ bench: $(STAMP) os-packages
 	$(BIN)/python -m bench.status_writes
 	$(BIN)/python -m bench.pod_startup
 	$(BIN)/python -m bench.up
+	$(BIN)/python -m bench.idle
 	$(BIN)/python -m bench.nodes  # about 15 minutes and 10 GB of memory at 10,000 nodes
 
 clean:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import threading
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from kubernetes import client, config, watch
 
 from bench.cloud import cloud_system
 from bench.harness import desired_round_trips, percentile, summary
+from devicetwin.spec import EDGE_VERSIONS
 from tests.support import wait_for
 
 GROUP, VERSION, NAME = "devices.kubeedge.io", "v1beta1", "modbus-000"
@@ -84,6 +86,20 @@ def patch_round_trips(api: client.ApiClient, status: StatusWatch, count: int) ->
     return samples
 
 
+def wait_adopted(api: client.ApiClient, edge_count: int) -> None:
+    """Until the Device shows the edge's last desired write adopted (its count in the
+    annotation): a patch made before would be made without seeing it, and the conflict rule
+    would keep the edge's value (DesiredAccepted=False), not apply the patch."""
+    custom = client.CustomObjectsApi(api)
+
+    def adopted() -> bool:
+        device = custom.get_namespaced_custom_object(GROUP, VERSION, "default", "devices", NAME)
+        seen = json.loads(device["metadata"].get("annotations", {}).get(EDGE_VERSIONS, "{}"))
+        return int(seen.get("setpoint", 0)) >= edge_count
+
+    wait_for(adopted, timeout=60, what="the edge's desired writes adopted into the Device")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=200)
@@ -96,6 +112,7 @@ def main() -> None:
                  timeout=60, what="the device online at the edge")  # fmt: skip
         baseline = desired_round_trips(edge.base, DEVICE, "setpoint", ["22", "23"], args.count)
         api = config.new_client_from_config(config_file=str(system.cloud.apiserver.kubeconfig))
+        wait_adopted(api, edge.twin(DEVICE, "setpoint")["desired"]["version"]["edge"])
         status = StatusWatch(api)
         patch_round_trips(api, status, 10)  # warm-up
         measured = patch_round_trips(api, status, args.count)

@@ -47,7 +47,7 @@ def bare_interpreter() -> tuple[float, float]:
     return took, rss
 
 
-def _role(process: psutil.Process) -> str:
+def role(process: psutil.Process) -> str:
     """A short name: `kedge up (edgecore)`, `mappers.modbus`, `simulate zigbee`, ..."""
     argv = process.cmdline()
     if "up" in argv:
@@ -73,7 +73,7 @@ def main() -> None:
             seconds = time.perf_counter() - started
             time.sleep(5)  # a measurement window: memory after five seconds of running
             processes = [psutil.Process(up.pid), *psutil.Process(up.pid).children(recursive=True)]
-            parts = {_role(p): p.memory_info().rss / 2**20 for p in processes if p.is_running()}
+            parts = {role(p): p.memory_info().rss / 2**20 for p in processes if p.is_running()}
             rss = sum(parts.values())
         finally:
             up.send_signal(signal.SIGINT)

@@ -38,6 +38,7 @@ from controllers.pods import PodDelivery, pod_status_urgent
 from controllers.problems import DeviceProblems
 from controllers.status import StatusWriter, desired_reached
 from controllers.workloads import Workloads
+from kedge import webserver
 from kedge.channel.message import Message
 from kedge.logs import setup_logging
 
@@ -55,7 +56,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     ca, crt, key = ensure_certificates(pki, ("127.0.0.1", "localhost", args.host))
     tokens = JoinTokens(pki, args.state_dir / TOKENS_DB)
     certificates = NodeCertificates(pki, tokens, args.node_cert_validity)
-    join_service = uvicorn.Server(
+    join_service = webserver.Server(
         uvicorn.Config(
             certificates.app(), host=args.host, port=args.join_port, ssl_certfile=str(crt),
             ssl_keyfile=str(key), log_config=None, access_log=False, lifespan="off",
@@ -175,7 +176,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         return node if node in pods.edge_nodes else None
 
     stream = CloudStream(hub, node_of)
-    stream_service = uvicorn.Server(
+    stream_service = webserver.Server(
         uvicorn.Config(
             stream.app(), host=args.host, port=args.stream_port, ssl_certfile=str(crt),
             ssl_keyfile=str(key), log_config=None, access_log=False, lifespan="off",

@@ -10,6 +10,7 @@ loop as (type, object) with type ADDED, MODIFIED or DELETED, plus SYNCED after e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -22,7 +23,10 @@ from kubernetes.client.exceptions import ApiException
 log = logging.getLogger("kedge.controllers")
 Obj = dict[str, Any]
 Handler = Callable[[str, Obj], None]
-WATCH_SECONDS = 5  # each watch request ends this often, so stop() is prompt
+# a watch request lasts this long (Kubernetes clients use 5-10 minutes): a settled cluster
+# costs no requests in between; stop() cuts the current one short instead of waiting for it
+WATCH_SECONDS = 300
+STOP_SECONDS = 10.0
 MAX_BACKOFF = 10.0
 
 
@@ -44,18 +48,34 @@ class Informer:
         self.name, self._list, self._loop, self._handler = name, list_call, loop, handler
         self._stop = threading.Event()
         self._known: dict[tuple[str, str], Obj] = {}
+        self._response: Any = None  # the current watch request's response (urllib3)
         self._thread = threading.Thread(target=self._run, name=f"informer {name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def signal(self) -> None:
-        """Ask the thread to end (at the latest when its current watch request ends)."""
+        """Ask the thread to end: its current watch request is cut short."""
         self._stop.set()
+        self._cut(self._response)
 
     def stop(self) -> None:
         self.signal()
-        self._thread.join(WATCH_SECONDS * 2)
+        self._thread.join(STOP_SECONDS)
+
+    @staticmethod
+    def _cut(response: Any) -> None:
+        """Shut the watch's socket for reading: the thread blocked in it sees the end."""
+        if response is not None:
+            with contextlib.suppress(Exception):  # already closed, or never connected
+                response.shutdown()
+
+    def _watch(self, **kwargs: Any) -> Any:
+        """The list call for a watch, keeping its response so that `signal()` can cut it."""
+        response = self._response = self._list(**kwargs)
+        if self._stop.is_set():  # signalled while this request was being made
+            self._cut(response)
+        return response
 
     def _emit(self, kind: str, obj: Obj) -> None:
         self._loop.call_soon_threadsafe(self._handler, kind, obj)
@@ -86,7 +106,7 @@ class Informer:
                 if not rv:
                     rv = self._relist()
                 stream = watch.Watch().stream(
-                    self._list, resource_version=rv, timeout_seconds=WATCH_SECONDS
+                    self._watch, resource_version=rv, timeout_seconds=WATCH_SECONDS
                 )
                 for event in stream:
                     obj = event["object"]
@@ -110,6 +130,8 @@ class Informer:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
             except Exception as exc:  # noqa: BLE001 - the API may be away; keep trying
+                if self._stop.is_set():
+                    break  # the watch cut short by signal()
                 log.warning("%s: %r; retrying in %.1fs", self.name, exc, backoff)
                 rv = ""
                 self._stop.wait(backoff)

@@ -36,6 +36,7 @@ from edgecore.join import Rotator, ensure_joined
 from edgecore.metamanager import MetaStore
 from edgecore.metrics import EdgeMetrics
 from edgecore.outbox import Outbox
+from kedge import webserver
 from kedge.channel.message import Message
 from kedge.mqtt import MqttSettings
 
@@ -131,7 +132,7 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
     bus = EventBus(service, settings, metrics)
     if declared is not None:
         bus.publish(await service.adopt(declared))
-    server = uvicorn.Server(
+    server = webserver.Server(
         uvicorn.Config(
             create_app(service, bus, metrics),
             host=config.http_host,

@@ -43,7 +43,7 @@ from simulators.thermostat import Thermostat, ThermostatError
 log = logging.getLogger("kedge.simulator.opcua")
 NAMESPACE = "urn:kedge:simulator"
 APPLICATION_URI = "urn:kedge:simulator:opcua"
-TICK = 0.1
+TICK = 0.5  # the device updates its readings twice a second, as a real controller might
 _VARIABLES = {  # name -> (variant type, writable)
     "Temperature": (ua.VariantType.Double, False),
     "Humidity": (ua.VariantType.Double, False),
@@ -180,10 +180,11 @@ class OpcUaSimulator:
                     ua.Variant(state.setpoint, ua.VariantType.Double)
                 )
         state = state.with_power(bool(await self._nodes["Power"].read_value()))
-        self.state = state
+        before, self.state = _values(self.state), state
         values = _values(state)
         for name in ("Temperature", "Humidity"):
-            await self._nodes[name].write_value(ua.Variant(values[name], _VARIABLES[name][0]))
+            if values[name] != before[name]:  # unchanged: nothing to publish
+                await self._nodes[name].write_value(ua.Variant(values[name], _VARIABLES[name][0]))
 
     async def _before_request(self, event: ServerItemCallback, _dispatcher: Any) -> None:
         """The delay fault, for clients only (the tick's own reads stay fast)."""

@@ -34,7 +34,7 @@ log = logging.getLogger("kedge.simulator.zigbee")
 COORDINATOR_IEEE = "00:13:a2:00:41:6b:65:64"
 THERMOSTAT_IEEE = "00:12:4b:00:0a:00:00:01"
 LIGHT_IEEE = "00:12:4b:00:0a:00:00:02"
-REPORT_TICK = 0.1  # seconds between checks for due attribute reports
+REPORT_TICK = 0.5  # seconds between checks for due attribute reports (ZCL intervals are whole s)
 BROADCASTS = frozenset({0xFFFC, 0xFFFD, 0xFFFF})
 PERMIT_JOINING = 0x0036
 

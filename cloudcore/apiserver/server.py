@@ -26,6 +26,7 @@ from cloudcore.apiserver.resources import CRD_KEY
 from cloudcore.apiserver.service import ApiService
 from cloudcore.apiserver.store import Store
 from cloudcore.pki import ensure_certificates
+from kedge import webserver
 from kedge.logs import setup_logging
 
 log = logging.getLogger("kedge.apiserver")
@@ -108,7 +109,7 @@ def build(args: argparse.Namespace) -> tuple[ApiService, uvicorn.Config]:
 
 async def serve(args: argparse.Namespace) -> None:
     service, config = build(args)
-    server = uvicorn.Server(config)  # SIGINT/SIGTERM: uvicorn drains and returns
+    server = webserver.Server(config)  # SIGINT/SIGTERM: uvicorn drains and returns
     log.info(
         "API server on %s:%d, kubeconfig %s", args.host, args.port, args.state_dir / "kubeconfig"
     )

@@ -59,11 +59,13 @@ def _temperature(cloud: CloudProcess) -> str | None:
     return None
 
 
-def test_mapper_daemonset_runs_on_the_edge_and_twins_flow(
+@pytest.fixture
+def deployed(
     tmp_path: Path, standalone: CloudProcess, broker: Mosquitto
-) -> None:
-    cloud = standalone
-    port = free_port()
+) -> Iterator[tuple[CloudProcess, EdgeProcess]]:
+    """The Modbus sample and the shipped mapper DaemonSet applied, a simulator and an edge
+    node (heartbeats every 0.5 s) running; all stopped afterwards."""
+    cloud, port = standalone, free_port()
     simulator = Proc([sys.executable, "-m", "simulators.modbus", "--port", str(port)],
                      tmp_path / "simulator.log").start()  # fmt: skip
     edge = cloud.edge(tmp_path / "edge", broker.url)
@@ -75,32 +77,39 @@ def test_mapper_daemonset_runs_on_the_edge_and_twins_flow(
         manifest.write_text((SAMPLES / "modbus.yaml").read_text().replace("5020", str(port)))
         cloud.apiserver.kubectl("apply", "-f", str(manifest))
         cloud.apiserver.kubectl("apply", "-f", str(MAPPER))
-        pod = wait_for(lambda: _running(cloud), timeout=60, what="the mapper pod running")
-        assert pod["spec"]["nodeName"] == "edge-node-1"
-        assert pod["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet"
-        wait_for(lambda: _temperature(cloud), timeout=30, what="a reported temperature")
-        ds = wait_for(lambda: (d := cloud.get("ds", "mapper-modbus", "-n", "kedge-system"))
-                      and d.get("status", {}).get("numberReady") == 1 and d,
-                      timeout=30, what="the DaemonSet ready")  # fmt: skip
-        assert ds["status"]["desiredNumberScheduled"] == 1
-
-        # the cloud goes away; the edge restarts offline and runs its mapper pod again
-        cloud.stop()
-        edge.stop()
-        edge.start()
-        log = edge.state_dir / "edgecore.log"
-        wait_for(lambda: log.read_text().count('"container started"') >= 2, timeout=30,
-                 what="the mapper started again from the local store")  # fmt: skip
-        restarted = time.time() * 1000
-
-        def fresh() -> bool:
-            reported = edge.twin("default/thermostat-1", "temperature")["reported"] or {}
-            return int(reported.get("timestamp", 0)) > restarted
-
-        wait_for(fresh, timeout=30, what="new readings from the restarted mapper pod")
+        yield cloud, edge
     finally:
         edge.stop()
         simulator.stop()
+
+
+def test_mapper_daemonset_runs_on_the_edge_and_twins_flow(
+    deployed: tuple[CloudProcess, EdgeProcess],
+) -> None:
+    cloud, edge = deployed
+    pod = wait_for(lambda: _running(cloud), timeout=60, what="the mapper pod running")
+    assert pod["spec"]["nodeName"] == "edge-node-1"
+    assert pod["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet"
+    wait_for(lambda: _temperature(cloud), timeout=30, what="a reported temperature")
+    ds = wait_for(lambda: (d := cloud.get("ds", "mapper-modbus", "-n", "kedge-system"))
+                  and d.get("status", {}).get("numberReady") == 1 and d,
+                  timeout=30, what="the DaemonSet ready")  # fmt: skip
+    assert ds["status"]["desiredNumberScheduled"] == 1
+
+    # the cloud goes away; the edge restarts offline and runs its mapper pod again
+    cloud.stop()
+    edge.stop()
+    edge.start()
+    log = edge.state_dir / "edgecore.log"
+    wait_for(lambda: log.read_text().count('"container started"') >= 2, timeout=30,
+             what="the mapper started again from the local store")  # fmt: skip
+    restarted = time.time() * 1000
+
+    def fresh() -> bool:
+        reported = edge.twin("default/thermostat-1", "temperature")["reported"] or {}
+        return int(reported.get("timestamp", 0)) > restarted
+
+    wait_for(fresh, timeout=30, what="new readings from the restarted mapper pod")
 
 
 def _apply(cloud: CloudProcess, obj: dict[str, Any]) -> None:
@@ -203,45 +212,30 @@ def _device_state(edge: EdgeProcess) -> str:
 
 
 def test_a_killed_mapper_pod_is_noticed_and_its_devices_recover(
-    tmp_path: Path, standalone: CloudProcess, broker: Mosquitto
+    deployed: tuple[CloudProcess, EdgeProcess],
 ) -> None:
-    cloud = standalone
-    port = free_port()
-    simulator = Proc([sys.executable, "-m", "simulators.modbus", "--port", str(port)],
-                     tmp_path / "simulator.log").start()  # fmt: skip
-    edge = cloud.edge(tmp_path / "edge", broker.url)
-    edge.extra += ["--heartbeat", "0.5"]
-    try:
-        wait_for(lambda: port_open(port), what="Modbus simulator")
-        edge.start()
-        manifest = tmp_path / "modbus.yaml"
-        manifest.write_text((SAMPLES / "modbus.yaml").read_text().replace("5020", str(port)))
-        cloud.apiserver.kubectl("apply", "-f", str(manifest))
-        cloud.apiserver.kubectl("apply", "-f", str(MAPPER))
-        wait_for(lambda: _state(cloud) == "online", timeout=60, what="the device online")
-        wait_for(lambda: _condition(cloud, "MapperAvailable").get("status") == "True",
-                 timeout=30, what="MapperAvailable")  # fmt: skip
-        # edged restarts a container that dies at once the first time, after --pod-backoff
-        # (10 s) the second: kill it twice, and the second outage lasts long enough to see
-        _kill_mapper(edge)
-        wait_for(lambda: _device_state(edge) == "online" and _mapper_pid(edge), timeout=30,
-                 what="the mapper restarted at once")  # fmt: skip
-        killed = time.monotonic()
-        _kill_mapper(edge)  # kill -9: no goodbye, only the broker's last will tells the edge
-        wait_for(lambda: _device_state(edge) == "unknown", timeout=15, what="unknown at the edge")
-        wait_for(lambda: _state(cloud) == "unknown"
-                 and _condition(cloud, "MapperAvailable").get("reason") == "MapperStopped",
-                 timeout=15, what="unknown and MapperStopped in the cloud")  # fmt: skip
-        assert time.monotonic() - killed < 15
-        assert "the modbus mapper on edge-node-1 stopped" in (
-            _condition(cloud, "MapperAvailable")["message"])  # fmt: skip
-        events = (cloud.get("events") or {}).get("items", [])
-        assert any(e["reason"] == "MapperStopped" for e in events)
-        # edged restarts the pod; the new mapper registers and the device is online again
-        wait_for(lambda: _device_state(edge) == "online", timeout=30, what="online at the edge")
-        wait_for(lambda: _state(cloud) == "online"
-                 and _condition(cloud, "MapperAvailable").get("status") == "True",
-                 timeout=30, what="online and MapperAvailable again in the cloud")  # fmt: skip
-    finally:
-        edge.stop()
-        simulator.stop()
+    cloud, edge = deployed
+    wait_for(lambda: _state(cloud) == "online", timeout=60, what="the device online")
+    wait_for(lambda: _condition(cloud, "MapperAvailable").get("status") == "True",
+             timeout=30, what="MapperAvailable")  # fmt: skip
+    # edged restarts a container that dies at once the first time, after --pod-backoff
+    # (10 s) the second: kill it twice, and the second outage lasts long enough to see
+    _kill_mapper(edge)
+    wait_for(lambda: _device_state(edge) == "online" and _mapper_pid(edge), timeout=30,
+             what="the mapper restarted at once")  # fmt: skip
+    killed = time.monotonic()
+    _kill_mapper(edge)  # kill -9: no goodbye, only the broker's last will tells the edge
+    wait_for(lambda: _device_state(edge) == "unknown", timeout=15, what="unknown at the edge")
+    wait_for(lambda: _state(cloud) == "unknown"
+             and _condition(cloud, "MapperAvailable").get("reason") == "MapperStopped",
+             timeout=15, what="unknown and MapperStopped in the cloud")  # fmt: skip
+    assert time.monotonic() - killed < 15
+    assert "the modbus mapper on edge-node-1 stopped" in (
+        _condition(cloud, "MapperAvailable")["message"])  # fmt: skip
+    events = (cloud.get("events") or {}).get("items", [])
+    assert any(e["reason"] == "MapperStopped" for e in events)
+    # edged restarts the pod; the new mapper registers and the device is online again
+    wait_for(lambda: _device_state(edge) == "online", timeout=30, what="online at the edge")
+    wait_for(lambda: _state(cloud) == "online"
+             and _condition(cloud, "MapperAvailable").get("status") == "True",
+             timeout=30, what="online and MapperAvailable again in the cloud")  # fmt: skip

@@ -6,8 +6,18 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.test_modbus_end_to_end import Proc
-from tests.support import SAMPLES, EdgeProcess, Mosquitto, free_port, port_open, wait_for
+from tests.support import (
+    SAMPLES,
+    EdgeProcess,
+    Mosquitto,
+    MqttProbe,
+    free_port,
+    port_open,
+    wait_for,
+)
 
 THERMOSTAT = "default/zigbee-thermostat-1"
 LIGHT = "default/zigbee-light-1"
@@ -53,6 +63,14 @@ def test_devices_join_report_take_desired_and_survive_a_radio_outage(
         # the join window held open is what the coordinator reports: desired met, the twin rests
         wait_for(lambda: edge.twin(COORDINATOR, "permitJoin")["inSync"], what="permitJoin met")
         assert reported(COORDINATOR, "permitJoin") == "120"
+        # and rests: no deltas for the coordinator (it was thousands a second)
+        probe = MqttProbe(broker.port)
+        try:
+            probe.subscribe(f"$hw/events/device/{COORDINATOR}/twin/update/delta")
+            with pytest.raises(TimeoutError):
+                probe.expect(f"$hw/events/device/{COORDINATOR}/twin/update/delta", timeout=6)
+        finally:
+            probe.close()
         # desired over HTTP reaches the devices: an attribute write and a cluster command
         put = edge.put(f"/v1/devices/{THERMOSTAT}/twin/setpoint/desired", json={"value": "24"})
         assert put.status_code == 200

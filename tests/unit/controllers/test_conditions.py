@@ -149,9 +149,10 @@ def test_notes_when_malformed_are_refused(raw: dict[str, Any]) -> None:
         notes_of(raw)
 
 
-def test_problems_announce_each_new_conflict_but_a_missed_value_once() -> None:
+def _served(device: dict[str, Any]) -> tuple[DeviceRouting, DeviceProblems]:
+    """A device with its model, on a ready node that runs its mapper."""
     routing = DeviceRouting()
-    routing.device_event("ADDED", _device())
+    routing.device_event("ADDED", device)
     routing.model_event("ADDED", {"metadata": {"name": "thermo", "namespace": "default"}})
     problems = DeviceProblems(
         routing,
@@ -159,6 +160,11 @@ def test_problems_announce_each_new_conflict_but_a_missed_value_once() -> None:
         StatusWriter(lambda *_: None),
         lambda _e: None,
     )
+    return routing, problems
+
+
+def test_problems_announce_each_new_conflict_but_a_missed_value_once() -> None:
+    _, problems = _served(_device())
     assert problems.check() == []
     missed = _notes(unreached={"setpoint": "device reports 35 for desired 40"})
     problems.note(("default", "t1"), missed)
@@ -173,17 +179,9 @@ def test_problems_announce_each_new_conflict_but_a_missed_value_once() -> None:
 
 
 def test_problems_keep_a_cloud_detected_conflict_until_a_newer_cloud_value() -> None:
-    routing = DeviceRouting()
     device = _device()
     device["spec"]["properties"] = [{"name": "setpoint", "desired": {"value": "25"}}]
-    routing.device_event("ADDED", device)
-    routing.model_event("ADDED", {"metadata": {"name": "thermo", "namespace": "default"}})
-    problems = DeviceProblems(
-        routing,
-        lambda _n: ("True", frozenset({"modbus"}), frozenset()),
-        StatusWriter(lambda *_: None),
-        lambda _e: None,
-    )
+    routing, problems = _served(device)
     problems.overrule(("default", "t1"), [("setpoint", "22", "25", 1_765_058_400_000)])
     assert [e["reason"] for e in problems.check()] == ["EdgeValueKept"]
     newer = _device()
