@@ -1,6 +1,7 @@
 """Devices that do not take a desired value exactly: one clamps it, one rounds it, one refuses
-it. Each twin rests (a delta only per retry interval, no reconnect), says why at the edge, and
-converges once desired is reachable. Real simulators, mapper, edgecore and mosquitto."""
+it. Each twin rests (a delta only per retry interval, no reconnect), says why at the edge and as
+DesiredReached=False in the cloud, and converges once desired is reachable. Real simulators,
+mapper, edgecore, mosquitto, cloudcore, API server and kubectl."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cloud import CloudProcess
 from tests.support import EdgeProcess, Mosquitto, MqttProbe, Proc, free_port, port_open, wait_for
 
 MODEL = """
@@ -52,6 +54,7 @@ AWKWARD = {
 
 @dataclass
 class Devices:
+    cloud: CloudProcess
     edge: EdgeProcess
     logs: dict[str, Path]  # simulator logs, by device
 
@@ -62,9 +65,33 @@ class Devices:
         lines = self.logs[name].read_text().splitlines()
         return sum(1 for line in lines if '"client connected"' in line)
 
+    def reached(self, name: str) -> dict[str, str]:
+        """The Device's DesiredReached condition."""
+        status = self.cloud.device(name).get("status") or {}
+        found = [c for c in status.get("conditions") or [] if c["type"] == "DesiredReached"]
+        return dict(found[0]) if found else {}
+
+    def patch(self, name: str, value: str) -> None:
+        properties = [
+            {
+                "name": "setpoint",
+                "desired": {"value": value},
+                "visitors": self.cloud.device(name)["spec"]["properties"][0]["visitors"],
+            }
+        ]
+        self.cloud.apiserver.kubectl(
+            "patch",
+            "device",
+            name,
+            "--type",
+            "merge",
+            "-p",
+            json.dumps({"spec": {"properties": properties}}),
+        )
+
 
 @pytest.fixture
-def devices(tmp_path: Path, broker: Mosquitto) -> Iterator[Devices]:
+def devices(tmp_path: Path, cloud: CloudProcess, broker: Mosquitto) -> Iterator[Devices]:
     manifest, simulators, logs = MODEL, [], {}
     for name, (offset, desired, _) in AWKWARD.items():
         port = free_port()
@@ -75,11 +102,13 @@ def devices(tmp_path: Path, broker: Mosquitto) -> Iterator[Devices]:
         fields = {"NAME": name, "PORT": str(port), "OFFSET": str(offset), "DESIRED": desired}
         manifest += "".join(fields.get(word, word) for word in DEVICE_WORDS.split(DEVICE))
     (tmp_path / "awkward.yaml").write_text(manifest)
-    edge = EdgeProcess(tmp_path / "state", mqtt_url=broker.url, devices=[tmp_path / "awkward.yaml"])
+    edge = cloud.edge(tmp_path / "edge", broker.url)
+    edge.extra += ["--heartbeat", "0.5"]
     edge.start()
+    cloud.apiserver.kubectl("apply", "-f", str(tmp_path / "awkward.yaml"))
     mapper = Proc([sys.executable, "-m", "mappers.modbus", "--node", "edge-node-1", "--mqtt",
                    broker.url], tmp_path / "mapper.log").start()  # fmt: skip
-    yield Devices(edge, logs)
+    yield Devices(cloud, edge, logs)
     mapper.stop()
     edge.stop()
     for simulator in simulators:
@@ -101,6 +130,7 @@ def _deltas(probe: MqttProbe, seconds: float) -> dict[str, list[float]]:
     return out
 
 
+@pytest.mark.timeout(180)
 def test_unreachable_desired_values_rest_say_why_and_converge(
     devices: Devices, broker: Mosquitto
 ) -> None:
@@ -108,6 +138,17 @@ def test_unreachable_desired_values_rest_say_why_and_converge(
         wait_for(lambda name=name, reason=reason: str(devices.twin(name)["reason"])
                  .startswith(reason), timeout=30, what=f"{name}: {reason}")  # fmt: skip
         assert devices.twin(name)["inSync"] is False
+        # in the cloud: the condition names the property and says why, with one Event
+        condition = wait_for(lambda name=name: devices.reached(name).get("status") == "False"
+                             and devices.reached(name), timeout=30,
+                             what=f"{name}: DesiredReached=False")  # fmt: skip
+        assert condition["reason"] == "DesiredNotReached"
+        assert condition["message"].startswith(f"setpoint: {reason}")
+    events = [(e["involvedObject"]["name"], e["reason"])
+              for e in (devices.cloud.get("events") or {}).get("items", [])]  # fmt: skip
+    assert sorted(e for e in events if e[1] == "DesiredNotReached") == sorted(
+        (name, "DesiredNotReached") for name in AWKWARD
+    )
     connected = {name: devices.connections(name) for name in AWKWARD}
     probe = MqttProbe(broker.port)
     try:
@@ -119,11 +160,15 @@ def test_unreachable_desired_values_rest_say_why_and_converge(
         # the storm this replaces was thousands a second; now retries at 1, 2, 4, 8 s...
         assert len(seen.get(name, [])) <= 5, (name, seen)
     assert {name: devices.connections(name) for name in AWKWARD} == connected  # no reconnects
-    # reachable values converge, and the reasons go
+    # reachable values (one set at the edge, two with kubectl) converge, and the reasons go
+    put = devices.edge.put("/v1/devices/default/clamps/twin/setpoint/desired",
+                           json={"value": "30"})  # fmt: skip
+    assert put.status_code == 200, put.text
+    devices.patch("rounds", "22")
+    devices.patch("refuses", "25")
     for name, value in (("clamps", "30"), ("rounds", "22"), ("refuses", "25")):
-        put = devices.edge.put(f"/v1/devices/default/{name}/twin/setpoint/desired",
-                               json={"value": value})  # fmt: skip
-        assert put.status_code == 200, put.text
-        wait_for(lambda name=name: devices.twin(name)["inSync"], timeout=20, what=f"{name} met")
+        wait_for(lambda name=name: devices.twin(name)["inSync"], timeout=30, what=f"{name} met")
         twin = devices.twin(name)
         assert twin["reason"] == "" and twin["reported"]["value"] == value  # type: ignore[index]
+        wait_for(lambda name=name: devices.reached(name).get("status") == "True", timeout=30,
+                 what=f"{name}: DesiredReached=True")  # fmt: skip
