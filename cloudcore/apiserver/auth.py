@@ -1,10 +1,11 @@
 """Bearer-token authentication and authorisation (an admin, and nodes limited to their own).
 
 Tokens live in `<state>/tokens.json` ({token: user}); the admin token is made at first start.
-A node identity (`system:node:<name>`) may, like Kubernetes' Node authorizer with
-NodeRestriction: read and write its own Node and its Lease in kube-node-lease; read, list and
-watch pods and devices and write their status; read device models, config maps, secrets and
-namespaces; create events. Anything else is 403.
+A node identity (`system:node:<name>`) may what Kubernetes' Node authorizer and NodeRestriction
+admission allow a kubelet, as the table NODE_RULES says: its own Node and Lease, the pods and
+devices bound to it (their status), the Secrets and ConfigMaps those pods use (get only), device
+models, and events. Anything else is 403: other nodes' objects, collection deletes, objects
+named by generateName, every Secret not referenced by its pods.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 ADMIN = "admin"
 NODE_PREFIX = "system:node:"
-_READ = frozenset({"get", "list", "watch"})
+LEASES = "kube-node-lease"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,32 +80,76 @@ class Tokens:
         return None
 
 
-def allowed(
-    user: User,
-    verb: str,
-    key: str,
-    namespace: str,
-    name: str,
-    subresource: str,
-    bound_node: str | None,
-) -> bool:
-    """May `user` do `verb` on `key` (group/plural)? `bound_node` is the target object's
-    spec.nodeName (or the new object's, for create), when it has one."""
+class Rule(Enum):
+    """What a node identity needs of the object for a verb to be allowed."""
+
+    ANY = "any object"
+    OWN_NAME = "its own Node"
+    OWN_LEASE = "its own Lease in kube-node-lease"
+    BOUND = "objects bound to it (spec.nodeName)"
+    FILTERED = "the collection, filtered to its own objects by the server"
+    REFERENCED = "objects that pods bound to it use"
+
+
+NODE_RULES: dict[str, dict[str, Rule]] = {
+    # Kubernetes' Node authorizer and NodeRestriction admission, as a table; anything not listed
+    # (collection deletes, other resources, pod specs, other nodes' objects) is forbidden
+    "/nodes": {
+        "get": Rule.ANY, "list": Rule.ANY, "watch": Rule.ANY, "create": Rule.OWN_NAME,
+        "update": Rule.OWN_NAME, "patch": Rule.OWN_NAME, "update:status": Rule.OWN_NAME,
+        "patch:status": Rule.OWN_NAME, "delete": Rule.OWN_NAME,
+    },
+    "coordination.k8s.io/leases": {
+        "get": Rule.OWN_LEASE, "create": Rule.OWN_LEASE, "update": Rule.OWN_LEASE,
+        "patch": Rule.OWN_LEASE, "delete": Rule.OWN_LEASE,
+    },
+    "/pods": {
+        "get": Rule.BOUND, "list": Rule.FILTERED, "watch": Rule.FILTERED,
+        "update:status": Rule.BOUND, "patch:status": Rule.BOUND, "delete": Rule.BOUND,
+    },
+    "devices.kubeedge.io/devices": {
+        "get": Rule.BOUND, "list": Rule.FILTERED, "watch": Rule.FILTERED,
+        "update:status": Rule.BOUND, "patch:status": Rule.BOUND,
+    },
+    "devices.kubeedge.io/devicemodels": {"get": Rule.ANY, "list": Rule.ANY, "watch": Rule.ANY},
+    "/configmaps": {"get": Rule.REFERENCED},
+    "/secrets": {"get": Rule.REFERENCED},
+    "/namespaces": {"get": Rule.ANY},
+    "/events": {"create": Rule.ANY, "update": Rule.ANY, "patch": Rule.ANY},
+}  # fmt: skip
+FILTERED_KEYS = frozenset(k for k, rules in NODE_RULES.items() if Rule.FILTERED in rules.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request as the authorizer sees it. `name` is the target's (for a create, the new
+    object's metadata.name); `bound_node` the target object's spec.nodeName; `referenced()`
+    whether a pod bound to the node uses the target (asked only when a rule needs it)."""
+
+    verb: str
+    key: str
+    namespace: str
+    name: str
+    subresource: str = ""
+    bound_node: str | None = None
+    referenced: Callable[[str], bool] = lambda _node: False
+
+
+def allowed(user: User, request: Request) -> bool:
+    """May `user` make `request`? The admin may do anything; a node what NODE_RULES says."""
     node = user.node
     if node is None:
         return user.name == ADMIN
-    if key == "/nodes":
-        return verb in _READ or name == node
-    if key == "coordination.k8s.io/leases":
-        return namespace == "kube-node-lease" and (name in (node, "") or verb in _READ)
-    if key in ("/pods", "devices.kubeedge.io/devices"):
-        if verb in ("list", "watch"):
-            return True
-        if verb == "get" or (subresource == "status" and verb in ("update", "patch")):
-            return bound_node == node
+    verb = f"{request.verb}:{request.subresource}" if request.subresource else request.verb
+    rule = NODE_RULES.get(request.key, {}).get(verb)
+    if rule is None:
         return False
-    if key in ("devices.kubeedge.io/devicemodels", "/configmaps", "/secrets", "/namespaces"):
-        return verb in _READ
-    if key == "/events":
-        return verb in ("create", "patch", "update") or verb in _READ
-    return False
+    if rule in (Rule.ANY, Rule.FILTERED):  # FILTERED: the server adds spec.nodeName=<node>
+        return True
+    if rule is Rule.OWN_NAME:
+        return request.name == node
+    if rule is Rule.OWN_LEASE:
+        return request.namespace == LEASES and request.name == node
+    if rule is Rule.BOUND:
+        return bool(request.name) and request.bound_node == node
+    return bool(request.name) and request.referenced(node)  # Rule.REFERENCED

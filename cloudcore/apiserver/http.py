@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from cloudcore.apiserver import discovery, errors
-from cloudcore.apiserver.auth import Tokens, User, allowed
+from cloudcore.apiserver import bodies, discovery, errors
+from cloudcore.apiserver.auth import FILTERED_KEYS, Tokens, User, allowed
+from cloudcore.apiserver.auth import Request as AuthzRequest
 from cloudcore.apiserver.errors import ApiError
 from cloudcore.apiserver.podlogs import pod_log
+from cloudcore.apiserver.references import references
 from cloudcore.apiserver.resources import ResourceType
 from cloudcore.apiserver.selectors import (
     FieldRequirement,
@@ -26,12 +28,19 @@ from cloudcore.apiserver.selectors import (
     parse_fields,
     parse_labels,
 )
-from cloudcore.apiserver.service import FIELD_MANAGER, FIELD_WARNINGS, ApiService, ListOptions
+from cloudcore.apiserver.service import (
+    FIELD_MANAGER,
+    FIELD_WARNINGS,
+    RESOURCE_VERSION,
+    ApiService,
+    ListOptions,
+)
 from cloudcore.apiserver.tables import TABLE_CONTENT_TYPE, table
 
 log = logging.getLogger("kedge.apiserver")
-MAX_BODY = 3 * 1024 * 1024
+MAX_BODY = bodies.MAX_BODY
 DEFAULT_WATCH_TIMEOUT = 1800.0
+MAX_WATCH_TIMEOUT = 3600.0  # a watch asking for longer ends then (clients re-watch)
 PUBLIC = frozenset({"/version", "/healthz", "/readyz", "/livez"})
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -97,19 +106,7 @@ async def _body(request: Request) -> Any:
         raise ApiError(
             415, "UnsupportedMediaType", f"the body's content type {content_type} is not supported"
         )
-    try:
-        value = yaml.safe_load(data) if "yaml" in content_type else orjson.loads(data)
-        orjson.dumps(value)  # what cannot be stored back as JSON (lone surrogates, ...) is refused
-    except (
-        orjson.JSONDecodeError,
-        orjson.JSONEncodeError,
-        yaml.YAMLError,
-        UnicodeDecodeError,
-    ) as exc:
-        raise errors.bad_request(f"the request body does not decode: {exc}") from exc
-    except TypeError as exc:
-        raise errors.bad_request(f"the request body holds values JSON cannot: {exc}") from exc
-    return value
+    return bodies.decode(data, content_type)
 
 
 def _wants_table(request: Request) -> bool:
@@ -123,7 +120,7 @@ def _options(request: Request, kind: ResourceType, node: str | None) -> ListOpti
         fields = parse_fields(query.get("fieldSelector"), kind.fields)
     except SelectorError as exc:
         raise errors.bad_request(f"unable to parse requirement: {exc}") from exc
-    if node is not None and kind.key in ("/pods", "devices.kubeedge.io/devices"):
+    if node is not None and kind.key in FILTERED_KEYS:
         fields.append(FieldRequirement("spec.nodeName", True, node))  # a node sees its own
     limit = query.get("limit", "0")
     if not limit.isdigit():
@@ -255,15 +252,12 @@ class ApiServer:
         node = None
         if bound is not None and isinstance(bound.get("spec"), dict):
             node = bound["spec"].get("nodeName")
-        if not allowed(
-            user,
-            verb,
-            target.kind.key,
-            target.namespace or "",
-            target.name,
-            target.subresource,
-            node,
-        ):
+        namespace = target.namespace or ""
+        request = AuthzRequest(
+            verb, target.kind.key, namespace, target.name, target.subresource, node,
+            lambda of: self._used_on(of, target.kind.key, namespace, target.name),
+        )  # fmt: skip
+        if not allowed(user, request):
             what = target.kind.plural + (f"/{target.subresource}" if target.subresource else "")
             raise ApiError(
                 403,
@@ -273,6 +267,14 @@ class ApiServer:
                 + (f' in the namespace "{target.namespace}"' if target.namespace else ""),
                 {"name": target.name, "group": target.kind.group, "kind": target.kind.plural},
             )
+
+    def _used_on(self, node: str, key: str, namespace: str, name: str) -> bool:
+        """Whether a pod bound to `node` uses the Secret or ConfigMap `namespace/name`."""
+        pods, _ = self.service.store.list("/pods", namespace)
+        return any(
+            (p.get("spec") or {}).get("nodeName") == node and (key, name) in references(p)
+            for p in pods
+        )
 
     def _current(self, user: User, target: Target) -> dict[str, Any] | None:
         """The stored object, needed to authorise a node (its spec.nodeName)."""
@@ -388,10 +390,13 @@ class ApiServer:
         self, request: Request, kind: ResourceType, namespace: str | None, options: ListOptions
     ) -> Response:
         query = request.query_params
-        try:
-            timeout = float(query.get("timeoutSeconds", DEFAULT_WATCH_TIMEOUT))
-        except ValueError as exc:
-            raise errors.bad_request("timeoutSeconds must be a number") from exc
+        raw = query.get("timeoutSeconds")
+        if raw is not None and not re.fullmatch(r"[0-9]{1,10}", raw):
+            raise errors.bad_request(f"timeoutSeconds: {raw!r} is not a whole number of seconds")
+        timeout = min(float(raw or DEFAULT_WATCH_TIMEOUT), MAX_WATCH_TIMEOUT)
+        version = query.get("resourceVersion", "")
+        if version not in ("", "0") and not RESOURCE_VERSION.fullmatch(version):
+            raise errors.bad_request(f"invalid resourceVersion {version!r}")
         as_table = _wants_table(request)
         events = self.service.watch(
             kind,

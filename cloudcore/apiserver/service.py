@@ -33,10 +33,11 @@ from cloudcore.apiserver.selectors import (
     labels_match,
 )
 from cloudcore.apiserver.store import Change, Conflict, Gone, Store
-from cloudcore.apiserver.validation import validate
+from cloudcore.apiserver.validation import check_schema, validate
 
 log = logging.getLogger("kedge.apiserver")
 _T = TypeVar("_T")
+RESOURCE_VERSION = re.compile(r"[0-9]{1,18}")  # within SQLite's (and etcd's) int64
 # unknown fields pruned from the current request's object, for `Warning` headers
 FIELD_WARNINGS: ContextVar[list[str] | None] = ContextVar("field_warnings", default=None)
 # the current request's field manager (fieldManager, else the client's user-agent product)
@@ -385,8 +386,8 @@ class ApiService:
         if current is None:
             if not apply:
                 raise errors.not_found(kind, name)
-            if not isinstance(patch, dict):
-                raise errors.bad_request("an apply patch must be an object")
+            if not isinstance(patch, dict) or not isinstance(patch.get("metadata", {}), dict):
+                raise errors.bad_request("an apply patch must be an object, its metadata too")
             body = _copy(patch)
             body.setdefault("metadata", {})["name"] = name
             applied = fields.entry(
@@ -410,8 +411,8 @@ class ApiService:
                     )
                 patched = strategic_merge_patch(base, patch)
             elif apply:
-                if not isinstance(patch, dict):
-                    raise errors.bad_request("an apply patch must be an object")
+                if not isinstance(patch, dict) or not isinstance(patch.get("metadata", {}), dict):
+                    raise errors.bad_request("an apply patch must be an object, its metadata too")
                 manager = field_manager or FIELD_MANAGER.get()
                 base, managed = self._apply_ownership(kind, current, patch, manager, force)
                 patched = (merge_patch if kind.custom else strategic_merge_patch)(base, patch)
@@ -559,6 +560,17 @@ class ApiService:
         storage = [v for v in spec["versions"] if isinstance(v, dict) and v.get("storage")]
         if len(storage) != 1:
             raise ApiError(422, "Invalid", "spec.versions: exactly one version must be storage")
+        problems = [
+            (f"spec.versions[{n}].schema.{where}", message)
+            for n, version in enumerate(spec["versions"])
+            if isinstance(version, dict) and isinstance(version.get("schema"), dict)
+            and "openAPIV3Schema" in version["schema"]
+            for where, message in check_schema(version["schema"]["openAPIV3Schema"])
+        ]  # fmt: skip
+        if problems:
+            details = "; ".join(f"{where}: {message}" for where, message in problems[:20])
+            raise ApiError(422, "Invalid", f'CustomResourceDefinition "{expected}" is invalid: '
+                           f"{details}")  # fmt: skip
         accepted = {k: v for k, v in names.items()}
         accepted.setdefault("singular", str(names.get("kind", "")).lower())
         accepted.setdefault("listKind", f"{names.get('kind')}List")
@@ -687,12 +699,9 @@ class ApiService:
                 if initial_events and bookmarks:
                     yield "BOOKMARK", self._bookmark(kind, last)
             else:
-                try:
-                    last = int(resource_version)
-                except ValueError:
-                    raise errors.bad_request(
-                        f"invalid resourceVersion {resource_version!r}"
-                    ) from None
+                if not RESOURCE_VERSION.fullmatch(resource_version):
+                    raise errors.bad_request(f"invalid resourceVersion {resource_version!r}")
+                last = int(resource_version)
                 try:
                     backlog = list(self.store.changes_since(last, kind.key))
                 except Gone as exc:

@@ -134,3 +134,69 @@ def validate(schema: Mapping[str, Any] | None, obj: dict[str, Any]) -> Result:
     out = Result(None)
     out.value = _walk(schema, obj, "", out, True)
     return out
+
+
+TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean"})
+_COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+_FLAGS = ("nullable", "exclusiveMinimum", "exclusiveMaximum", "x-kubernetes-int-or-string",
+          "x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource")  # fmt: skip
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_keywords(schema: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
+    problems = []
+    if "type" in schema and schema["type"] not in TYPES:
+        problems.append((f"{path}.type", f"Unsupported value: {schema['type']!r}"))
+    for key in ("minimum", "maximum", "multipleOf"):
+        if key in schema and not _is_number(schema[key]):
+            problems.append((f"{path}.{key}", f"Invalid value: {schema[key]!r}: must be a number"))
+    for key in _COUNTS:
+        value = schema.get(key)
+        if key in schema and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            problems.append((f"{path}.{key}", f"Invalid value: {value!r}: must be a count"))
+    for key in _FLAGS:
+        if key in schema and not isinstance(schema[key], bool):
+            problems.append((f"{path}.{key}", "Invalid value: must be true or false"))
+    if "pattern" in schema:
+        try:
+            re.compile(str(schema["pattern"]))
+        except re.error as exc:
+            problems.append((f"{path}.pattern", f"Invalid value: {schema['pattern']!r}: {exc}"))
+    if "enum" in schema and not isinstance(schema["enum"], list):
+        problems.append((f"{path}.enum", "Invalid value: must be a list"))
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        problems.append((f"{path}.required", "Invalid value: must be a list of field names"))
+    return problems
+
+
+def check_schema(schema: Any, path: str = "openAPIV3Schema") -> list[tuple[str, str]]:
+    """What is wrong with a CRD's schema (a regex that does not compile, a minimum that is not
+    a number, ...), so that a bad CRD is refused at create instead of failing every object."""
+    if not isinstance(schema, Mapping):
+        return [(path, "Invalid value: must be an object")]
+    problems = _check_keywords(schema, path)
+    properties = schema.get("properties", {})
+    if not isinstance(properties, Mapping):
+        problems.append((f"{path}.properties", "Invalid value: must be an object"))
+    else:
+        for name, sub in properties.items():
+            problems += check_schema(sub, f"{path}.properties[{name}]")
+    for key in ("items", "not"):
+        if key in schema:
+            problems += check_schema(schema[key], f"{path}.{key}")
+    if isinstance(schema.get("additionalProperties"), Mapping):
+        problems += check_schema(schema["additionalProperties"], f"{path}.additionalProperties")
+    elif "additionalProperties" in schema and not isinstance(schema["additionalProperties"], bool):
+        problems.append((f"{path}.additionalProperties", "Invalid value: must be a schema or bool"))
+    for key in ("allOf", "anyOf", "oneOf"):
+        if key in schema:
+            if not isinstance(schema[key], list):
+                problems.append((f"{path}.{key}", "Invalid value: must be a list of schemas"))
+            else:
+                for n, sub in enumerate(schema[key]):
+                    problems += check_schema(sub, f"{path}.{key}[{n}]")
+    return problems
