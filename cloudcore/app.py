@@ -55,7 +55,25 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     pki = args.state_dir / "pki"
     ca, crt, key = ensure_certificates(pki, ("127.0.0.1", "localhost", args.host))
     tokens = JoinTokens(pki, args.state_dir / TOKENS_DB)
-    certificates = NodeCertificates(pki, tokens, args.node_cert_validity)
+    configuration = client.Configuration()
+    kube_config.load_kube_config(str(args.kubeconfig), client_configuration=configuration)
+    configuration.connection_pool_maxsize = 32  # a connection per informer, and the writers
+    api = client.ApiClient(configuration)
+    core = client.CoreV1Api(api)
+
+    async def node_exists(name: str) -> bool:
+        def read() -> bool:
+            try:
+                core.read_node(name, _preload_content=False).release_conn()
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            return True
+
+        return await asyncio.to_thread(read)
+
+    certificates = NodeCertificates(pki, tokens, args.node_cert_validity, node_exists)
     join_service = webserver.Server(
         uvicorn.Config(
             certificates.app(), host=args.host, port=args.join_port, ssl_certfile=str(crt),
@@ -164,10 +182,6 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
 
     hub = CloudHub(on_message, server_context(ca, crt, key))
     downstream = Downstream(hub, sync)
-    configuration = client.Configuration()
-    kube_config.load_kube_config(str(args.kubeconfig), client_configuration=configuration)
-    configuration.connection_pool_maxsize = 32  # a connection per informer, and the writers
-    api = client.ApiClient(configuration)
     controller = DeviceController(api, downstream.want)
     pods = PodDelivery(api, downstream.want)
 
@@ -191,7 +205,6 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
               GROUP, VERSION, namespace, "devices", name, {"status": status})  # fmt: skip
 
     writer = StatusWriter(write_status, args.status_interval, desired_reached, args.status_qps)
-    core = client.CoreV1Api(api)
 
     def write_pod_status(namespace: str, name: str, status: dict[str, Any]) -> None:
         try:

@@ -76,3 +76,7 @@ def add_token_arguments(parser: argparse.ArgumentParser) -> None:
         "--ttl", type=duration, default=datetime.timedelta(hours=24), help="valid for (24h)"
     )
     parser.add_argument("--node", help="only this node may join with the token")
+    parser.add_argument(
+        "--allow-rejoin", action="store_true",
+        help="without --node: may also join as a node that exists already (replacing it)",
+    )  # fmt: skip

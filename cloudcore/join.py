@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -31,9 +32,25 @@ def _error(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"code": status, "reason": reason}, status_code=status)
 
 
+NodeExists = Callable[[str], Awaitable[bool]]
+
+
+async def _unknown(_node: str) -> bool:
+    return False
+
+
 class NodeCertificates:
-    def __init__(self, pki: Path, tokens: JoinTokens, validity: datetime.timedelta) -> None:
+    def __init__(
+        self,
+        pki: Path,
+        tokens: JoinTokens,
+        validity: datetime.timedelta,
+        node_exists: NodeExists = _unknown,
+    ) -> None:
+        """`node_exists(name)`: whether the cluster has that Node (a token not made for a
+        node may not take an existing one's name)."""
         self.pki, self.tokens, self.validity = pki, tokens, validity
+        self.node_exists = node_exists
 
     async def _ca(self, _request: Request) -> Response:
         return Response((self.pki / "ca.crt").read_bytes(), media_type="application/x-pem-file")
@@ -52,7 +69,8 @@ class NodeCertificates:
         except CsrError as exc:
             return _error(400, str(exc))
         try:
-            self.tokens.check(token, csr.node)
+            exists = self.tokens.joined(csr.node) or await self.node_exists(csr.node)
+            self.tokens.check(token, csr.node, exists)
         except TokenError as exc:
             log.warning("join refused: %s", exc, extra={"node": csr.node})
             return _error(403, str(exc))

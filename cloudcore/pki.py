@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from kedge.certs import NODE_PREFIX, key_pem, new_key
+from kedge.certs import NODE_PREFIX, key_pem, new_key, node_name_problem
 
 VALID = datetime.timedelta(days=3650)
 NODE_VALID = datetime.timedelta(days=365)  # as KubeEdge's; rotated by the edge at 80 %
@@ -148,6 +148,9 @@ def read_node_csr(csr_pem: bytes) -> NodeCsr:
     node = name.removeprefix(NODE_PREFIX)
     if not name.startswith(NODE_PREFIX) or not node:
         raise CsrError(f"the CSR's subject must be CN={NODE_PREFIX}<node>, not {name!r}")
+    problem = node_name_problem(node)
+    if problem is not None:
+        raise CsrError(problem)
     public_key = request.public_key()
     if not isinstance(public_key, ec.EllipticCurvePublicKey):
         raise CsrError("the CSR's key must be an EC key (P-256)")

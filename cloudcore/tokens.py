@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from kedge.certs import ca_hash
+from kedge.certs import ca_hash, node_name_problem
 from kedge.sqlite import open_store
 
 SCHEMA = """
@@ -66,18 +66,29 @@ class JoinTokens:
     def _sign(self, signing_input: str) -> str:
         return _b64(hmac.digest(self._secret, signing_input.encode(), "sha256"))
 
-    def create(self, ttl: datetime.timedelta = DEFAULT_TTL, node: str | None = None) -> str:
+    def create(
+        self, ttl: datetime.timedelta = DEFAULT_TTL, node: str | None = None, rejoin: bool = False
+    ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iat": now, "exp": now + int(ttl.total_seconds()), "jti": secrets.token_hex(16),
         }  # fmt: skip
         if node:
             claims["node"] = node
+        elif rejoin:
+            claims["rejoin"] = True
         signing_input = f"{_b64(orjson.dumps(HEADER))}.{_b64(orjson.dumps(claims))}"
         return f"{self.hash}.{signing_input}.{self._sign(signing_input)}"
 
-    def check(self, token: str, node: str) -> None:
-        """Accept `token` for `node` (and bind it to that node) or raise TokenError."""
+    def joined(self, node: str) -> bool:
+        """Whether a token (not yet expired) was used by `node`."""
+        row = self._db.execute("SELECT 1 FROM used_tokens WHERE node = ?", (node,)).fetchone()
+        return row is not None
+
+    def check(self, token: str, node: str, exists: bool = False) -> None:
+        """Accept `token` for `node` (and bind it to that node) or raise TokenError. A token not
+        made for a node joins only new ones: taking an `exists`ing node's name (its identity,
+        its pods and Secrets) needs a token made for it, or one made with --allow-rejoin."""
         parts = token.strip().split(".")
         if len(parts) != 4:
             raise TokenError("the join token is malformed (expected <ca-hash>.<jwt>)")
@@ -102,6 +113,11 @@ class JoinTokens:
             raise TokenError(
                 f"the join token was already used by node {row[0]!r}; make a new one for {node!r}"
             )
+        if bound is None and row is None and exists and claims.get("rejoin") is not True:
+            raise TokenError(
+                f"node {node!r} exists already; joining as it needs a token made with "
+                f"--node {node} (or --allow-rejoin)"
+            )
         self._db.execute(
             "INSERT OR IGNORE INTO used_tokens (jti, node, expires) VALUES (?, ?, ?)",
             (jti, node, expires),
@@ -116,9 +132,13 @@ def create_token(args: argparse.Namespace) -> int:
         print(f"kedge token create: no CA in {pki}; start cloudcore with --state-dir "  # noqa: T201
               f"{args.state_dir} first", file=sys.stderr)  # fmt: skip
         return 2
+    problem = node_name_problem(args.node) if args.node else None
+    if problem is not None:
+        print(f"kedge token create: --node: {problem}", file=sys.stderr)  # noqa: T201
+        return 2
     tokens = JoinTokens(pki, args.state_dir / TOKENS_DB)
     try:
-        print(tokens.create(args.ttl, args.node))  # noqa: T201 - the token is the output
+        print(tokens.create(args.ttl, args.node, args.allow_rejoin))  # noqa: T201 - the output
     finally:
         tokens.close()
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from cryptography import x509
@@ -75,3 +76,14 @@ def write_private(path: Path, data: bytes) -> None:
         out.flush()
         os.fsync(out.fileno())
     os.replace(partial, path)
+
+
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def node_name_problem(node: str) -> str | None:
+    """Why `node` cannot name a Node (a DNS-1123 subdomain, as Kubernetes wants), or None."""
+    if len(node) > 253 or not _SUBDOMAIN.match(node):
+        return (f"node name {node!r} is not a DNS-1123 subdomain (at most 253 lowercase "
+                "letters, digits, '-' and '.', starting and ending alphanumeric)")  # fmt: skip
+    return None

@@ -61,9 +61,9 @@ class CloudProcess:
         return made.stdout.strip()
 
     def edge(self, state: Path, mqtt_url: str, node: str = "edge-node-1", **kw: Any) -> EdgeProcess:
-        """An edgecore that joins this cloud with a fresh token."""
+        """An edgecore that joins this cloud with a fresh token made for its node."""
         extra = ["--cloud", f"wss://127.0.0.1:{self.port}", "--join", self.join_url,
-                 "--token", self.token()]  # fmt: skip
+                 "--token", self.token("--node", node)]  # fmt: skip
         return EdgeProcess(state, node=node, mqtt_url=mqtt_url, extra=extra, **kw)
 
     def get(self, *what: str) -> dict[str, Any] | None:

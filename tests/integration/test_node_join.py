@@ -72,6 +72,38 @@ def test_join_service_refuses_reuse_by_another_node_and_bad_requests(cloud: Clou
     assert _join(cloud, cloud.token(), b"x" * 100_000).status_code == 413
 
 
+@pytest.mark.parametrize("name", ["../../etc/passwd", "evil\nname", "x/y", " ", "Node-A", "-a"])
+def test_join_refuses_names_that_cannot_name_a_node(cloud: CloudProcess, name: str) -> None:
+    refused = _join(cloud, cloud.token(), node_csr(name)[0])
+    assert refused.status_code == 400 and "DNS-1123" in refused.json()["reason"], refused.text
+
+
+def test_a_token_not_made_for_a_node_cannot_take_an_existing_nodes_name(
+    cloud: CloudProcess,
+) -> None:
+    with cloud.apiserver.http() as admin:
+        assert admin.post("/api/v1/nodes", json={"metadata": {"name": "node-b"}}).is_success
+    taken = _join(cloud, cloud.token(), node_csr("node-b")[0])
+    assert taken.status_code == 403
+    assert taken.json()["reason"] == (
+        "node 'node-b' exists already; joining as it needs a token made with --node node-b "
+        "(or --allow-rejoin)"
+    )
+    assert _join(cloud, cloud.token("--node", "node-b"), node_csr("node-b")[0]).status_code == 200
+    assert _join(cloud, cloud.token("--allow-rejoin"), node_csr("node-b")[0]).status_code == 200
+    assert _join(cloud, cloud.token(), node_csr("node-new")[0]).status_code == 200  # a new name
+    # a node that joined is known as existing even before it registers its Node
+    assert _join(cloud, cloud.token(), node_csr("node-new")[0]).status_code == 403
+
+
+def test_token_create_refuses_a_bad_node_name(cloud: CloudProcess) -> None:
+    made = subprocess.run(
+        [sys.executable, "-m", "kedge", "token", "create", "--state-dir", str(cloud.state),
+         "--node", "x/y"], capture_output=True, text=True, cwd=ROOT, timeout=30,
+    )  # fmt: skip
+    assert made.returncode == 2 and "DNS-1123" in made.stderr
+
+
 def test_expired_token_is_refused(cloud: CloudProcess) -> None:
     token = cloud.token("--ttl", "1s")
     refused = wait_for(
