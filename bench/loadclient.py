@@ -21,9 +21,14 @@ WINDOW = 2000
 SLICE = 10.0
 
 
-def _client(port: int) -> mqtt.Client:
+Auth = tuple[str, str] | None  # (user, password) on a broker with identities
+
+
+def _client(port: int, auth: Auth = None) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4()}")
     client.max_queued_messages_set(0)
+    if auth is not None:
+        client.username_pw_set(*auth)
     client.connect("127.0.0.1", port)
     return client
 
@@ -35,8 +40,9 @@ def _subscriber(
     errors: Synchronized[int],
     ready: Synchronized[int],
     stop: Synchronized[int],
+    auth: Auth = None,
 ) -> None:
-    client = _client(port)
+    client = _client(port, auth)
 
     def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
         if b'"code"' in message.payload[:80]:
@@ -58,8 +64,9 @@ def _publisher(
     seconds: float,
     received: Synchronized[int],
     sent: Synchronized[int],
+    auth: Auth = None,
 ) -> None:
-    client = _client(port)
+    client = _client(port, auth)
     client.loop_start()
     count, n, end = 0, len(messages), time.monotonic() + seconds
     while time.monotonic() < end:
@@ -83,11 +90,16 @@ def measure(
     seconds: float,
     warmup: float,
     window: int = WINDOW,
+    publisher: Auth = None,
+    subscriber: Auth = None,
 ) -> tuple[float, int, list[float]]:
-    """Replies/s over `seconds` after `warmup`, error replies seen, and the rate per slice."""
+    """Replies/s over `seconds` after `warmup`, error replies seen, and the rate per slice;
+    `publisher` and `subscriber` are the two clients' identities, on a broker with ACLs."""
     ctx = mp.get_context("spawn")
     received, errors, ready, stop, sent = (ctx.Value("q", 0, lock=False) for _ in range(5))
-    sub = ctx.Process(target=_subscriber, args=(port, subscribe, received, errors, ready, stop))
+    sub = ctx.Process(
+        target=_subscriber, args=(port, subscribe, received, errors, ready, stop, subscriber)
+    )
     sub.start()
     deadline = time.monotonic() + 30
     while not ready.value:
@@ -95,7 +107,8 @@ def measure(
             raise RuntimeError("bench subscriber did not subscribe")
         time.sleep(0.01)
     pub = ctx.Process(
-        target=_publisher, args=(port, messages, window, warmup + seconds, received, sent)
+        target=_publisher,
+        args=(port, messages, window, warmup + seconds, received, sent, publisher),
     )
     pub.start()
     time.sleep(warmup)  # benchmark pacing, not synchronisation

@@ -7,6 +7,7 @@ useful `/result` instead of silence.
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ import orjson
 from devicetwin.model import Attempt, Device, Twin, TwinValue, Version
 from devicetwin.rules import TwinChange, TwinError, TwinPatch
 from devicetwin.spec import mapper_spec
+from kedge.mqttwire import Oversized
 
 MAX_PAYLOAD = 64 * 1024
 JSON = dict[str, Any]
@@ -31,8 +33,9 @@ def new_event_id() -> str:
 
 def decode(payload: bytes) -> JSON:
     """Bytes -> JSON object, refusing oversized, non-JSON and non-object payloads."""
-    if len(payload) > MAX_PAYLOAD:
-        raise TwinError(400, f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD}")
+    size = payload.size if isinstance(payload, Oversized) else len(payload)
+    if size > MAX_PAYLOAD:
+        raise TwinError(400, f"payload is {size} bytes; the limit is {MAX_PAYLOAD}")
     if not payload or payload.isspace():
         return {}
     try:
@@ -138,10 +141,13 @@ def parse_state(body: JSON) -> str:
     return state
 
 
+PROTOCOL = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")  # a protocol name, also a topic level
+
+
 def parse_protocol_filter(body: JSON) -> str | None:
     protocol = body.get("protocol")
-    if protocol is not None and not isinstance(protocol, str):
-        raise TwinError(400, "'protocol' must be a string")
+    if protocol is not None and (not isinstance(protocol, str) or not PROTOCOL.match(protocol)):
+        raise TwinError(400, "'protocol' must be a protocol name (letters, digits, . _ -)")
     return protocol or None
 
 
@@ -214,9 +220,10 @@ def state_result(event_id: str, now: int, device: Device) -> bytes:
     return orjson.dumps({"event_id": event_id, "timestamp": now, "device": body})
 
 
-def membership_entry(device: Device) -> JSON:
-    """A device as membership messages carry it, with our merged-spec extension."""
-    return {
+def membership_entry(device: Device, with_spec: bool = True) -> JSON:
+    """A device as membership messages carry it: KubeEdge's fields, and for its protocol's
+    mappers our merged-spec extension (addresses and credentials: not for everyone)."""
+    entry = {
         "id": device.id,
         "name": device.name,
         "namespace": device.namespace,
@@ -228,26 +235,28 @@ def membership_entry(device: Device) -> JSON:
             for key, value in device.attributes.items()
         },
         "twin": visible_twins(device),
-        "spec": mapper_spec(device.spec),
     }
+    if with_spec:
+        entry["spec"] = mapper_spec(device.spec)
+    return entry
 
 
-def membership_result(event_id: str, now: int, devices: list[Device]) -> bytes:
-    entries = [membership_entry(device) for device in devices]
+def membership_result(event_id: str, now: int, devices: list[Device], with_spec: bool) -> bytes:
+    entries = [membership_entry(device, with_spec) for device in devices]
     return orjson.dumps({"event_id": event_id, "timestamp": now, "devices": entries})
 
 
 def membership_updated(
-    now: int, added: list[Device], removed: list[Device], updated: list[Device]
+    now: int, added: list[Device], removed: list[Device], updated: list[Device], with_spec: bool
 ) -> bytes:
     return orjson.dumps(
         {
             "event_id": new_event_id(),
             "timestamp": now,
-            "added_devices": [membership_entry(device) for device in added],
+            "added_devices": [membership_entry(device, with_spec) for device in added],
             "removed_devices": [
                 {"id": d.id, "name": d.name, "namespace": d.namespace} for d in removed
             ],
-            "updated_devices": [membership_entry(device) for device in updated],
+            "updated_devices": [membership_entry(device, with_spec) for device in updated],
         }
     )

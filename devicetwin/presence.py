@@ -1,33 +1,31 @@
 """Which mappers are alive on this node. Pure.
 
-Each mapper process keeps a retained message on `$hw/events/node/<node>/mappers/<instance>`
-(`{"protocol": "modbus", "since": ms}`) and leaves an MQTT last will that empties it, so the
-broker tells the edge the moment a mapper dies (and an edgecore starting later still learns
-who is alive). A protocol whose last instance is gone is "lost" until an instance returns.
+Each mapper process keeps a retained message on
+`$hw/events/node/<node>/mappers/<protocol>/<instance>` (`{"since": ms}`) and leaves an MQTT last
+will that empties it, so the broker tells the edge the moment a mapper dies (and an edgecore
+starting later still learns who is alive). A protocol whose last instance is gone is "lost"
+until an instance returns.
 Mappers that only ask `membership/get` (KubeEdge's own) are known by that and never lost.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from devicetwin.rules import TwinError
 
-_INSTANCE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_PROTOCOL = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_INSTANCE = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
+_PROTOCOL = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
-def parse_presence(instance: str, body: dict[str, Any] | None) -> str | None:
-    """The protocol an instance announces, None when it is gone; TwinError when malformed."""
+def parse_presence(protocol: str, instance: str, alive: bool) -> str | None:
+    """The protocol an instance is alive for (from its topic), None when it is gone;
+    TwinError when the topic is malformed."""
     if not _INSTANCE.match(instance):
         raise TwinError(400, f"invalid mapper instance {instance!r}")
-    if body is None:
-        return None
-    protocol = body.get("protocol")
-    if not isinstance(protocol, str) or not _PROTOCOL.match(protocol):
-        raise TwinError(400, "a mapper's presence needs a 'protocol' name")
-    return protocol
+    if not _PROTOCOL.match(protocol):
+        raise TwinError(400, f"invalid mapper protocol {protocol!r}")
+    return protocol if alive else None
 
 
 class MapperPresence:

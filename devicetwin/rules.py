@@ -35,13 +35,14 @@ from devicetwin.model import (
     Version,
 )
 
-KEY_PATTERN = re.compile(r"^[a-zA-Z0-9\-_.,:/@#]{1,128}$")
+KEY_PATTERN = re.compile(r"^[a-zA-Z0-9\-_.,:/@#]{1,128}\Z")
 MAX_VALUE_LENGTH = 4096
 MAX_REASON_LENGTH = 512
 MAX_TWINS_PER_DEVICE = 1024
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-_INT = re.compile(r"^[+-]?\d+$")
-_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+# ASCII digits only, whole string (Python's \d takes "٢٥" and $ a trailing newline)
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -102,10 +103,10 @@ def validate_value(name: str, value: str, type_: str) -> None:
     if _CONTROL.search(value):
         raise TwinError(400, f"{name}: value contains control characters")
     if type_ == "int":
-        if not _INT.match(value) or not INT64_MIN <= int(value) <= INT64_MAX:
+        if not _INT.fullmatch(value) or not INT64_MIN <= int(value) <= INT64_MAX:
             raise TwinError(400, f"{name}: {value!r} is not a 64-bit integer")
     elif type_ in ("float", "double"):
-        if not _FLOAT.match(value) or not math.isfinite(float(value)):
+        if not _FLOAT.fullmatch(value) or not math.isfinite(float(value)):
             raise TwinError(400, f"{name}: {value!r} is not a finite {type_}")
     elif type_ == "boolean":
         if value not in ("true", "false"):

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from devicetwin import payloads
 from devicetwin.committer import Committer
-from devicetwin.membership import reconcile
+from devicetwin.membership import MembershipChange, reconcile
 from devicetwin.model import Device, DeviceId, Twin, Version
 from devicetwin.presence import MapperPresence, parse_presence
 from devicetwin.retries import DeltaRetries
@@ -38,7 +38,6 @@ from devicetwin.topics import (
     delta_topic,
     document_topic,
     get_result_topic,
-    mapper_presence_topic,
     membership_result_topic,
     membership_updated_topic,
     parse_device_topic,
@@ -100,7 +99,7 @@ class TwinService:
         self.watchers: list[Callable[[DeviceId], None]] = []
         self._batch = Batch()
         self._committer = Committer(store, self.reload)
-        self._presence_prefix = mapper_presence_topic(node, "")
+        self._presence_prefix = f"{NODE_PREFIX}{node}/mappers/"
 
     def _changed(self, device_id: DeviceId) -> None:
         for watcher in self.watchers:
@@ -238,6 +237,8 @@ class TwinService:
         return Handled("state/update", 200, [reply], topic, event_id)
 
     def _membership_get(self, topic: str, payload: bytes) -> Handled:
+        """KubeEdge's membership answer, or, asked with a protocol, that protocol's devices with
+        their specs on the protocol's own result topic (see devicetwin.topics)."""
         reply_topic, event_id = membership_result_topic(self.node), ""
         if topic != f"$hw/events/node/{self.node}/membership/get":
             return Handled("ignored")
@@ -252,16 +253,19 @@ class TwinService:
             self.on_mappers()
         devices = [d for d in self.devices.values() if protocol in (None, d.protocol)]
         now = self.clock()
-        result = payloads.membership_result(event_id, now, devices)
+        reply_topic = membership_result_topic(self.node, protocol)
+        result = payloads.membership_result(event_id, now, devices, protocol is not None)
         # a mapper asking for its devices (on start or reconnect) gets their pending deltas too
         deltas = [e for d in devices for e in self._deltas(d, None, now)]
         return Handled("membership/get", 200, [Outbound(reply_topic, result), *deltas])
 
-    def _presence(self, instance: str, payload: bytes) -> Handled:
-        """A mapper's retained "alive" message, or its emptying (its last will: it died)."""
+    def _presence(self, rest: str, payload: bytes) -> Handled:
+        """A mapper's retained "alive" message on `<protocol>/<instance>`, or its emptying (its
+        last will: it died)."""
+        protocol_part, _, instance = rest.partition("/")
         try:
-            body = payloads.decode(payload) if payload else None
-            protocol = parse_presence(instance, body)
+            alive = bool(payload) and payloads.decode(payload) is not None
+            protocol = parse_presence(protocol_part, instance, alive)
         except TwinError as exc:
             log.info("mapper presence refused: %s", exc.reason,
                      extra={"node": self.node, "mapper": instance})  # fmt: skip
@@ -316,16 +320,32 @@ class TwinService:
         await self.commit(self.take_batch())
         for device in change.removed:
             self.retries.forget(device.id)
-        events = []
-        if change.added or change.removed or change.updated:
-            body = payloads.membership_updated(now, change.added, change.removed, change.updated)
-            events.append(Outbound(membership_updated_topic(self.node), body))
+        events = self._membership_events(change, now)
         for device in change.added:
             events.extend(self._deltas(device, None, now))
         for device_id, names in change.desired.items():
             events.extend(self._deltas(self.devices[device_id], names, now))
         for device_id in change.overruled:
             self._changed(device_id)
+        return events
+
+    def _membership_events(self, change: MembershipChange, now: int) -> list[Outbound]:
+        """KubeEdge's membership/updated for everyone, and each protocol's changes, with the
+        devices' specs, on its own topic."""
+        if not (change.added or change.removed or change.updated):
+            return []
+        body = payloads.membership_updated(now, change.added, change.removed, change.updated, False)
+        events = [Outbound(membership_updated_topic(self.node), body)]
+        protocols = {d.protocol for d in (*change.added, *change.removed, *change.updated)}
+        for protocol in sorted(p for p in protocols if payloads.PROTOCOL.match(p)):
+
+            def ours(devices: list[Device], protocol: str = protocol) -> list[Device]:
+                return [d for d in devices if d.protocol == protocol]
+
+            body = payloads.membership_updated(
+                now, ours(change.added), ours(change.removed), ours(change.updated), True
+            )
+            events.append(Outbound(membership_updated_topic(self.node, protocol), body))
         return events
 
     def all_deltas(self) -> list[Outbound]:

@@ -20,8 +20,8 @@ API_VERSION = "devices.kubeedge.io/v1beta1"
 DEFAULT_CYCLE_MS = 1000
 MIN_CYCLE_MS = 10
 MAX_CYCLE_MS = 2**63 - 1  # KubeEdge's int64 milliseconds; its samples use up to 1e10
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)\Z")
 _UNITS_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 JSON = dict[str, Any]
 

@@ -6,9 +6,14 @@ $hw/events/device/<ns>/<name>/twin/update/delta     edge -> mapper
 $hw/events/device/<ns>/<name>/twin/update/document  edge -> apps
 $hw/events/device/<ns>/<name>/twin/get[/result]     app <-> edge
 $hw/events/device/<ns>/<name>/state/update[/result] mapper <-> edge
-$hw/events/node/<node>/membership/get[/result]      mapper <-> edge
-$hw/events/node/<node>/membership/updated           edge -> mappers
-$hw/events/node/<node>/mappers/<instance>           mapper -> edge (retained; emptied by its will)
+$hw/events/node/<node>/membership/get[/result]      app <-> edge (KubeEdge's fields)
+$hw/events/node/<node>/membership/updated           edge -> apps (KubeEdge's fields)
+$hw/events/node/<node>/membership/get/result/<p>    edge -> the mappers of protocol <p>: the
+$hw/events/node/<node>/membership/updated/<p>         same, with each device's merged spec
+$hw/events/node/<node>/mappers/<p>/<instance>       mapper -> edge (retained; emptied by its will)
+
+The merged specs (addresses, and credentials in configData) go only to topics scoped to their
+protocol, so that a broker ACL can let each mapper read its own protocol's devices and no more.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from devicetwin.model import DeviceId, device_id
 
 DEVICE_PREFIX = "$hw/events/device/"
 NODE_PREFIX = "$hw/events/node/"
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
 
 
 class Action(Enum):
@@ -126,18 +131,20 @@ def membership_get_topic(node: str) -> str:
     return f"{NODE_PREFIX}{node}/membership/get"
 
 
-def membership_result_topic(node: str) -> str:
-    return f"{NODE_PREFIX}{node}/membership/get/result"
+def membership_result_topic(node: str, protocol: str | None = None) -> str:
+    base = f"{NODE_PREFIX}{node}/membership/get/result"
+    return base if protocol is None else f"{base}/{protocol}"
 
 
-def membership_updated_topic(node: str) -> str:
-    return f"{NODE_PREFIX}{node}/membership/updated"
+def membership_updated_topic(node: str, protocol: str | None = None) -> str:
+    base = f"{NODE_PREFIX}{node}/membership/updated"
+    return base if protocol is None else f"{base}/{protocol}"
 
 
-def mapper_presence_topic(node: str, instance: str) -> str:
+def mapper_presence_topic(node: str, protocol: str, instance: str) -> str:
     """Where a mapper instance keeps its retained "alive" message (kedge's extension)."""
-    return f"{NODE_PREFIX}{node}/mappers/{instance}"
+    return f"{NODE_PREFIX}{node}/mappers/{protocol}/{instance}"
 
 
 def mapper_presence_subscription(node: str) -> str:
-    return f"{NODE_PREFIX}{node}/mappers/+"
+    return f"{NODE_PREFIX}{node}/mappers/+/+"

@@ -31,6 +31,7 @@ from edgecore.edged.manager import Edged
 from edgecore.eventbus import EventBus
 from edgecore.heartbeat import Heartbeat
 from edgecore.hub import EdgeHub, client_context
+from edgecore.identities import role_of
 from edgecore.join import GROUP as CERT_GROUP
 from edgecore.join import Rotator, ensure_joined
 from edgecore.metamanager import MetaStore
@@ -51,11 +52,26 @@ async def _nothing(_devices: list[Device]) -> None:
     """CloudLink's adopt until the EventBus exists (replaced before the link connects)."""
 
 
-def start_edged(config: EdgeConfig, link: CloudLink, mqtt: MqttSettings) -> Edged:
-    """Edged on the pods the store holds (they run offline too), told of every change."""
+def devices_by_protocol(service: TwinService) -> dict[str, list[str]]:
+    """{protocol: device ids}: what the broker's ACL lets each protocol's mappers touch."""
+    out: dict[str, list[str]] = {}
+    for device in service.devices.values():
+        out.setdefault(device.protocol, []).append(device.id)
+    return out
+
+
+def start_edged(
+    config: EdgeConfig, link: CloudLink, mqtt: MqttSettings, broker: LocalBroker | None
+) -> Edged:
+    """Edged on the pods the store holds (they run offline too), told of every change. Each
+    pod gets the broker identity of its role (a mapper's protocol, or an app)."""
     meta = link.meta
     base_env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV}
-    base_env |= {"KEDGE_NODE_NAME": config.node, "KEDGE_MQTT_URL": mqtt.url()}
+    base_env |= {"KEDGE_NODE_NAME": config.node}
+
+    def pod_env(pod: dict[str, Any]) -> dict[str, str]:
+        settings = mqtt if broker is None else broker.identity(role_of(pod))
+        return {"KEDGE_MQTT_URL": settings.url()}
 
     async def report(key: str, snapshot: dict[str, Any]) -> None:
         if link.hub is not None:
@@ -68,6 +84,7 @@ def start_edged(config: EdgeConfig, link: CloudLink, mqtt: MqttSettings) -> Edge
         base_env,
         report,
         config.pod_backoff,
+        pod_env,
     )
 
     async def on_workload(kind: str) -> None:
@@ -130,8 +147,17 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         settings = broker.prepare()
         await broker.start()
     bus = EventBus(service, settings, metrics)
+
+    async def adopt(devices: list[Device]) -> None:
+        events = await service.adopt(devices)
+        if broker is not None:  # the ACL first, so that mappers may act on what they hear
+            broker.refresh(devices_by_protocol(service))
+        bus.publish(events)
+
     if declared is not None:
-        bus.publish(await service.adopt(declared))
+        await adopt(declared)
+    elif broker is not None:
+        broker.refresh(devices_by_protocol(service))
     server = webserver.Server(
         uvicorn.Config(
             create_app(service, bus, metrics),
@@ -153,14 +179,11 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         assert config.join is not None
         certs, join_url = config.cloud_certs, config.join
 
-        async def adopt(devices: list[Device]) -> None:
-            bus.publish(await service.adopt(devices))
-
         link.adopt = adopt
         link.lookup = lambda device_id: service.devices.get(DeviceId(device_id))
         service.watchers.append(link.mark)
         tasks.append(asyncio.create_task(link.upstream(), name="upstream"))
-        edged = start_edged(config, link, settings)
+        edged = start_edged(config, link, settings, broker)
         tasks.append(asyncio.create_task(edged.run(link.meta.objects("pod")), name="edged"))
 
         async def from_cloud(message: Message) -> None:

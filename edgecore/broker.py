@@ -1,8 +1,10 @@
 """Supervise a local mosquitto: loopback-only config and password file in the state dir.
 
 Pure-Python brokers cannot serve KubeEdge's `$hw/...` topics (amqtt refuses `$` topics, rumqttd
-drops them), so the single-machine default is the OS's mosquitto, restarted if it dies. The
-credentials live in `<state>/broker/mqtt-url` (mode 0600) for mappers and tools on this node.
+drops them), so the single-machine default is the OS's mosquitto, restarted if it dies. Every
+client has a role (`edgecore.identities`: edgecore, app, mapper-<protocol>) with its own password
+and ACL; edgecore's URL is `<state>/broker/mqtt-url`, each role's `<state>/broker/<role>.url`
+(all 0600).
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ import contextlib
 import getpass
 import logging
 import os
-import secrets
 import shutil
-import subprocess
+import signal
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from edgecore.identities import EDGECORE, Identities
 from kedge.mqtt import MqttSettings
 from kedge.process import die_with_parent, end_stale, record_pids, write_private
 
 log = logging.getLogger("kedge.broker")
-USERNAME = "kedge"
+MESSAGE_SIZE_LIMIT = 8 * 1024 * 1024  # the broker drops larger publishes (edgecore's own too)
 PID_FILE = "mosquitto.pid"
 READY_TIMEOUT = 10.0
 
@@ -53,31 +56,24 @@ class LocalBroker:
         self.restarts = 0
         self._process: asyncio.subprocess.Process | None = None
         self._stopping = False
+        self._devices: Mapping[str, Sequence[str]] = {}
+        self.identities = Identities(self.dir, node, port)
 
     def prepare(self) -> MqttSettings:
-        """Write config and password file (keeping an existing password) and return settings."""
+        """Write the config, password and ACL files (keeping the roles' passwords) and return
+        edgecore's own settings."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        secret_file = self.dir / "password"
-        if not secret_file.exists():
-            write_private(secret_file, secrets.token_urlsafe(24))
-        password = secret_file.read_text().strip()
-        passwd = self.dir / "passwd"
-        write_private(passwd, "")
-        tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-        result = subprocess.run(  # noqa: ASYNC221 - runs once before the loop serves anything
-            [tool, "-b", str(passwd), USERNAME, password],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise BrokerError(f"mosquitto_passwd failed: {result.stderr.strip()}")
-        (self.dir / "mosquitto.conf").write_text(
+        os.chmod(self.dir, 0o700)
+        self.identities.write({})
+        write_private(
+            self.dir / "mosquitto.conf",
             "\n".join(
                 [
                     f"listener {self.port} 127.0.0.1",
                     "allow_anonymous false",
-                    f"password_file {passwd}",
+                    f"password_file {self.dir / 'passwd'}",
+                    f"acl_file {self.dir / 'acl'}",
+                    f"message_size_limit {MESSAGE_SIZE_LIMIT}",
                     "persistence false",
                     f"user {getpass.getuser()}",
                     "log_dest stderr",
@@ -86,11 +82,24 @@ class LocalBroker:
                     "max_queued_messages 100000",
                     "",
                 ]
-            )
+            ),
         )
-        settings = MqttSettings("127.0.0.1", self.port, USERNAME, password)
+        settings = self.identities.settings(EDGECORE)
         write_private(self.dir / "mqtt-url", settings.url() + "\n")
         return settings
+
+    def identity(self, role: str) -> MqttSettings:
+        """A role's settings for a client of this broker (a pod), made and loaded if new."""
+        settings = self.identities.settings(role)
+        self.refresh(self._devices)
+        return settings
+
+    def refresh(self, devices: Mapping[str, Sequence[str]]) -> None:
+        """Rewrite the ACL for the node's devices ({protocol: ids}); mosquitto reloads on HUP."""
+        self._devices = devices
+        if self.identities.write(devices) and self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signal.SIGHUP)
 
     def _argv(self) -> list[str]:
         return [find_mosquitto(), "-c", str(self.dir / "mosquitto.conf")]

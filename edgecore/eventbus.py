@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import partial
 
+from devicetwin.payloads import MAX_PAYLOAD
 from devicetwin.service import Handled, Outbound, TwinService, now_ms
 from devicetwin.topics import (
     mapper_presence_subscription,
@@ -31,6 +32,7 @@ from kedge.mqtt import Burst, MqttConnection, MqttError, MqttSettings
 log = logging.getLogger("kedge.eventbus")
 MAX_PENDING = 10_000
 MAX_INFLIGHT = 64
+MAX_READ = 4 * MAX_PAYLOAD  # larger requests are answered from their size alone, never buffered
 
 
 class EventBus:
@@ -70,7 +72,9 @@ class EventBus:
         backoff = 0.1
         node = self.service.node
         while True:
-            connection = MqttConnection(self.settings, f"edgecore-{node}", self._on_burst)
+            connection = MqttConnection(
+                self.settings, f"edgecore-{node}", self._on_burst, max_frame=MAX_READ
+            )
             try:
                 await connection.connect()
                 await connection.subscribe(

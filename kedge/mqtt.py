@@ -69,14 +69,17 @@ class MqttConnection(asyncio.Protocol):
         on_burst: Callable[[Burst], None],
         keepalive: int = 30,
         will: mqttwire.Will | None = None,
+        max_frame: int = mqttwire.MAX_FRAME,
     ) -> None:
+        """Publishes longer than `max_frame` reach `on_burst` as an empty `Oversized` payload
+        (its size kept), never read into memory nor a reason to drop the connection."""
         self.settings = settings
         self.client_id = client_id
         self.keepalive = keepalive
         self.will = will
         self._on_burst = on_burst
         self._loop = asyncio.get_running_loop()
-        self._reader = mqttwire.FrameReader()
+        self._reader = mqttwire.FrameReader(max_frame)
         self._transport: asyncio.Transport | None = None
         self._out: list[bytes] = []
         self._flush_scheduled = False
@@ -96,12 +99,18 @@ class MqttConnection(asyncio.Protocol):
         self._last_heard = self._loop.time()
         try:
             frames = self._reader.feed(data)
-            burst = [mqttwire.parse_publish(f) for f in frames if f.type == mqttwire.PUBLISH]
+            burst = [
+                mqttwire.parse_publish(f)
+                if f.type == mqttwire.PUBLISH
+                else (f.body.decode(errors="replace"), mqttwire.oversized_payload(f))
+                for f in frames
+                if f.type in (mqttwire.PUBLISH, mqttwire.OVERSIZED)
+            ]
         except mqttwire.ProtocolError as exc:
             self._fail(MqttError(f"broker sent an invalid frame: {exc}"))
             return
         for item in frames:
-            if item.type != mqttwire.PUBLISH:
+            if item.type not in (mqttwire.PUBLISH, mqttwire.OVERSIZED):
                 self._control(item)
         if burst:
             self._on_burst(burst)

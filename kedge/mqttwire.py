@@ -35,10 +35,26 @@ class ProtocolError(Exception):
     """The peer sent something that is not MQTT 3.1.1."""
 
 
+OVERSIZED = 16  # not an MQTT type: a PUBLISH over the reader's limit, skipped unbuffered
+
+
 class Frame(NamedTuple):
     type: int
     flags: int
-    body: bytes
+    body: bytes  # for OVERSIZED: the topic only
+    size: int = 0  # for OVERSIZED: the frame's length
+
+
+class Oversized(bytes):
+    """The payload of a PUBLISH too large to read: empty, with the size it had, so a receiver
+    can answer it instead of losing its connection."""
+
+    size: int
+
+    def __new__(cls, size: int) -> Oversized:
+        made = super().__new__(cls, b"")
+        made.size = size
+        return made
 
 
 def _length(n: int) -> bytes:
@@ -124,15 +140,45 @@ def parse_publish(item: Frame) -> tuple[str, bytes]:
     return body[2 : 2 + size].decode(errors="replace"), body[start:]
 
 
-class FrameReader:
-    """Accumulates bytes and yields complete frames."""
+def oversized_payload(item: Frame) -> Oversized:
+    """The payload of an OVERSIZED frame: its size without the topic (and packet id)."""
+    return Oversized(item.size - 2 - len(item.body) - (2 if item.flags & 0x06 else 0))
 
-    def __init__(self) -> None:
+
+class FrameReader:
+    """Accumulates bytes and yields complete frames. A PUBLISH longer than `max_frame` is
+    not buffered: its topic is read, the rest discarded as it arrives (an OVERSIZED frame)."""
+
+    def __init__(self, max_frame: int = MAX_FRAME) -> None:
         self._buffer = bytearray()
+        self.max_frame = max_frame
+        self._skip = 0  # bytes of an oversized frame still to discard
+
+    def _discard(self) -> None:
+        drop = min(self._skip, len(self._buffer))
+        del self._buffer[:drop]
+        self._skip -= drop
+
+    def _oversized(self, head: int, index: int, length: int) -> Frame | None:
+        """The OVERSIZED frame once its topic is in, then skipping the rest; None: wait."""
+        if head >> 4 != PUBLISH:
+            raise ProtocolError(f"frame of {length} bytes exceeds {self.max_frame}")
+        buffer = self._buffer
+        if len(buffer) - index < 2:
+            return None
+        (size,) = struct.unpack_from("!H", buffer, index)
+        if len(buffer) - index < 2 + size:
+            return None
+        topic = bytes(buffer[index + 2 : index + 2 + size])
+        self._skip = index + length
+        self._discard()
+        return Frame(OVERSIZED, head & 0x0F, topic, length)
 
     def feed(self, data: bytes) -> list[Frame]:
         buffer = self._buffer
         buffer += data
+        if self._skip:
+            self._discard()
         frames: list[Frame] = []
         pos, end = 0, len(buffer)
         while end - pos >= 2:
@@ -149,8 +195,13 @@ class FrameReader:
                     raise ProtocolError("remaining length longer than 4 bytes")
             if not complete:
                 break
-            if length > MAX_FRAME:
-                raise ProtocolError(f"frame of {length} bytes exceeds {MAX_FRAME}")
+            if length > self.max_frame:
+                del buffer[:pos]
+                oversized = self._oversized(buffer[0], index - pos, length)
+                if oversized is not None:
+                    frames.append(oversized)
+                    return frames + self.feed(b"") if buffer and not self._skip else frames
+                return frames
             if end - index < length:
                 break
             head = buffer[pos]

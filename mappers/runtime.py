@@ -61,7 +61,7 @@ class Mapper:
         self._asked = ""  # event_id of our membership/get: results answer it, or someone else
         self._connection: MqttConnection | None = None
         self._stopping: set[asyncio.Task[None]] = set()
-        self.instance = f"{settings.protocol}-{uuid.uuid4().hex[:12]}"  # this process
+        self.instance = uuid.uuid4().hex[:12]  # this process
 
     def publish(self, topic: str, body: JSON) -> None:
         """QoS 0: a report lost while the broker is away is superseded by the next one."""
@@ -71,7 +71,7 @@ class Mapper:
 
     async def run(self) -> None:
         backoff, node = 0.1, self.settings.node
-        presence = mapper_presence_topic(node, self.instance)
+        presence = mapper_presence_topic(node, self.settings.protocol, self.instance)
         try:
             while True:
                 connection = MqttConnection(
@@ -104,15 +104,16 @@ class Mapper:
         for our devices, and repeat our devices' states (the edge may have marked them unknown
         while we were away)."""
         node = self.settings.node
+        protocol = self.settings.protocol
         await connection.subscribe(
             [
-                membership_result_topic(node),
-                membership_updated_topic(node),
+                membership_result_topic(node, protocol),
+                membership_updated_topic(node, protocol),
                 f"{DEVICE_PREFIX}+/+/twin/update/delta",
             ]
         )
         self._connection = connection
-        alive = {"protocol": self.settings.protocol, "since": time.time_ns() // 1_000_000}
+        alive = {"since": time.time_ns() // 1_000_000}
         connection.publish(presence, orjson.dumps(alive), retain=True)
         self._asked = str(uuid.uuid4())
         self.publish(
@@ -149,7 +150,8 @@ class Mapper:
 
     def _dispatch(self, topic: str, body: JSON) -> None:
         node = self.settings.node
-        if topic == membership_result_topic(node):
+        protocol = self.settings.protocol
+        if topic == membership_result_topic(node, protocol):
             if body.get("event_id") != self._asked:
                 return  # the answer to another mapper's request (another protocol's devices)
             stamp = body.get("timestamp")
@@ -161,7 +163,7 @@ class Mapper:
                 self._stop(device_id)
             for entry in wanted.values():
                 self._start(entry)
-        elif topic == membership_updated_topic(node):
+        elif topic == membership_updated_topic(node, protocol):
             stamp = body.get("timestamp")
             if isinstance(stamp, int):
                 self._membership_changed = max(self._membership_changed, stamp)

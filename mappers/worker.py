@@ -172,9 +172,17 @@ class DeviceWorker:
         while self._deltas:
             name, desired = next(iter(self._deltas.items()))
             prop = self.properties.get(name)
-            if prop is None or prop.access_mode == "ReadOnly" or prop.type == "stream":
-                log.warning("delta for %s ignored: not a writable property", name,
+            problem = "no such property" if prop is None else prop.desired_problem(desired)
+            if prop is None or problem is not None or prop.type == "stream":
+                log.warning("delta %s=%r refused: %s", name, desired, problem or "a STREAM",
                             extra={"device": self.id})  # fmt: skip
+                if prop is not None and problem is not None:
+                    report[name] = {
+                        "attempt": {
+                            "desired": desired,
+                            "error": f"refused by the mapper: {problem}",
+                        }
+                    }
                 del self._deltas[name]
                 continue
             last = self._written.get(name)

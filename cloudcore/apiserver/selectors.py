@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\Z")
+_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?\Z")
 
 
 class SelectorError(ValueError):
@@ -71,7 +71,7 @@ def _value(value: str, whole: str) -> str:
     return value
 
 
-_SET = re.compile(r"^(\S+)\s+(in|notin)\s*\((.*)\)$")
+_SET = re.compile(r"^(\S+)\s+(in|notin)\s*\((.*)\)\Z")
 
 
 def parse_labels(text: str | None) -> list[Requirement]:

@@ -55,9 +55,12 @@ class Edged:
         base_env: Mapping[str, str],
         report: Report | None = None,
         backoff: float = 10.0,
+        pod_env: Callable[[Obj], Mapping[str, str]] | None = None,
     ) -> None:
+        """`pod_env(pod)`: what a pod's containers get beside `base_env` (its broker identity)."""
         self.node, self.pods_dir, self.lookup, self.base_env = node, pods_dir, lookup, base_env
         self.report, self.backoff = report, backoff
+        self.pod_env = pod_env or (lambda _pod: {})
         self.pods: dict[str, PodRunner] = {}
         self.gone: set[str] = set()  # pods stopped for their deletionTimestamp
         self._sent: dict[str, Any] = {}
@@ -96,7 +99,8 @@ class Edged:
                     self._mark(key)
             for key, pod in wanted.items():
                 if key not in self.pods and not _deleting(pod):
-                    runner = PodRunner(pod, self.node, self.pods_dir, self.lookup, self.base_env,
+                    env = {**self.base_env, **self.pod_env(pod)}
+                    runner = PodRunner(pod, self.node, self.pods_dir, self.lookup, env,
                                        self.backoff, self._changed)  # fmt: skip
                     self.pods[key] = runner
                     self._later(self._start(runner, self._stopping.get(key)))

@@ -104,7 +104,7 @@ def test_kubectl_desired_keeps_connections_and_unreached_values_show(
         assert connected["modbus"] >= 1 and linked >= 1
 
         probe = MqttProbe(broker.port)
-        probe.subscribe("$hw/events/node/edge-node-1/membership/updated")
+        probe.subscribe("$hw/events/node/edge-node-1/membership/updated/#")
         try:
             _patch(cloud, "thermostat-1", "setpoint", "25")
             _patch(cloud, "ble-thermostat-1", "setpoint", "24")

@@ -49,7 +49,7 @@ def test_twin_get_answers_without_versions(edge: EdgeProcess, probe: MqttProbe) 
     assert "actual_version" not in power
 
 
-def test_membership_get_answers_with_merged_spec_and_protocol_filter(
+def test_membership_get_answers_with_merged_spec_on_the_protocols_own_topic(
     edge: EdgeProcess, probe: MqttProbe
 ) -> None:
     topic = "$hw/events/node/edge-node-1/membership/get"
@@ -62,7 +62,8 @@ def test_membership_get_answers_with_merged_spec_and_protocol_filter(
         "default/zigbee-light-1",
         "default/zigbee-thermostat-1",
     ]
-    modbus = probe.request(topic, {"protocol": "modbus"})
+    assert all("spec" not in d for d in everything["devices"])  # KubeEdge's fields only
+    modbus = probe.request(topic, {"protocol": "modbus"}, f"{topic}/result/modbus")
     [device] = modbus["devices"]
     assert device["spec"]["protocol"]["configData"]["port"] == 5020
     temperature = next(p for p in device["spec"]["properties"] if p["name"] == "temperature")

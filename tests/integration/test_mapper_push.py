@@ -107,7 +107,7 @@ async def test_push_methods_when_configured_deliver_json_readings(
                 lambda b: b.get("protocol") == "modbus",
             )
             answer = {"event_id": asked["event_id"], "devices": [entry]}
-            probe.publish("$hw/events/node/n1/membership/get/result", answer)
+            probe.publish("$hw/events/node/n1/membership/get/result/modbus", answer)
             pushed = await asyncio.to_thread(probe.expect, "push/thermo")
             assert pushed["device"] == "default/thermo" and pushed["property"] == "temperature"
             assert pushed["type"] == "float" and float(pushed["value"]) > 0 and pushed["timestamp"]
@@ -132,7 +132,7 @@ async def test_bad_push_method_when_configured_marks_device_unhealthy(broker: Mo
             entry["spec"]["properties"][0]["pushMethod"] = {"kafka": {}}
             asked = await asyncio.to_thread(probe.expect, "$hw/events/node/n1/membership/get")
             answer = {"event_id": asked["event_id"], "devices": [entry]}
-            probe.publish("$hw/events/node/n1/membership/get/result", answer)
+            probe.publish("$hw/events/node/n1/membership/get/result/modbus", answer)
             state = await asyncio.to_thread(
                 probe.expect, "$hw/events/device/default/thermo/state/update"
             )

@@ -64,16 +64,20 @@ async def test_malformed_messages_when_received_are_ignored_and_mapper_keeps_ser
 ) -> None:
     mapper, probe, simulator = running
     for topic, payload in [
-        (f"{NODE_TOPIC}/get/result", b"{not json"),
-        (f"{NODE_TOPIC}/get/result", b"[1,2]"),
-        (f"{NODE_TOPIC}/get/result", orjson.dumps({"event_id": mapper._asked, "devices": [{}]})),
-        (f"{NODE_TOPIC}/updated", b'{"added_devices": "nope"}'),
+        (f"{NODE_TOPIC}/get/result/modbus", b"{not json"),
+        (f"{NODE_TOPIC}/get/result/modbus", b"[1,2]"),
+        (
+            f"{NODE_TOPIC}/get/result/modbus",
+            orjson.dumps({"event_id": mapper._asked, "devices": [{}]}),
+        ),
+        (f"{NODE_TOPIC}/updated/modbus", b'{"added_devices": "nope"}'),
         (f"{DEV_TOPIC}/twin/update/delta", b'{"delta": 5}'),
         (f"{DEV_TOPIC}/twin/update/delta", b"\xff\xfe"),
     ]:
         probe.publish(topic, payload)
     probe.publish(
-        f"{NODE_TOPIC}/get/result", {"event_id": mapper._asked, "devices": [entry(simulator.port)]}
+        f"{NODE_TOPIC}/get/result/modbus",
+        {"event_id": mapper._asked, "devices": [entry(simulator.port)]},
     )
     state = await asyncio.to_thread(probe.expect, f"{DEV_TOPIC}/state/update")
     assert state["state"] == "online" and "default/thermo" in mapper.workers
@@ -84,7 +88,8 @@ async def test_malformed_messages_when_received_are_ignored_and_mapper_keeps_ser
 async def test_delta_when_property_read_only_is_not_written(running) -> None:
     mapper, probe, simulator = running
     probe.publish(
-        f"{NODE_TOPIC}/get/result", {"event_id": mapper._asked, "devices": [entry(simulator.port)]}
+        f"{NODE_TOPIC}/get/result/modbus",
+        {"event_id": mapper._asked, "devices": [entry(simulator.port)]},
     )
     await asyncio.to_thread(probe.expect, f"{DEV_TOPIC}/state/update")
     probe.publish(
@@ -101,11 +106,12 @@ async def test_delta_when_property_read_only_is_not_written(running) -> None:
 async def test_removed_device_when_announced_stops_its_worker(running) -> None:
     mapper, probe, simulator = running
     probe.publish(
-        f"{NODE_TOPIC}/get/result", {"event_id": mapper._asked, "devices": [entry(simulator.port)]}
+        f"{NODE_TOPIC}/get/result/modbus",
+        {"event_id": mapper._asked, "devices": [entry(simulator.port)]},
     )
     await asyncio.to_thread(probe.expect, f"{DEV_TOPIC}/state/update")
     probe.publish(
-        f"{NODE_TOPIC}/updated",
+        f"{NODE_TOPIC}/updated/modbus",
         {"added_devices": [], "updated_devices": [], "removed_devices": [{"id": "default/thermo"}]},
     )
     async with asyncio.timeout(10):
@@ -117,7 +123,9 @@ async def test_report_to_cloud_false_when_polled_sends_no_twin_reports(running) 
     mapper, probe, simulator = running
     device = entry(simulator.port)
     device["spec"]["properties"][0]["reportToCloud"] = False  # temperature
-    probe.publish(f"{NODE_TOPIC}/get/result", {"event_id": mapper._asked, "devices": [device]})
+    probe.publish(
+        f"{NODE_TOPIC}/get/result/modbus", {"event_id": mapper._asked, "devices": [device]}
+    )
     reports = []
     for _ in range(3):  # several report rounds of the other property
         reports.append(

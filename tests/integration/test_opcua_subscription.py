@@ -46,7 +46,7 @@ async def test_subscribed_property_when_device_changes_reports_without_polling(
         async with mapper_running("opcua", broker.url):
             asked = await asyncio.to_thread(probe.expect, "$hw/events/node/n1/membership/get")
             answer = {"event_id": asked["event_id"], "devices": [entry]}
-            probe.publish("$hw/events/node/n1/membership/get/result", answer)
+            probe.publish("$hw/events/node/n1/membership/get/result/opcua", answer)
             seen: set[str] = set()
             start = time.monotonic()
 

@@ -104,16 +104,18 @@ def test_delta_when_built_carries_delta_map() -> None:
     assert body["delta"] == {"a": "2"} and "a" in body["twin"] and body["event_id"]
 
 
-def test_membership_result_when_built_carries_spec_extension() -> None:
-    [entry] = orjson.loads(membership_result("e", 9, [_device()]))["devices"]
+def test_membership_result_carries_the_spec_only_for_its_protocols_mappers() -> None:
+    [entry] = orjson.loads(membership_result("e", 9, [_device()], True))["devices"]
     assert entry["id"] == "ns/d" and entry["spec"] == {"model": "m"} and "gone" not in entry["twin"]
+    [plain] = orjson.loads(membership_result("e", 9, [_device()], False))["devices"]
+    assert plain["id"] == "ns/d" and "spec" not in plain  # KubeEdge's fields, no addresses
 
 
 def test_document_when_composed_equals_plain_json_encoding() -> None:
     old = Twin("a", "int", False, actual=TwinValue("1", 1))
     new = old._replace(actual=TwinValue("2", 2))
     created = Twin('we"ird', "string", True, actual=TwinValue("x", 2))
-    change = TwinChange({}, {"a": (old, new), 'we"ird': (None, created)}, False)
+    change = TwinChange({}, {"a": (old, new), 'we"ird': (None, created)})
     body = orjson.loads(document(7, change))
     assert body["timestamp"] == 7 and body["event_id"]
     assert body["twin"] == {

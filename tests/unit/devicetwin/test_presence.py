@@ -30,18 +30,12 @@ def test_a_protocol_is_lost_only_with_its_last_instance() -> None:
 
 
 @pytest.mark.parametrize(
-    ("instance", "body"),
-    [
-        ("../etc", {"protocol": "modbus"}),
-        ("x" * 129, {"protocol": "modbus"}),
-        ("ok", {"protocol": 7}),
-        ("ok", {}),
-        ("ok", {"protocol": "has space"}),
-    ],
+    ("protocol", "instance"),
+    [("modbus", "../etc"), ("modbus", "x" * 129), ("", "ok"), ("has space", "ok"), ("a+b", "ok")],
 )
-def test_malformed_presence_is_refused(instance: str, body: dict[str, object]) -> None:
+def test_malformed_presence_is_refused(protocol: str, instance: str) -> None:
     with pytest.raises(TwinError):
-        parse_presence(instance, body)
+        parse_presence(protocol, instance, True)
 
 
 @pytest.fixture
@@ -67,8 +61,8 @@ def test_a_dead_mappers_devices_turn_unknown_and_watchers_hear(service: TwinServ
     told: list[int] = []
     service.watchers.append(changed.append)
     service.on_mappers = lambda: told.append(1)
-    topic = "$hw/events/node/n1/mappers/modbus-a"
-    assert service.handle(topic, orjson.dumps({"protocol": "modbus"})).code == 200
+    topic = "$hw/events/node/n1/mappers/modbus/a"
+    assert service.handle(topic, orjson.dumps({"since": NOW})).code == 200
     assert service.mappers == {"modbus"} and told == [1]
     assert service.handle(topic, b"").code == 200  # the will: an empty retained message
     assert service.devices[DeviceId("default/m1")].state == "unknown"
@@ -78,8 +72,8 @@ def test_a_dead_mappers_devices_turn_unknown_and_watchers_hear(service: TwinServ
 
 
 def test_presence_for_another_node_or_garbage_changes_nothing(service: TwinService) -> None:
-    assert service.handle("$hw/events/node/n2/mappers/x", b"").action == "ignored"
-    assert service.handle("$hw/events/node/n1/mappers/x", b"[1,2]").code == 400
-    assert service.handle("$hw/events/node/n1/mappers/x", b"\xff\xfe").code == 400
+    assert service.handle("$hw/events/node/n2/mappers/modbus/x", b"").action == "ignored"
+    assert service.handle("$hw/events/node/n1/mappers/modbus/x", b"\xff\xfe").code == 400
+    assert service.handle("$hw/events/node/n1/mappers/x", b"{}").code == 400  # no instance
     assert service.mappers == set()
     assert all(d.state == "online" for d in service.devices.values())

@@ -66,7 +66,7 @@ def test_parse_publish_when_qos1_skips_packet_id() -> None:
 
 @pytest.mark.parametrize(
     ("data", "fragment"),
-    [(b"\x30\xff\xff\xff\xff\x01", "longer than 4 bytes"), (b"\x30\xff\xff\xff\x7f", "exceeds")],
+    [(b"\x30\xff\xff\xff\xff\x01", "longer than 4 bytes"), (b"\x90\xff\xff\xff\x7f", "exceeds")],
 )
 def test_reader_when_length_invalid_raises(data: bytes, fragment: str) -> None:
     with pytest.raises(ProtocolError, match=fragment):
@@ -83,3 +83,29 @@ def test_parse_publish_when_truncated_raises(body: bytes) -> None:
 def test_publish_when_read_back_round_trips_every_length_width(size: int) -> None:
     [frame] = FrameReader().feed(mqttwire.publish("t", b"x" * size))
     assert mqttwire.parse_publish(frame) == ("t", b"x" * size)
+
+
+def test_an_oversized_publish_is_skipped_unbuffered_and_what_follows_is_read() -> None:
+    big = mqttwire.publish("$hw/x/twin/update", b"z" * 5000)
+    after = mqttwire.publish("t/after", b"ok")
+    data = mqttwire.publish("t/before", b"1") + big + after
+    for step in (1, 7, 100, len(data)):  # split every which way across reads
+        reader = FrameReader(max_frame=1000)
+        frames = []
+        for i in range(0, len(data), step):
+            frames += reader.feed(data[i : i + step])
+            assert len(reader._buffer) < 1100  # never the whole oversized frame
+        assert [f.type for f in frames] == [mqttwire.PUBLISH, mqttwire.OVERSIZED, mqttwire.PUBLISH]
+        assert frames[1].body == b"$hw/x/twin/update" and frames[1].size == 5000 + 19
+        assert mqttwire.parse_publish(frames[2]) == ("t/after", b"ok")
+
+
+def test_an_oversized_frame_that_is_no_publish_is_a_protocol_error() -> None:
+    reader = FrameReader(max_frame=10)
+    with pytest.raises(ProtocolError):
+        reader.feed(mqttwire.frame(mqttwire.SUBACK, 0, b"x" * 20))
+
+
+def test_oversized_carries_its_size_and_is_empty() -> None:
+    payload = mqttwire.Oversized(17_000_000)
+    assert payload == b"" and payload.size == 17_000_000

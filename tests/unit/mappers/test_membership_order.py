@@ -21,18 +21,18 @@ async def test_only_our_own_fresh_answer_replaces_the_device_set() -> None:
     mapper = Mapper(MapperSettings("bluetooth", "n1", MqttSettings("127.0.0.1", 1)),
                     driver_factory)  # type: ignore[arg-type]  # fmt: skip
     try:
-        mapper._dispatch(membership_updated_topic("n1"), {
+        mapper._dispatch(membership_updated_topic("n1", "bluetooth"), {
             "timestamp": 2000, "added_devices": [ENTRY], "removed_devices": [],
             "updated_devices": []})  # fmt: skip
         assert set(mapper.workers) == {"default/ble-1"}
         mapper._asked = "ours"
         stale = {"event_id": "ours", "timestamp": 1999, "devices": []}
-        mapper._dispatch(membership_result_topic("n1"), stale)
+        mapper._dispatch(membership_result_topic("n1", "bluetooth"), stale)
         assert set(mapper.workers) == {"default/ble-1"}  # stale: ignored
         other = {"event_id": "modbus-mapper's", "timestamp": 2001, "devices": []}
-        mapper._dispatch(membership_result_topic("n1"), other)
+        mapper._dispatch(membership_result_topic("n1", "bluetooth"), other)
         assert set(mapper.workers) == {"default/ble-1"}  # someone else's answer: ignored
-        mapper._dispatch(membership_result_topic("n1"), {**stale, "timestamp": 2001})
+        mapper._dispatch(membership_result_topic("n1", "bluetooth"), {**stale, "timestamp": 2001})
         assert mapper.workers == {}  # our newer answer: the device is really gone
     finally:
         for worker in list(mapper.workers.values()):

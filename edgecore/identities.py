@@ -1,0 +1,112 @@
+"""Who may do what on the edge broker: an identity per role, as mosquitto's password and ACL files.
+
+    edgecore            everything under $hw/ (it answers, publishes deltas and membership)
+    app                 read the twins, documents, results and KubeEdge's membership; ask for a
+                        twin (twin/get); nothing else (no desired writes, no forged deltas)
+    mapper-<protocol>   its protocol's devices only: publish their reports and states, read their
+                        deltas; its protocol's membership topics (with the devices' specs); its
+                        presence; ask membership/get
+
+A pod's role comes from edged (`role_of`): a mapper image `kedge/mapper-<protocol>` or the pod
+annotation `devices.kedge.io/mapper-protocol`, else app. Each role's password is random, kept in
+`identities.json` (0600) with the role's URL beside it (`<role>.url`, 0600); the password file
+holds only salted PBKDF2-SHA512 hashes (mosquitto's `$7$` format).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kedge.mqtt import MqttSettings
+from kedge.process import write_private
+
+EDGECORE, APP = "edgecore", "app"
+MAPPER_ANNOTATION = "devices.kedge.io/mapper-protocol"
+_PROTOCOL = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
+_MAPPER_IMAGE = re.compile(r"^(?:[^/]+/)*kedge/mapper-([a-z0-9][a-z0-9-]{0,62})(?::[^/]*)?\Z")
+HASH_ROUNDS = 101  # mosquitto_passwd's default
+
+
+def role_of(pod: Mapping[str, Any]) -> str:
+    """The broker role a pod's containers get."""
+    meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    annotations = (meta or {}).get("annotations") or {}
+    protocol = annotations.get(MAPPER_ANNOTATION) if isinstance(annotations, dict) else None
+    if not isinstance(protocol, str):
+        spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+        images = [str(c.get("image", "")) for c in (spec or {}).get("containers") or []
+                  if isinstance(c, dict)]  # fmt: skip
+        found = [m.group(1) for m in map(_MAPPER_IMAGE.match, images) if m]
+        protocol = found[0] if found else None
+    return f"mapper-{protocol}" if protocol and _PROTOCOL.match(protocol) else APP
+
+
+def password_hash(password: str) -> str:
+    """mosquitto's `$7$` hash: PBKDF2-SHA512, 101 rounds, a 12-byte salt, base64."""
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, HASH_ROUNDS)
+    return f"$7${HASH_ROUNDS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def acl_text(node: str, roles: Sequence[str], devices: Mapping[str, Sequence[str]]) -> str:
+    """The ACL file: `devices` maps a protocol to its devices' ids (`ns/name`)."""
+    nodes = f"$hw/events/node/{node}"
+    lines = [f"user {EDGECORE}", "topic readwrite $hw/#", "", f"user {APP}",
+             "topic read $hw/events/device/#", f"topic read {nodes}/membership/get/result",
+             f"topic read {nodes}/membership/updated", f"topic write {nodes}/membership/get",
+             "topic write $hw/events/device/+/+/twin/get", ""]  # fmt: skip
+    for role in sorted(r for r in roles if r.startswith("mapper-")):
+        protocol = role.removeprefix("mapper-")
+        lines += [f"user {role}", f"topic write {nodes}/membership/get",
+                  f"topic read {nodes}/membership/get/result/{protocol}",
+                  f"topic read {nodes}/membership/updated/{protocol}",
+                  f"topic write {nodes}/mappers/{protocol}/+"]  # fmt: skip
+        for device in sorted(devices.get(protocol, ())):
+            base = f"$hw/events/device/{device}"
+            lines += [f"topic write {base}/twin/update", f"topic write {base}/state/update",
+                      f"topic read {base}/twin/update/delta"]  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+class Identities:
+    def __init__(self, directory: Path, node: str, port: int) -> None:
+        self.dir, self.node, self.port = directory, node, port
+        self._file = directory / "identities.json"
+        try:
+            self.passwords: dict[str, str] = json.loads(self._file.read_text())
+        except (OSError, ValueError):
+            self.passwords = {}
+        self._written: tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]] | None = None
+
+    def settings(self, role: str) -> MqttSettings:
+        """The role's broker settings, the role made on first use (write() stores it)."""
+        if role not in self.passwords:
+            self.passwords[role] = secrets.token_urlsafe(24)
+            write_private(self._file, json.dumps(self.passwords))
+        return MqttSettings("127.0.0.1", self.port, role, self.passwords[role])
+
+    def write(self, devices: Mapping[str, Sequence[str]]) -> bool:
+        """The password and ACL files for every role and `devices`; False if nothing changed."""
+        for role in (EDGECORE, APP, *(f"mapper-{p}" for p in devices if _PROTOCOL.match(p))):
+            self.settings(role)
+        wanted = (tuple(sorted(self.passwords)),
+                  tuple(sorted((p, tuple(sorted(d))) for p, d in devices.items())))  # fmt: skip
+        if wanted == self._written:
+            return False
+        lines = [f"{role}:{password_hash(password)}" for role, password in self.passwords.items()]
+        write_private(self.dir / "passwd", "\n".join(lines) + "\n")
+        write_private(self.dir / "acl", acl_text(self.node, list(self.passwords), devices))
+        for role in self.passwords:
+            write_private(self.dir / f"{role}.url", self.settings(role).url() + "\n")
+        os.chmod(self.dir, 0o700)
+        self._written = wanted
+        return True
