@@ -41,6 +41,8 @@ from controllers.workloads import Workloads
 from kedge import webserver
 from kedge.channel.message import Message
 from kedge.logs import setup_logging
+from kedge.process import private_state
+from kedge.sealing import Sealer
 
 log = logging.getLogger("kedge.cloudcore")
 # what a node's status report carries for cloudcore, not for Device.status
@@ -52,6 +54,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    private_state(args.state_dir)
     pki = args.state_dir / "pki"
     ca, crt, key = ensure_certificates(pki, ("127.0.0.1", "localhost", args.host))
     tokens = JoinTokens(pki, args.state_dir / TOKENS_DB)
@@ -80,7 +83,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             ssl_keyfile=str(key), log_config=None, access_log=False, lifespan="off",
         )
     )  # fmt: skip
-    sync = ObjectSync(args.state_dir / "objectsync.db")
+    sync = ObjectSync(args.state_dir / "objectsync.db", Sealer.in_dir(args.state_dir))
     downstream: Downstream | None = None
 
     async def on_message(node: str, message: Message) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from kedge.sealing import Sealer
 from kedge.sqlite import open_store
 
 SCHEMA = """
@@ -40,8 +41,20 @@ class Pending:
 
 
 class ObjectSync:
-    def __init__(self, path: Path) -> None:
+    """Payloads of Secrets (`secret/...` keys) are stored sealed with `sealer`."""
+
+    def __init__(self, path: Path, sealer: Sealer | None = None) -> None:
         self._db = open_store(path, SCHEMA)
+        self._sealer = sealer
+
+    def _dump(self, key: str, payload: Any) -> str:
+        text = orjson.dumps(payload).decode()
+        return self._sealer.seal(text, key) if self._sealer and key.startswith("secret/") else text
+
+    def _load(self, key: str, text: str) -> Any:
+        if self._sealer is not None and key.startswith("secret/"):
+            text = self._sealer.open(text, key)
+        return orjson.loads(text)
 
     def close(self) -> None:
         self._db.close()
@@ -57,7 +70,7 @@ class ObjectSync:
             "INSERT INTO object_sync (node, key, rv, deleted, payload) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (node, key) DO UPDATE SET rv = excluded.rv, deleted = excluded.deleted, "
             "payload = excluded.payload",
-            (node, key, rv, int(deleted), orjson.dumps(payload).decode()),
+            (node, key, rv, int(deleted), self._dump(key, payload)),
         )
         return True
 
@@ -78,7 +91,7 @@ class ObjectSync:
             "WHERE node = ? AND acked_rv < rv ORDER BY rv",
             (node,),
         ).fetchall()
-        return [Pending(node, k, rv, bool(d), orjson.loads(p)) for k, rv, d, p in rows]
+        return [Pending(node, k, rv, bool(d), self._load(k, p)) for k, rv, d, p in rows]
 
     def held(self, node: str) -> dict[str, int]:
         """Objects the node has confirmed and still holds: key -> acked version."""
@@ -95,7 +108,7 @@ class ObjectSync:
         return (
             None
             if row is None
-            else Pending(node, key, int(row[0]), bool(row[1]), orjson.loads(row[2]))
+            else Pending(node, key, int(row[0]), bool(row[1]), self._load(key, row[2]))
         )
 
     def nodes(self) -> list[str]:

@@ -40,6 +40,8 @@ from edgecore.outbox import Outbox
 from kedge import webserver
 from kedge.channel.message import Message
 from kedge.mqtt import MqttSettings
+from kedge.process import private_state
+from kedge.sealing import Sealer
 
 log = logging.getLogger("kedge.edgecore")
 DB_NAME = "edgecore.db"
@@ -124,12 +126,13 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    private_state(config.state_dir)
     manifests = [doc for path in config.devices for doc in read_documents(path)]
     link, edged = None, None
     if config.cloud is not None:
         link = CloudLink(
             config.node,
-            MetaStore(config.state_dir / META_DB),
+            MetaStore(config.state_dir / META_DB, Sealer.in_dir(config.state_dir)),
             manifests,
             _nothing,
             Outbox(config.state_dir / OUTBOX_DB),

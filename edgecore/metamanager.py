@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from devicetwin.spec import Document
+from kedge.sealing import Sealer
 from kedge.sqlite import open_store
 
 SCHEMA = """
@@ -34,9 +35,25 @@ KINDS = {
 DEVICE_KINDS = ("device", "devicemodel")
 
 
+def _sealed(key: str) -> bool:
+    return key.startswith("secret/")
+
+
 class MetaStore:
-    def __init__(self, path: Path) -> None:
+    """Secrets are stored sealed with `sealer` (the state dir's key)."""
+
+    def __init__(self, path: Path, sealer: Sealer | None = None) -> None:
         self._db = open_store(path, SCHEMA)
+        self._sealer = sealer
+
+    def _dump(self, key: str, body: dict[str, Any]) -> str:
+        text = orjson.dumps(body).decode()
+        return self._sealer.seal(text, key) if self._sealer and _sealed(key) else text
+
+    def _load(self, key: str, text: str) -> dict[str, Any]:
+        if self._sealer is not None and _sealed(key):
+            text = self._sealer.open(text, key)
+        return dict(orjson.loads(text))
 
     def close(self) -> None:
         self._db.close()
@@ -49,7 +66,7 @@ class MetaStore:
         row = self._db.execute("SELECT rv FROM meta WHERE key = ?", (key,)).fetchone()
         if row is not None and row[0] >= rv:
             return False
-        text = None if body is None else orjson.dumps(body).decode()
+        text = None if body is None else self._dump(key, body)
         self._db.execute(
             "INSERT INTO meta (key, rv, body) VALUES (?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET rv = excluded.rv, body = excluded.body",
@@ -72,11 +89,11 @@ class MetaStore:
     def objects(self, kind: str) -> list[dict[str, Any]]:
         """Every stored object of one kind (`pod`, `configmap`, ...)."""
         rows = self._db.execute(
-            "SELECT body FROM meta WHERE body IS NOT NULL AND key LIKE ? ORDER BY key",
+            "SELECT key, body FROM meta WHERE body IS NOT NULL AND key LIKE ? ORDER BY key",
             (f"{kind}/%",),
         ).fetchall()
-        return [orjson.loads(body) for (body,) in rows]
+        return [self._load(key, body) for key, body in rows]
 
     def get(self, key: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT body FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None or row[0] is None else dict(orjson.loads(row[0]))
+        return None if row is None or row[0] is None else self._load(key, row[0])

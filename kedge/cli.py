@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--cloud-port", type=int, default=10000)
     up.add_argument("--join-port", type=int, default=10002)
     up.add_argument("--stream-port", type=int, default=10003)
+    up.add_argument(
+        "--reset", action="store_true",
+        help="apply the samples over what is there (by default only absent ones are created)",
+    )  # fmt: skip
     up.set_defaults(func=_up)
     return parser
 

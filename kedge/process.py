@@ -105,3 +105,19 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def private_state(directory: Path) -> None:
+    """From now on, files this process creates are its owner's alone (umask 077: 0600 files,
+    0700 directories; SQLite gives WAL and SHM files its database's mode), and what an older
+    version left in `directory` is made so too."""
+    os.umask(0o077)
+    directory.mkdir(parents=True, exist_ok=True)
+    for root, dirs, files in os.walk(directory):
+        os.chmod(root, 0o700)
+        for name in files:
+            path = Path(root) / name
+            if not path.is_symlink():
+                with contextlib.suppress(OSError):  # a file removed meanwhile
+                    os.chmod(path, 0o600)
+        dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from kedge.children import Children
-from kedge.process import end_stale, write_private
+from kedge.process import end_stale, private_state, write_private
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "crds" / "samples"
@@ -86,10 +86,12 @@ def wait_until(check: Callable[[], bool], what: str, process: subprocess.Popen[b
         time.sleep(0.05)
 
 
-def apply(kubeconfig: Path, texts: list[str]) -> int:
-    """Server-side apply of every document (idempotent: a second `kedge up` changes nothing)."""
+def apply(kubeconfig: Path, texts: list[str], reset: bool = False) -> int:
+    """Create every document that is absent; objects an operator has (changed or not) stay as
+    they are, unless `reset` applies the samples over them. Returns how many were written."""
     from kubernetes import config as kube_config
     from kubernetes.dynamic import DynamicClient
+    from kubernetes.dynamic.exceptions import NotFoundError
 
     api = kube_config.new_client_from_config(str(kubeconfig))
     try:
@@ -102,6 +104,12 @@ def apply(kubeconfig: Path, texts: list[str]) -> int:
                 kind = dynamic.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
                 meta: dict[str, Any] = doc["metadata"]
                 namespace = meta.get("namespace", "default") if kind.namespaced else None
+                if not reset:
+                    try:
+                        kind.get(name=meta["name"], namespace=namespace)
+                        continue  # there already: what the operator made of it stands
+                    except NotFoundError:
+                        pass
                 kind.server_side_apply(body=doc, name=meta["name"], namespace=namespace,
                                        field_manager="kedge-up", force_conflicts=True)  # fmt: skip
                 count += 1
@@ -184,7 +192,7 @@ def _start_cloud(children: Children, state: Path, ports: dict[str, int]) -> Path
     return kubeconfig
 
 
-def _apply_samples(kubeconfig: Path, ports: dict[str, int]) -> None:
+def _apply_samples(kubeconfig: Path, ports: dict[str, int], reset: bool) -> None:
     samples = []
     for path in sorted(SAMPLES.glob("*.yaml")):
         text = path.read_text()
@@ -193,8 +201,11 @@ def _apply_samples(kubeconfig: Path, ports: dict[str, int]) -> None:
             text = text.replace(pattern.format(default), pattern.format(ports[path.stem]))
         samples.append(text)
     mappers = [p.read_text() for p in sorted(MAPPERS.glob("*.yaml"))]
-    count = apply(kubeconfig, samples + mappers)
-    say(f"applied {count} objects: sample DeviceModels and Devices, mapper DaemonSets")
+    count = apply(kubeconfig, samples + mappers, reset)
+    if count:
+        say(f"applied {count} objects: sample DeviceModels and Devices, mapper DaemonSets")
+    else:
+        say("the samples and mapper DaemonSets are there already (kedge up --reset restores them)")
 
 
 def _show(state: Path, kubeconfig: Path, ports: dict[str, int]) -> None:
@@ -217,13 +228,13 @@ def run(args: argparse.Namespace, edgecore: Callable[[list[str], Supervise], int
     """Everything up, the edge node in this process; `edgecore(argv, supervise)` runs the
     node and, beside it on its event loop, `supervise()` restarting what stops."""
     state: Path = args.state_dir.resolve()
-    state.mkdir(parents=True, exist_ok=True)
+    private_state(state)  # every file 0600, every directory 0700, also in the processes started
     _end_leftovers(state)
     children = Children(state / PIDS, say)
     try:
         ports = _ports(args, state)
         kubeconfig = _start_cloud(children, state, ports)
-        _apply_samples(kubeconfig, ports)
+        _apply_samples(kubeconfig, ports, args.reset)
         token = _token(state / "cloudcore")
         _show(state, kubeconfig, ports)
         argv = [

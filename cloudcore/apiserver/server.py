@@ -28,6 +28,8 @@ from cloudcore.apiserver.store import Store
 from cloudcore.pki import ensure_certificates
 from kedge import webserver
 from kedge.logs import setup_logging
+from kedge.process import private_state
+from kedge.sealing import Sealer
 
 log = logging.getLogger("kedge.apiserver")
 CRDS = Path(__file__).resolve().parents[2] / "crds"
@@ -77,9 +79,9 @@ def write_kubeconfig(path: Path, server: str, token: str | None, ca: Path | None
 
 def build(args: argparse.Namespace) -> tuple[ApiService, uvicorn.Config]:
     state: Path = args.state_dir
-    state.mkdir(parents=True, exist_ok=True)
+    private_state(state)
     url = args.database or f"sqlite:///{state / 'apiserver.db'}"
-    service = ApiService(Store(url, max(1, args.watch_history)))
+    service = ApiService(Store(url, max(1, args.watch_history), Sealer.in_dir(state)))
     service.bootstrap()
     if not args.no_crds:
         load_crds(service)

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from cloudcore.apiserver.arguments import CHANGE_LOG
+from kedge.sealing import PREFIX, Sealer, SealError
 
 metadata = MetaData()
 objects = Table(
@@ -112,12 +113,16 @@ _LOG = text("INSERT INTO changes (rv, resource, type, data) VALUES (:rv, :r, :t,
 _TRIM = text("DELETE FROM changes WHERE rv <= :floor")
 
 
+SEALED = frozenset({"/secrets"})  # resources stored encrypted (EncryptionConfiguration's usual)
+
+
 class Store:
     """Statements are prepared text: building SQLAlchemy expressions per write cost more than
-    SQLite itself. The newest resourceVersion is recovered at start from the stored rows."""
+    SQLite itself. The newest resourceVersion is recovered at start from the stored rows.
+    With a `sealer`, Secrets are stored (objects and change log) sealed with it."""
 
-    def __init__(self, url: str, history: int = CHANGE_LOG) -> None:
-        self.history = history
+    def __init__(self, url: str, history: int = CHANGE_LOG, sealer: Sealer | None = None) -> None:
+        self.history, self.sealer = history, sealer
         self.engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             _sqlite_pragmas(self.engine)
@@ -132,6 +137,19 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _dump(self, resource: str, obj: dict[str, Any]) -> str:
+        data = _dumps(obj)
+        if self.sealer is None or resource not in SEALED:
+            return data
+        return self.sealer.seal(data, resource)  # the resource is authenticated with it
+
+    def _load(self, resource: str, data: str) -> dict[str, Any]:
+        if data.startswith(PREFIX):
+            if self.sealer is None:
+                raise SealError(f"a sealed {resource} object, and no key to open it")
+            data = self.sealer.open(data, resource)
+        return dict(orjson.loads(data))
+
     def _log(self, conn: Connection, rv: int, resource: str, kind: str, data: str) -> None:
         conn.execute(_LOG, {"rv": rv, "r": resource, "t": kind, "d": data})
         if rv % max(1, self.history // 50) == 0:  # trim now and then, not on every write
@@ -140,7 +158,7 @@ class Store:
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(_GET, {"r": resource, "ns": namespace, "n": name}).first()
-        return None if row is None else dict(orjson.loads(row[0]))
+        return None if row is None else self._load(resource, row[0])
 
     def list(self, resource: str, namespace: str | None) -> tuple[list[dict[str, Any]], int]:
         query = select(objects.c.data).where(objects.c.resource == resource)
@@ -149,7 +167,7 @@ class Store:
         query = query.order_by(objects.c.namespace, objects.c.name)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [orjson.loads(row[0]) for row in rows], self.rv
+        return [self._load(resource, row[0]) for row in rows], self.rv
 
     def write(
         self,
@@ -164,7 +182,7 @@ class Store:
         key = {"r": resource, "ns": namespace, "n": name}
         rv = self.rv + 1
         obj["metadata"]["resourceVersion"] = str(rv)
-        data = _dumps(obj)
+        data = self._dump(resource, obj)
         try:
             with self.engine.begin() as conn:
                 if create:
@@ -193,12 +211,12 @@ class Store:
             row = conn.execute(_GET, key).first()
             if row is None:
                 raise KeyError(name)
-            obj = dict(orjson.loads(row[0]))
+            obj = self._load(resource, row[0])
             rv = self.rv + 1
             obj["metadata"]["resourceVersion"] = str(rv)
             conn.execute(_DELETE, key)
             conn.execute(_OWNERS_DROP, key)
-            self._log(conn, rv, resource, "DELETED", _dumps(obj))
+            self._log(conn, rv, resource, "DELETED", self._dump(resource, obj))
         self.rv = rv
         return obj
 
@@ -206,12 +224,12 @@ class Store:
         """(resource, object) of every object naming `uid` in its ownerReferences."""
         with self.engine.connect() as conn:
             rows = conn.execute(_OWNED, {"owner": uid}).all()
-        return [(str(r[0]), dict(orjson.loads(r[1]))) for r in rows]
+        return [(str(r[0]), self._load(str(r[0]), r[1])) for r in rows]
 
     def by_uid(self, uid: str) -> tuple[str, dict[str, Any]] | None:
         with self.engine.connect() as conn:
             row = conn.execute(_BY_UID, {"uid": uid}).first()
-        return None if row is None else (str(row[0]), dict(orjson.loads(row[1])))
+        return None if row is None else (str(row[0]), self._load(str(row[0]), row[1]))
 
     def changes_since(self, rv: int, resource: str) -> Iterator[Change]:
         """Changes to `resource` after `rv`, oldest first; Gone when `rv` left the log."""
@@ -225,4 +243,4 @@ class Store:
                 .order_by(changes.c.rv)
             ).all()
         for row in rows:
-            yield Change(int(row[0]), resource, str(row[1]), orjson.loads(row[2]))
+            yield Change(int(row[0]), resource, str(row[1]), self._load(resource, row[2]))

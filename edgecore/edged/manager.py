@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
 from edgecore.edged.pod import PodRunner
 from edgecore.edged.podspec import Lookup
+from edgecore.edged.volumes import secret_root
 
 log = logging.getLogger("kedge.edged")
 Obj = dict[str, Any]
@@ -61,6 +63,7 @@ class Edged:
         self.node, self.pods_dir, self.lookup, self.base_env = node, pods_dir, lookup, base_env
         self.report, self.backoff = report, backoff
         self.pod_env = pod_env or (lambda _pod: {})
+        shutil.rmtree(secret_root(pods_dir), ignore_errors=True)  # what a killed run left
         self.pods: dict[str, PodRunner] = {}
         self.gone: set[str] = set()  # pods stopped for their deletionTimestamp
         self._sent: dict[str, Any] = {}
@@ -127,6 +130,7 @@ class Edged:
 
         async def stop() -> None:
             await runner.stop()
+            runner.remove_secrets()
             if not keep_files:
                 runner.remove_files()
             if self._stopping.get(key) is task:

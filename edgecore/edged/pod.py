@@ -18,7 +18,7 @@ from edgecore.edged.podspec import (
     plan_container,
     restart_policy,
 )
-from edgecore.edged.volumes import materialise, mount_table, rewrite
+from edgecore.edged.volumes import materialise, mount_table, rewrite, secret_root
 
 log = logging.getLogger("kedge.edged")
 Obj = dict[str, Any]
@@ -57,6 +57,7 @@ class PodRunner:
         self.key = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
         self.uid = str(meta.get("uid", ""))
         self.dir = pods_dir / (self.uid or self.key.replace("/", "_"))
+        self.secrets = secret_root(pods_dir) / self.dir.name
         self.on_change = on_change
         self.policy = restart_policy(pod)
         self.started_at = now()
@@ -70,7 +71,7 @@ class PodRunner:
         containers = (self.pod.get("spec") or {}).get("containers") or []
         plans = [plan_container(c, self.pod, self.node, self.lookup, env) for c in containers]
         try:
-            volumes = materialise(self.pod, self.dir, self.lookup)
+            volumes = materialise(self.pod, self.dir, self.lookup, self.secrets)
         except (ConfigError, OSError) as exc:
             return [ContainerPlan(p.name, p.image, error=("CreateContainerConfigError", str(exc)))
                     if p.error is None else p for p in plans]  # fmt: skip
@@ -121,6 +122,10 @@ class PodRunner:
 
     def remove_files(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def remove_secrets(self) -> None:
+        """A stopped pod's Secret volumes go at once (they are made again if it starts)."""
+        shutil.rmtree(self.secrets, ignore_errors=True)
 
     def _transition(self, kind: str, ok: bool) -> str:
         old = self._since.get(kind)

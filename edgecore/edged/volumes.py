@@ -1,13 +1,14 @@
 """Pod volumes as directories under the pod's directory (the process runtime has no mounts).
 
 configMap and secret volumes are files, one per key (or per `items` entry), rewritten whenever
-the object changes; emptyDir is an empty directory kept for the pod's life; hostPath is the host
-path itself. A process finds them because mount paths in its argv and env are rewritten to these
-directories (see `rewrite`).
+the object changes; Secrets go to memory (under /dev/shm, where the machine has it). emptyDir is
+an empty directory kept for the pod's life; hostPath is the host path itself. A process finds
+them because mount paths in its argv and env are rewritten to these directories (`rewrite`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,8 +64,34 @@ def _project(kind: str, source: Obj, namespace: str, lookup: Lookup, target: Pat
             old.unlink()
 
 
-def materialise(pod: Obj, pod_dir: Path, lookup: Lookup) -> dict[str, Path]:
-    """volume name -> its directory (or host path), written or refreshed now."""
+def _on_tmpfs(path: Path) -> bool:
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return False
+    return any(f" {path} tmpfs " in f" {line} " for line in mounts)
+
+
+def secret_root(pods_dir: Path) -> Path:
+    """Where this node's pods find their Secret volumes: a 0700 directory in memory (under the
+    tmpfs /dev/shm) where there is one, so Secret values never reach the disk; else beside the
+    pods. One per state dir, so two edgecores on a machine keep theirs apart."""
+    shm = Path("/dev/shm")
+    if _on_tmpfs(shm) and os.access(shm, os.W_OK):
+        digest = hashlib.sha256(str(pods_dir.resolve()).encode()).hexdigest()[:16]
+        root = shm / f"kedge-{os.getuid()}-{digest}"
+    else:
+        root = pods_dir / ".secrets"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(root, 0o700)
+    return root
+
+
+def materialise(
+    pod: Obj, pod_dir: Path, lookup: Lookup, secrets_dir: Path | None = None
+) -> dict[str, Path]:
+    """volume name -> its directory (or host path), written or refreshed now; Secret volumes
+    go under `secrets_dir` (in memory, see secret_root) when given."""
     namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
     out: dict[str, Path] = {}
     for volume in (pod.get("spec") or {}).get("volumes") or []:
@@ -75,6 +102,7 @@ def materialise(pod: Obj, pod_dir: Path, lookup: Lookup) -> dict[str, Path]:
         if isinstance(volume.get("configMap"), dict):
             _project("configmap", volume["configMap"], namespace, lookup, target)
         elif isinstance(volume.get("secret"), dict):
+            target = (secrets_dir or pod_dir / "volumes") / name
             _project("secret", volume["secret"], namespace, lookup, target)
         elif "emptyDir" in volume:
             target.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,24 @@ def _reporting(http_port: int) -> set[str]:
     except httpx.HTTPError:
         return set()
     return {d["protocol"] for d in items if any((t.get("reported") or {}) for t in d["twins"])}
+
+
+def _private(state: Path) -> list[str]:
+    """Files and directories under `state` that anyone but their owner may read."""
+    loose = []
+    for path in [state, *state.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            loose.append(f"{path.relative_to(state)} {oct(mode)}")
+    return loose
+
+
+def _setpoint(kubectl: Callable[..., str]) -> str | None:
+    device = json.loads(kubectl("get", "device", "thermostat-1", "-o", "json"))
+    return next((p.get("desired", {}).get("value") for p in device["spec"]["properties"]
+                 if p["name"] == "setpoint"), None)  # fmt: skip
 
 
 def test_kedge_up_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
@@ -82,9 +101,37 @@ def test_kedge_up_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
             for part in ("mosquitto", "cloudcore.apiserver", "-m cloudcore", "mappers.modbus",
                          "simulate zigbee"):  # fmt: skip
                 assert part in names, names
+            assert _private(tmp_path / "state") == []  # 0600 files, 0700 directories
+            device = json.loads(kubectl("get", "device", "thermostat-1", "-o", "json"))
+            for entry in device["spec"]["properties"]:
+                if entry["name"] == "setpoint":
+                    entry["desired"] = {"value": "23"}
+            kubectl("patch", "device", "thermostat-1", "--type", "merge", "-p",
+                    json.dumps({"spec": {"properties": device["spec"]["properties"]}}))  # fmt: skip
         finally:
             up.send_signal(signal.SIGINT)
             code = up.wait(60)
     assert code == 0, log.read_text()[-3000:]
     left = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not left, left
+    # started again on the same state dir, what the operator set stands
+    with log.open("ab") as out:
+        again = subprocess.Popen(up.args, stdout=out, stderr=out, cwd=ROOT)
+    try:
+        wait_for(lambda: log.read_text().count("Ctrl-C stops everything") == 2, timeout=90,
+                 what="kedge up to start again")  # fmt: skip
+        assert "the samples and mapper DaemonSets are there already" in log.read_text()
+        assert _setpoint(kubectl) == "23"
+        url = f"http://127.0.0.1:{http_port}/v1/devices/default/thermostat-1/twin/setpoint"
+
+        def edge_desired() -> str | None:
+            try:
+                return str(httpx.get(url, timeout=2).json()["desired"]["value"])
+            except (httpx.HTTPError, KeyError, TypeError):
+                return None
+
+        wait_for(lambda: edge_desired() == "23", timeout=30,
+                 what="the edge keeps the operator's value")  # fmt: skip
+    finally:
+        again.send_signal(signal.SIGINT)
+        assert again.wait(60) == 0
