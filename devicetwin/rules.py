@@ -38,7 +38,8 @@ from devicetwin.model import (
 KEY_PATTERN = re.compile(r"^[a-zA-Z0-9\-_.,:/@#]{1,128}\Z")
 MAX_VALUE_LENGTH = 4096
 MAX_REASON_LENGTH = 512
-MAX_TWINS_PER_DEVICE = 1024
+MAX_TWINS_PER_DEVICE = 1024  # with tombstones
+MAX_OPTIONAL_TWINS = 64  # twins clients may add beyond the model's (edgecore's default)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # ASCII digits only, whole string (Python's \d takes "٢٥" and $ a trailing newline)
 _INT = re.compile(r"[+-]?[0-9]+")
@@ -232,7 +233,22 @@ def _value(side: TwinValue | None) -> str | None:
     return None if side is None else side.value
 
 
-def apply_edge_update(device: Device, patches: Mapping[str, TwinPatch], now: int) -> TwinChange:
+def _check_room(device: Device, new_twins: Mapping[str, Twin], name: str, limit: int) -> None:
+    """A twin the model does not declare is an optional one a client makes: at most `limit`."""
+    if len(device.twins) + len(new_twins) >= MAX_TWINS_PER_DEVICE:
+        raise TwinError(400, f"{name}: device already has {MAX_TWINS_PER_DEVICE} twins")
+    made = sum(1 for t in (*device.twins.values(), *new_twins.values())
+               if t.optional and not t.deleted)  # fmt: skip
+    if made >= limit:
+        raise TwinError(400, f"{name}: device already has {limit} optional twins (the limit)")
+
+
+def apply_edge_update(
+    device: Device,
+    patches: Mapping[str, TwinPatch],
+    now: int,
+    max_optional: int = MAX_OPTIONAL_TWINS,
+) -> TwinChange:
     """Apply an edge-side (MQTT or HTTP) twin update, all or nothing.
 
     Raises TwinError(400) for invalid keys/values/types and TwinError(409) for a failed
@@ -251,8 +267,8 @@ def apply_edge_update(device: Device, patches: Mapping[str, TwinPatch], now: int
             if updated is None:
                 continue
         else:
-            if twin is None and len(device.twins) + len(new_twins) >= MAX_TWINS_PER_DEVICE:
-                raise TwinError(400, f"{name}: device already has {MAX_TWINS_PER_DEVICE} twins")
+            if twin is None or twin.deleted:
+                _check_room(device, new_twins, name, max_optional)
             updated = _update(device, name, twin, patch, now)
         new_twins[name] = updated
         if _changed(twin, updated):

@@ -23,6 +23,7 @@ from devicetwin.model import Device, DeviceId, Twin, Version
 from devicetwin.presence import MapperPresence, parse_presence
 from devicetwin.retries import DeltaRetries
 from devicetwin.rules import (
+    MAX_OPTIONAL_TWINS,
     TwinChange,
     TwinError,
     TwinPatch,
@@ -44,6 +45,7 @@ from devicetwin.topics import (
     state_result_topic,
     update_result_topic,
 )
+from kedge.logs import Throttle
 
 log = logging.getLogger("kedge.devicetwin")
 
@@ -87,8 +89,9 @@ class TwinService:
         store: TwinStore,
         clock: Callable[[], int] = now_ms,
         retries: DeltaRetries | None = None,
+        max_optional: int = MAX_OPTIONAL_TWINS,
     ) -> None:
-        self.node = node
+        self.node, self.max_optional = node, max_optional
         self.store = store
         self.clock = clock
         self.devices: dict[DeviceId, Device] = store.load()
@@ -100,6 +103,7 @@ class TwinService:
         self._batch = Batch()
         self._committer = Committer(store, self.reload)
         self._presence_prefix = f"{NODE_PREFIX}{node}/mappers/"
+        self._throttle = Throttle()  # refusals logged at most every 10 s per topic
 
     def _changed(self, device_id: DeviceId) -> None:
         for watcher in self.watchers:
@@ -136,11 +140,13 @@ class TwinService:
         return handler(self, parsed.device, payload)
 
     def _error(self, action: str, topic: str, event_id: str, error: TwinError) -> Handled:
-        log.info(
-            "request refused: %s",
-            error.reason,
-            extra={"node": self.node, "topic": topic, "code": error.code},
-        )
+        held = self._throttle.allow(topic)
+        if held is not None:
+            log.info(
+                "request refused: %s",
+                error.reason,
+                extra={"node": self.node, "topic": topic, "code": error.code, "held_back": held},
+            )
         reply = Outbound(topic, payloads.error_result(event_id, self.clock(), error))
         return Handled(action, error.code, [reply])
 
@@ -157,7 +163,7 @@ class TwinService:
             event_id = payloads.event_id_of(body)
             patches = payloads.parse_twin_update(body)
             device = self._device(device_id)
-            change = apply_edge_update(device, patches, self.clock())
+            change = apply_edge_update(device, patches, self.clock(), self.max_optional)
         except TwinError as exc:
             return self._error("twin/update", topic, event_id, exc)
         now = self.clock()

@@ -7,7 +7,8 @@ schema, so nothing a client sends reaches the twin service unchecked.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import secrets
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from devicetwin.model import Device, DeviceId, Twin, TwinValue, Version, device_id
 from devicetwin.payloads import MAX_PAYLOAD
@@ -23,9 +25,12 @@ from devicetwin.rules import TwinError, sync_reason
 from devicetwin.service import TwinService
 from edgecore.eventbus import EventBus
 from edgecore.metrics import EdgeMetrics
+from kedge.logs import Throttle
+from kedge.process import write_private
 
 log = logging.getLogger("kedge.api")
 JSON = dict[str, Any]
+PUBLIC = frozenset({"/healthz", "/docs", "/openapi.json"})  # no token asked
 
 
 class VersionBody(BaseModel):
@@ -88,21 +93,67 @@ def _error(code: int, reason: str) -> JSONResponse:
     return JSONResponse({"code": code, "reason": reason}, status_code=code)
 
 
-def create_app(service: TwinService, bus: EventBus, metrics: EdgeMetrics) -> FastAPI:
-    app = FastAPI(title="kedge edgecore", version="0.1.0")
+class _Guard:
+    """ASGI middleware: the bearer token (when the API wants one) and the body limit, enforced
+    while the body is read (a client announcing or sending more is refused at once, before any
+    of it is buffered)."""
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if request.method in ("PUT", "POST", "PATCH"):
-            body = await request.body()
-            if len(body) > MAX_PAYLOAD:
-                return _error(413, f"body is {len(body)} bytes; the limit is {MAX_PAYLOAD}")
-        return await call_next(request)
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if self.token is not None and scope.get("path") not in PUBLIC:
+            given = headers.get(b"authorization", b"").decode(errors="replace")
+            if not secrets.compare_digest(given, f"Bearer {self.token}"):
+                await _error(401, "a bearer token is required (STATE_DIR/http-token)")(
+                    scope, receive, send
+                )
+                return
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > MAX_PAYLOAD:
+            await _error(413, f"body is {int(length)} bytes; the limit is {MAX_PAYLOAD}")(
+                scope, receive, send
+            )
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_PAYLOAD:
+                raise HTTPException(413, f"body is over the limit of {MAX_PAYLOAD} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def http_token(state_dir: Path) -> str:
+    """The edge API's bearer token (`STATE_DIR/http-token`, 0600), made on first use."""
+    path = state_dir / "http-token"
+    if not path.exists():
+        write_private(path, secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def create_app(
+    service: TwinService, bus: EventBus, metrics: EdgeMetrics, token: str | None = None
+) -> FastAPI:
+    app = FastAPI(title="kedge edgecore", version="0.1.0")
+    app.add_middleware(_Guard, token=token)
+    refusals = Throttle()
 
     @app.exception_handler(TwinError)
-    async def twin_error(_: Request, exc: TwinError) -> JSONResponse:
+    async def twin_error(request: Request, exc: TwinError) -> JSONResponse:
+        client = request.client.host if request.client else "?"
+        held = refusals.allow(client)
+        if held is not None:
+            log.info("request refused: %s", exc.reason, extra={"node": service.node,
+                     "client": client, "code": exc.code, "held_back": held})  # fmt: skip
         return _error(exc.code, exc.reason)
 
     @app.exception_handler(RequestValidationError)

@@ -22,7 +22,7 @@ from devicetwin.model import Device, DeviceId
 from devicetwin.service import TwinService, now_ms, rfc3339
 from devicetwin.spec import load_documents
 from devicetwin.store import TwinStore
-from edgecore.api import create_app
+from edgecore.api import create_app, http_token
 from edgecore.broker import LocalBroker
 from edgecore.cloudlink import CloudLink
 from edgecore.config import EdgeConfig
@@ -141,7 +141,7 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
     else:
         declared = load_documents(manifests, config.node, now_ms()) if config.devices else None
     store = TwinStore(config.state_dir / DB_NAME)
-    service = TwinService(config.node, store)
+    service = TwinService(config.node, store, max_optional=config.max_optional_twins)
     metrics = EdgeMetrics()
     broker = None
     settings = config.mqtt
@@ -163,7 +163,12 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
         broker.refresh(devices_by_protocol(service))
     server = webserver.Server(
         uvicorn.Config(
-            create_app(service, bus, metrics),
+            create_app(
+                service,
+                bus,
+                metrics,
+                http_token(config.state_dir) if config.http_needs_token else None,
+            ),
             host=config.http_host,
             port=config.http_port,
             log_config=None,

@@ -39,6 +39,13 @@ class EdgeConfig:
     heartbeat: float = 10.0  # seconds between node heartbeats to the cloud
     labels: dict[str, str] = field(default_factory=dict)  # extra labels for the Node
     pod_backoff: float = 10.0  # seconds: CrashLoopBackOff's first delay (then doubling)
+    http_auth: str = "auto"  # token | none | auto: a token when listening beyond loopback
+    max_optional_twins: int = 64  # twins a client may create on a device beyond its model's
+
+    @property
+    def http_needs_token(self) -> bool:
+        loopback = self.http_host in ("127.0.0.1", "::1", "localhost")
+        return self.http_auth == "token" or (self.http_auth == "auto" and not loopback)
 
 
 def _mqtt(url: str) -> MqttSettings:
@@ -123,6 +130,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pod-backoff", type=float, help="seconds before a crashed container's 2nd restart (10)"
     )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--http-auth", choices=["auto", "token", "none"],
+        help="bearer token for the HTTP API (STATE_DIR/http-token): always, never, or (auto, "
+        "the default) when it listens beyond loopback",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-optional-twins", type=int,
+        help="twins clients may create on a device beyond its model's properties (64)",
+    )  # fmt: skip
 
 
 def _file_settings(path: Path | None) -> dict[str, Any]:
@@ -136,12 +152,23 @@ def _file_settings(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"config {path}: must be a mapping of settings")
     known = {
         "node", "state_dir", "mqtt", "broker", "http", "devices", "log_level", "cloud",
-        "cloud_certs", "token", "join", "heartbeat", "labels", "pod_backoff",
+        "cloud_certs", "token", "join", "heartbeat", "labels", "pod_backoff", "http_auth",
+        "max_optional_twins",
     }  # fmt: skip
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"config {path}: unknown settings {sorted(unknown)}")
     return data
+
+
+def _guards(merged: dict[str, Any]) -> tuple[str, int]:
+    auth = merged.get("http_auth", "auto")
+    if auth not in ("auto", "token", "none"):
+        raise ConfigError(f"http_auth: {auth!r} is not auto, token or none")
+    optional = merged.get("max_optional_twins", 64)
+    if not isinstance(optional, int) or isinstance(optional, bool) or not 0 <= optional <= 1024:
+        raise ConfigError(f"max_optional_twins: {optional!r} is not a number in 0..1024")
+    return str(auth), optional
 
 
 def from_args(args: argparse.Namespace) -> EdgeConfig:
@@ -162,6 +189,8 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
         "heartbeat": args.heartbeat,
         "labels": args.labels,
         "pod_backoff": args.pod_backoff,
+        "http_auth": args.http_auth,
+        "max_optional_twins": args.max_optional_twins,
     }
     merged = {**file, **{k: v for k, v in flags.items() if v is not None}}
     if args.mqtt is not None or args.broker is not None:
@@ -196,7 +225,10 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
     backoff = merged.get("pod_backoff", 10.0)
     if not isinstance(backoff, int | float) or not 0 < backoff <= 300:
         raise ConfigError(f"pod_backoff: {backoff!r} is not a number of seconds in (0, 300]")
+    auth, optional = _guards(merged)
     return EdgeConfig(
+        http_auth=auth,
+        max_optional_twins=optional,
         heartbeat=float(heartbeat),
         pod_backoff=float(backoff),
         labels=parse_labels(merged.get("labels") or {}),

@@ -3,8 +3,8 @@
     edgecore            everything under $hw/ (it answers, publishes deltas and membership)
     app                 read the twins, documents, results and KubeEdge's membership; ask for a
                         twin (twin/get); nothing else (no desired writes, no forged deltas)
-    mapper-<protocol>   its protocol's devices only: publish their reports and states, read their
-                        deltas; its protocol's membership topics (with the devices' specs); its
+    mapper-<protocol>   its protocol's devices only (their topics: reports, states, deltas);
+                        its protocol's membership topics (with the devices' specs); its
                         presence; ask membership/get
 
 A pod's role comes from edged (`role_of`): a mapper image `kedge/mapper-<protocol>` or the pod
@@ -69,10 +69,11 @@ def acl_text(node: str, roles: Sequence[str], devices: Mapping[str, Sequence[str
                   f"topic read {nodes}/membership/get/result/{protocol}",
                   f"topic read {nodes}/membership/updated/{protocol}",
                   f"topic write {nodes}/mappers/{protocol}/+"]  # fmt: skip
-        for device in sorted(devices.get(protocol, ())):
-            base = f"$hw/events/device/{device}"
-            lines += [f"topic write {base}/twin/update", f"topic write {base}/state/update",
-                      f"topic read {base}/twin/update/delta"]  # fmt: skip
+        # one line per device (mosquitto scans a client's lines for every message): its own
+        # devices' topics; what else it could publish there (a delta, a result) it could as
+        # well make true by reporting, and it reaches no other protocol's devices
+        lines += [f"topic readwrite $hw/events/device/{device}/#"
+                  for device in sorted(devices.get(protocol, ()))]  # fmt: skip
         lines.append("")
     return "\n".join(lines)
 

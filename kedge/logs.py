@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,3 +45,26 @@ def setup_logging(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+class Throttle:
+    """At most one log line per key every `interval` seconds, so a client sending junk cannot
+    fill the disk with refusals; the next line allowed says how many were held back."""
+
+    def __init__(self, interval: float = 10.0, keys: int = 1024) -> None:
+        self.interval, self.keys = interval, keys
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def allow(self, key: str, now: float | None = None) -> int | None:
+        """None: do not log now; else the number of lines held back for `key` since."""
+        now = time.monotonic() if now is None else now
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        if len(self._last) >= self.keys and key not in self._last:
+            self._last.clear()  # bounded: forget the oldest round of keys
+            self._held.clear()
+        self._last[key] = now
+        return self._held.pop(key, 0)

@@ -55,7 +55,8 @@ def test_problems_show_as_conditions_and_events_and_clear_when_fixed(
                  == ("False", "NoMapper"), timeout=30, what="NoMapper on a ready node")  # fmt: skip
         assert _conditions(cloud, "thermostat-1")["NodeReady"] == ("True", "NodeReady")
         # what a Modbus mapper does when it starts: ask the edge for its devices
-        probe.request("$hw/events/node/edge-node-1/membership/get", {"protocol": "modbus"})
+        topic = "$hw/events/node/edge-node-1/membership/get"
+        probe.request(topic, {"protocol": "modbus"}, f"{topic}/result/modbus")
         wait_for(lambda: _conditions(cloud, "thermostat-1").get("MapperAvailable")
                  == ("True", "MapperRegistered"), timeout=30, what="the mapper seen")  # fmt: skip
         assert [e["reason"] for e in _events(cloud, "thermostat-1")] == ["NoMapper"]

@@ -276,3 +276,15 @@ def test_apply_state_when_valid(raw: str, state: str, moves_last_online: bool) -
 def test_apply_state_when_unknown_is_refused() -> None:
     with pytest.raises(TwinError, match="unknown device state"):
         apply_state(make_device(), "sleepy", "2026-11-22T00:00:00Z")
+
+
+def test_edge_update_when_optional_twins_reach_the_cap_is_refused() -> None:
+    made = {f"o{i}": Twin(f"o{i}", actual=TwinValue("x", 1)) for i in range(3)}
+    device = make_device(**made)  # its 3 declared twins do not count
+    with pytest.raises(TwinError, match="3 optional twins"):
+        apply_edge_update(device, {"new": TwinPatch(actual="1")}, NOW, max_optional=3)
+    tombstone = made["o0"]._replace(deleted=True, actual=None)
+    device.twins["o0"] = tombstone  # a deleted one frees its place
+    change = apply_edge_update(device, {"new": TwinPatch(actual="1")}, NOW, max_optional=3)
+    assert change.twins["new"].optional
+    assert apply_edge_update(device, {"o1": TwinPatch(actual="2")}, NOW, max_optional=3).twins

@@ -95,3 +95,22 @@ def test_cloud_when_given_defaults_certs_and_join_service_from_it() -> None:
 def test_labels_when_given_as_flag_or_mapping_are_kept() -> None:
     flags = from_args(parse(["--node", "n", "--state-dir", "s", "--labels", "a=1,example.com/b="]))
     assert flags.labels == {"a": "1", "example.com/b": ""}
+
+
+@pytest.mark.parametrize(
+    ("flags", "needs"),
+    [
+        ([], False),  # loopback: the default
+        (["--http", "0.0.0.0:10550"], True),  # beyond loopback: a token unless told otherwise
+        (["--http", "192.168.1.5:10550", "--http-auth", "none"], False),
+        (["--http-auth", "token"], True),
+    ],
+)
+def test_the_http_api_asks_a_token_beyond_loopback(flags: list[str], needs: bool) -> None:
+    config = from_args(parse(["--node", "n", "--state-dir", "s", *flags]))
+    assert config.http_needs_token is needs
+
+
+def test_a_bad_cap_or_auth_is_refused() -> None:
+    with pytest.raises(ConfigError, match="max_optional_twins"):
+        from_args(parse(["--node", "n", "--state-dir", "s", "--max-optional-twins", "5000"]))
