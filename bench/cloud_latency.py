@@ -21,7 +21,7 @@ from kubernetes import client, config, watch
 
 from bench.cloud import cloud_system
 from bench.harness import desired_round_trips, percentile, summary
-from devicetwin.spec import EDGE_VERSIONS
+from kedge.channel.routes import EDGE_VERSIONS
 from tests.support import wait_for
 
 GROUP, VERSION, NAME = "devices.kubeedge.io", "v1beta1", "modbus-000"

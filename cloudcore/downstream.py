@@ -8,15 +8,15 @@ listing the versions it holds), so nothing is lost across disconnects or cloudco
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cloudcore.hub import CloudHub
 from cloudcore.objectsync import ObjectSync, Pending
 from kedge.channel.message import Message
+from kedge.channel.routes import object_change
 
 log = logging.getLogger("kedge.cloudcore")
-SOURCE = "cloudcore"
-GROUP = "resource"
 
 
 class Downstream:
@@ -30,32 +30,22 @@ class Downstream:
             await self._send(Pending(node, key, rv, body is None, body))
 
     async def _send(self, item: Pending) -> None:
-        operation = "delete" if item.deleted else "update"
-        message = Message(
-            SOURCE, GROUP, item.key, operation, item.payload, resource_version=str(item.rv)
-        )
+        message = object_change(item.key, item.rv, None if item.deleted else item.payload)
         if not await self.hub.send(item.node, message):
             log.debug("node offline; %s kept for its resync", item.key, extra={"node": item.node})
 
-    async def on_message(self, node: str, message: Message) -> bool:
-        """Handle acks and resync requests; False for messages that are not about delivery."""
-        if message.group != GROUP:
-            return False
-        if message.operation == "ack":
-            try:
-                self.sync.ack(node, message.resource, int(message.resource_version))
-            except ValueError:
-                log.warning("ack without a version for %s", message.resource, extra={"node": node})
-            return True
-        if message.operation == "resync":
-            held = (
-                (message.content or {}).get("versions")
-                if isinstance(message.content, dict)
-                else None
-            )
-            await self.resync(node, held if isinstance(held, dict) else {})
-            return True
-        return False
+    async def on_ack(self, message: Message, node: str) -> None:
+        """The node stored a version of an object."""
+        try:
+            self.sync.ack(node, message.resource, int(message.resource_version))
+        except ValueError:
+            log.warning("ack without a version for %s", message.resource, extra={"node": node})
+
+    async def on_resync(self, message: Message, node: str) -> None:
+        """The node (re)connected and lists what it holds."""
+        content = message.content if isinstance(message.content, dict) else {}
+        held = content.get("versions")
+        await self.resync(node, held if isinstance(held, dict) else {})
 
     async def resync(self, node: str, held: dict[str, Any]) -> None:
         """Send the node everything unacked, and anything it reports holding older or lacking."""
@@ -89,3 +79,25 @@ class Downstream:
             for key in sorted(held - wanted):
                 await self.want(node, key, rv, None)
         self.synced = True
+
+
+class Listings:
+    """Once both the device and the pod controller have listed everything, what nodes hold
+    beyond that is taken back, and `then()` runs (status reports held until owners are known)."""
+
+    SOURCES = frozenset({"devices", "pods"})
+
+    def __init__(
+        self,
+        downstream: Downstream,
+        expected: Callable[[], dict[str, set[str]]],
+        then: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.downstream, self.expected, self.then = downstream, expected, then
+        self._listed: dict[str, int] = {}
+
+    async def listed(self, source: str, rv: int) -> None:
+        self._listed[source] = rv
+        if set(self._listed) == self.SOURCES:
+            await self.downstream.reconcile(self.expected(), max(self._listed.values()))
+            await self.then()

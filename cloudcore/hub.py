@@ -18,7 +18,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from kedge.certs import NODE_PREFIX
-from kedge.channel.message import FrameError, Message, decode
+from kedge.channel.message import FrameError, Message, Op, decode
 from kedge.channel.transport import send
 
 log = logging.getLogger("kedge.cloudhub")
@@ -45,13 +45,15 @@ def _node_of(connection: ServerConnection) -> str | None:
 
 
 class CloudHub:
-    def __init__(self, handler: Handler, context: ssl.SSLContext) -> None:
-        self.handler, self.context = handler, context
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
         self.sessions: dict[str, ServerConnection] = {}
         self._server: Server | None = None
-        self.on_connect: Callable[[str], Awaitable[None]] | None = None
+        self.handler: Handler | None = None
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, handler: Handler) -> None:
+        """Accept nodes; `handler(node, message)` gets everything they send."""
+        self.handler = handler
         self._server = await serve(
             self._session, host, port, ssl=self.context,
             ping_interval=KEEPALIVE, ping_timeout=KEEPALIVE, max_size=4 * 1024 * 1024,
@@ -89,17 +91,16 @@ class CloudHub:
         if old is not None:
             await old.close(4000, "replaced by a newer connection")
         log.info("node connected", extra={"node": node})
-        if self.on_connect is not None:
-            await self.on_connect(node)
         try:
             async for frame in connection:
                 try:
                     message = decode(frame)
                 except FrameError as exc:
                     log.warning("bad frame: %s", exc, extra={"node": node})
-                    error = Message("cloudhub", "error", "", "response", {"error": str(exc)})
+                    error = Message("cloudhub", "error", "", Op.RESPONSE, {"error": str(exc)})
                     await connection.send(error.encode().decode())
                     continue
+                assert self.handler is not None
                 await self.handler(node, message)
         except ConnectionClosed:
             pass

@@ -14,18 +14,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cloudcore.pki import CsrError, read_node_csr, sign_node_csr
 from cloudcore.tokens import JoinTokens, TokenError
-from kedge.channel.message import Message
+from kedge.channel.message import Message, Op
+from kedge.channel.routes import CLOUD
 
 log = logging.getLogger("kedge.join")
 MAX_CSR = 16 * 1024
-GROUP = "certificate"
 
 
 def _error(status: int, reason: str) -> JSONResponse:
@@ -78,13 +77,11 @@ class NodeCertificates:
         log.info("node joined", extra={"node": csr.node})
         return Response(certificate, media_type="application/x-pem-file")
 
-    def app(self) -> Starlette:
-        return Starlette(
-            routes=[
-                Route("/ca.crt", self._ca, methods=["GET"]),
-                Route("/edge.crt", self._join, methods=["POST"]),
-            ]
-        )
+    def routes(self) -> list[Route]:
+        return [
+            Route("/ca.crt", self._ca, methods=["GET"]),
+            Route("/edge.crt", self._join, methods=["POST"]),
+        ]
 
     def rotate(self, node: str, message: Message) -> Message:
         """A connected node's CSR -> its new certificate, or an error response."""
@@ -97,7 +94,7 @@ class NodeCertificates:
                 raise CsrError(f"node {node!r} may not ask for {csr.node!r}'s certificate")
         except CsrError as exc:
             log.warning("certificate rotation refused: %s", exc, extra={"node": node})
-            return message.reply("cloudcore", "response", {"error": str(exc)})
+            return message.reply(CLOUD, Op.RESPONSE, {"error": str(exc)})
         certificate = sign_node_csr(self.pki, csr, self.validity)
         log.info("node certificate rotated", extra={"node": node})
-        return message.reply("cloudcore", "response", {"certificate": certificate.decode()})
+        return message.reply(CLOUD, Op.RESPONSE, {"certificate": certificate.decode()})

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,9 +21,9 @@ from starlette.routing import Route
 
 from cloudcore.hub import CloudHub
 from kedge.channel.message import Message
+from kedge.channel.routes import log_query
 
 log = logging.getLogger("kedge.cloudstream")
-GROUP = "pod"
 TIMEOUT = 10.0
 MAX_BYTES = 4 * 1024 * 1024  # per answer: fits one channel frame
 NodeOf = Callable[[str, str], str | None]  # (namespace, pod) -> node
@@ -58,8 +57,8 @@ class CloudStream:
             future.set_result(message)
         return True
 
-    async def fetch(self, node: str, resource: str, query: dict[str, Any]) -> Message | None:
-        request = Message("cloudcore", GROUP, resource, "query", query)
+    async def fetch(self, node: str, request: Message) -> Message | None:
+        """Send `request` to `node`; its answer, or None when the node is away or silent."""
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._waiting[request.msg_id] = future
         try:
@@ -86,7 +85,7 @@ class CloudStream:
         node = self.node_of(namespace, pod)
         if node is None:
             return _error(404, f'pod "{pod}" is not on an edge node this cloudcore serves')
-        answer = await self.fetch(node, f"log/{namespace}/{pod}", query)
+        answer = await self.fetch(node, log_query(namespace, pod, query))
         if answer is None:
             return _error(503, f"edge node {node} did not answer (offline?)")
         content = answer.content if isinstance(answer.content, dict) else {}

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from devicetwin.spec import EDGE_VERSIONS
+from kedge.channel.routes import EDGE_VERSIONS
 
 log = logging.getLogger("kedge.controllers")
 GROUP, VERSION, PLURAL = "devices.kubeedge.io", "v1beta1", "devices"

@@ -20,6 +20,8 @@ from typing import Any
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
+from kedge.backoff import Backoff
+
 log = logging.getLogger("kedge.controllers")
 Obj = dict[str, Any]
 Handler = Callable[[str, Obj], None]
@@ -100,7 +102,7 @@ class Informer:
         return rv
 
     def _run(self) -> None:
-        backoff, rv = 0.5, ""
+        backoff, rv = Backoff(0.5, MAX_BACKOFF), ""
         while not self._stop.is_set():
             try:
                 if not rv:
@@ -120,22 +122,22 @@ class Informer:
                     self._emit(event["type"], obj)
                     if self._stop.is_set():
                         break
-                backoff = 0.5
+                backoff.reset()
             except ApiException as exc:
                 if exc.status == 410:
                     log.info("%s: resourceVersion %s expired; listing again", self.name, rv)
                     rv = ""
                     continue
-                log.warning("%s: %s; retrying in %.1fs", self.name, exc.reason, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                delay = backoff.next()
+                log.warning("%s: %s; retrying in %.1fs", self.name, exc.reason, delay)
+                self._stop.wait(delay)
             except Exception as exc:  # noqa: BLE001 - the API may be away; keep trying
                 if self._stop.is_set():
                     break  # the watch cut short by signal()
-                log.warning("%s: %r; retrying in %.1fs", self.name, exc, backoff)
+                delay = backoff.next()
+                log.warning("%s: %r; retrying in %.1fs", self.name, exc, delay)
                 rv = ""
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                self._stop.wait(delay)
 
 
 class Informers:

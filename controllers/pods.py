@@ -127,6 +127,13 @@ class PodDelivery:
                     held[key] = self.config[key]
         return out
 
+    def node_of(self, namespace: str, name: str) -> str | None:
+        """The edge node a pod runs on, if it is bound to one."""
+        node = str(
+            ((self.pods.get((namespace, name)) or {}).get("spec") or {}).get("nodeName") or ""
+        )
+        return node if node in self.edge_nodes else None
+
     def keys(self) -> dict[str, set[str]]:
         return {node: set(held) for node, held in self.expected().items()}
 

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from devicetwin.model import DeviceId
 from devicetwin.store import Batch, TwinStore
 
 
@@ -29,13 +30,20 @@ def merge(batches: list[Batch]) -> Batch:
         merged.devices.update(batch.devices)
         merged.twins.update(batch.twins)
         merged.states.update(batch.states)
+        merged.changed |= batch.changed
     return merged
 
 
 class Committer:
-    def __init__(self, store: TwinStore, on_failure: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        store: TwinStore,
+        on_failure: Callable[[], None],
+        on_committed: Callable[[set[DeviceId]], None] = lambda _changed: None,
+    ) -> None:
+        """`on_committed(changed)`: after each durable commit, with the batches' `changed`."""
         self.store = store
-        self._on_failure = on_failure
+        self._on_failure, self._on_committed = on_failure, on_committed
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-store")
         self._queue: list[tuple[Batch, asyncio.Future[None]]] = []
         self._drainer: asyncio.Task[None] | None = None
@@ -46,6 +54,8 @@ class Committer:
         """A future that completes once `batch` is durable, or fails with the commit's error."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not batch:
+            if batch.changed:
+                self._on_committed(batch.changed)
             future.set_result(None)
             return future
         self._queue.append((batch, future))
@@ -75,6 +85,8 @@ class Committer:
                 continue
             self.commits += 1
             self.rows += len(merged.twins) + len(merged.states) + len(merged.devices)
+            if merged.changed:
+                self._on_committed(merged.changed)
             for _, future in group:
                 if not future.done():
                     future.set_result(None)

@@ -1,14 +1,12 @@
-"""Read DeviceModel/Device YAML files (multi-document) into devices bound to a node."""
+"""Read DeviceModel/Device YAML files (multi-document) into documents for `devicetwin.catalog`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
 
-from devicetwin.model import Device
-from devicetwin.spec import Document, ManifestError, load_documents
+from devicetwin.spec import Document, ManifestError
 
 
 def read_documents(path: Path) -> list[Document]:
@@ -32,11 +30,3 @@ def read_documents(path: Path) -> list[Document]:
             raise doc.fail("document", "must be a mapping with apiVersion, kind and metadata")
         documents.append(doc)
     return documents
-
-
-def load_manifests(paths: Iterable[Path], node: str, now: int) -> list[Device]:
-    """All devices for `node` from `paths`; models may live in any of the files."""
-    documents: list[Document] = []
-    for path in paths:
-        documents.extend(read_documents(path))
-    return load_documents(documents, node, now)

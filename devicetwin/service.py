@@ -90,24 +90,31 @@ class TwinService:
         clock: Callable[[], int] = now_ms,
         retries: DeltaRetries | None = None,
         max_optional: int = MAX_OPTIONAL_TWINS,
+        *,
+        on_status: Callable[[list[Device]], None] = lambda _devices: None,
+        on_mappers: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_status(devices)`: devices whose status as the cloud shows it (values, state,
+        sync) changed, once that is durable; `on_mappers()`: a mapper came or went."""
         self.node, self.max_optional = node, max_optional
         self.store = store
         self.clock = clock
         self.devices: dict[DeviceId, Device] = store.load()
         self.presence = MapperPresence()  # which mappers are alive here
-        self.on_mappers: Callable[[], None] = lambda: None  # a mapper came or went
+        self.on_mappers, self.on_status = on_mappers, on_status
         self.retries = retries or DeltaRetries()
-        # told of every device whose status the cloud shows changed (values, state, sync)
-        self.watchers: list[Callable[[DeviceId], None]] = []
         self._batch = Batch()
-        self._committer = Committer(store, self.reload)
+        self._committer = Committer(store, self.reload, self._committed)
         self._presence_prefix = f"{NODE_PREFIX}{node}/mappers/"
         self._throttle = Throttle()  # refusals logged at most every 10 s per topic
 
     def _changed(self, device_id: DeviceId) -> None:
-        for watcher in self.watchers:
-            watcher(device_id)
+        self._batch.changed.add(device_id)
+
+    def _committed(self, changed: set[DeviceId]) -> None:
+        devices = [self.devices[i] for i in sorted(changed) if i in self.devices]
+        if devices:
+            self.on_status(devices)
 
     # ---- requests from the bus ----------------------------------------------------------
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from devicetwin.model import Device, PropertySpec, Twin, TwinValue, Version, device_id
 from devicetwin.rules import KEY_PATTERN, TwinError, normalize_type, validate_value
+from kedge.channel.routes import EDGE_VERSIONS
+from kedge.errors import PermanentError
 
 API_VERSION = "devices.kubeedge.io/v1beta1"
 DEFAULT_CYCLE_MS = 1000
@@ -26,7 +28,7 @@ _UNITS_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 JSON = dict[str, Any]
 
 
-class ManifestError(Exception):
+class ManifestError(PermanentError):
     """An invalid manifest: `where` is "file: document N (Kind ns/name)", `field` a path."""
 
     def __init__(self, where: str, field: str, message: str) -> None:
@@ -245,7 +247,6 @@ def _model_only_property(model: Model, protocol: str, name: str) -> tuple[JSON, 
     return merged, Twin(name=name, type=spec.type, optional=False, description=spec.description)
 
 
-EDGE_VERSIONS = "devices.kedge.io/edge-desired-versions"
 DESIRED = "desired"  # the declared desired values, kept in the stored spec beside the rest
 
 
@@ -347,31 +348,3 @@ def parse_device(doc: Document, models: Mapping[tuple[str, str], Model], now: in
         twins=twins,
         spec=merged_spec,
     )
-
-
-def load_documents(docs: Iterable[Document], node: str, now: int) -> list[Device]:
-    """Validate every document, then return the devices bound to `node`."""
-    models: dict[tuple[str, str], Model] = {}
-    device_docs: list[Document] = []
-    for doc in docs:
-        if doc.body.get("apiVersion") != API_VERSION:
-            raise doc.fail("apiVersion", f"must be {API_VERSION}")
-        kind = doc.body.get("kind")
-        if kind == "DeviceModel":
-            model = parse_model(doc)
-            models[(model.namespace, model.name)] = model
-        elif kind == "Device":
-            device_docs.append(doc)
-        else:
-            raise doc.fail("kind", f"{kind!r} is not DeviceModel or Device")
-    devices: dict[str, Device] = {}
-    for doc in device_docs:
-        node_name = _map(doc, doc.body.get("spec"), "spec").get("nodeName")
-        if node_name is not None and not isinstance(node_name, str):
-            raise doc.fail("spec.nodeName", "must be a string")
-        device = parse_device(doc, models, now)
-        if device.id in devices:
-            raise doc.fail("metadata.name", f"device {device.id} is defined twice")
-        if node_name == node:
-            devices[device.id] = device
-    return list(devices.values())

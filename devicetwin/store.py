@@ -106,6 +106,8 @@ class Batch:
     states: dict[DeviceId, Device] = field(default_factory=dict)
     devices: dict[DeviceId, Device] = field(default_factory=dict)
     removed: set[DeviceId] = field(default_factory=set)
+    # devices whose status as the cloud shows it changed: told once the writes are durable
+    changed: set[DeviceId] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.twins or self.states or self.devices or self.removed)

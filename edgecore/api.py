@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -140,11 +141,27 @@ def http_token(state_dir: Path) -> str:
     return path.read_text().strip()
 
 
+Failing = Callable[[], dict[str, str]]
+
+
 def create_app(
-    service: TwinService, bus: EventBus, metrics: EdgeMetrics, token: str | None = None
+    service: TwinService,
+    bus: EventBus,
+    metrics: EdgeMetrics,
+    token: str | None = None,
+    failing: Failing = dict,
 ) -> FastAPI:
+    """`failing()`: supervised tasks that failed lately (they make /healthz say degraded)."""
     app = FastAPI(title="kedge edgecore", version="0.1.0")
     app.add_middleware(_Guard, token=token)
+    _error_handlers(app, service.node)
+    app.include_router(_health(service, bus, metrics, failing))
+    app.include_router(_twins(service, bus, metrics))
+    return app
+
+
+def _error_handlers(app: FastAPI, node: str) -> None:
+    """Every error as `{code, reason}`; refusals logged at most every 10 s per client."""
     refusals = Throttle()
 
     @app.exception_handler(TwinError)
@@ -152,7 +169,7 @@ def create_app(
         client = request.client.host if request.client else "?"
         held = refusals.allow(client)
         if held is not None:
-            log.info("request refused: %s", exc.reason, extra={"node": service.node,
+            log.info("request refused: %s", exc.reason, extra={"node": node,
                      "client": client, "code": exc.code, "held_back": held})  # fmt: skip
         return _error(exc.code, exc.reason)
 
@@ -165,37 +182,32 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("request failed", extra={"node": service.node, "path": request.url.path})
+        log.exception("request failed", extra={"node": node, "path": request.url.path})
         return _error(500, f"internal error: {type(exc).__name__}")
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail))
 
-    def find(namespace: str, name: str) -> Device:
-        device = service.devices.get(device_id(namespace, name))
-        if device is None:
-            raise TwinError(404, f"device {namespace}/{name} is not bound to node {service.node}")
-        return device
 
-    def find_twin(device: Device, prop: str) -> Twin:
-        twin = device.twins.get(prop)
-        if twin is None or twin.deleted:
-            raise TwinError(404, f"device {device.id} has no property {prop!r}")
-        return twin
+def _health(service: TwinService, bus: EventBus, metrics: EdgeMetrics, failing: Failing
+            ) -> APIRouter:  # fmt: skip
+    router = APIRouter()
 
-    @app.get("/healthz")
+    @router.get("/healthz")
     async def healthz() -> JSONResponse:
-        ok = bus.connected.is_set()
+        connected, failed = bus.connected.is_set(), failing()
+        ok = connected and not failed
         body = {
             "status": "ok" if ok else "degraded",
             "node": service.node,
-            "mqttConnected": ok,
+            "mqttConnected": connected,
             "devices": len(service.devices),
+            "failingTasks": failed,
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics")
+    @router.get("/metrics")
     async def prometheus() -> Response:
         metrics.devices.set(len(service.devices))
         commits, rows = service.store_stats
@@ -203,25 +215,45 @@ def create_app(
         metrics.store_rows.set(rows)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/devices")
+    return router
+
+
+def _find(service: TwinService, namespace: str, name: str) -> Device:
+    device = service.devices.get(device_id(namespace, name))
+    if device is None:
+        raise TwinError(404, f"device {namespace}/{name} is not bound to node {service.node}")
+    return device
+
+
+def _find_twin(device: Device, prop: str) -> Twin:
+    twin = device.twins.get(prop)
+    if twin is None or twin.deleted:
+        raise TwinError(404, f"device {device.id} has no property {prop!r}")
+    return twin
+
+
+def _twins(service: TwinService, bus: EventBus, metrics: EdgeMetrics) -> APIRouter:
+    router = APIRouter(prefix="/v1/devices")
+
+    @router.get("")
     async def list_devices() -> JSON:
         return {"node": service.node, "items": [device_json(d) for d in service.devices.values()]}
 
-    @app.get("/v1/devices/{namespace}/{name}")
+    @router.get("/{namespace}/{name}")
     async def get_device(namespace: str, name: str) -> JSON:
-        return device_json(find(namespace, name))
+        return device_json(_find(service, namespace, name))
 
-    @app.get("/v1/devices/{namespace}/{name}/twin")
+    @router.get("/{namespace}/{name}/twin")
     async def get_twins(namespace: str, name: str) -> JSON:
-        device = find(namespace, name)
+        device = _find(service, namespace, name)
         return {"id": device.id, "twins": device_json(device)["twins"]}
 
-    @app.get("/v1/devices/{namespace}/{name}/twin/{prop}")
+    @router.get("/{namespace}/{name}/twin/{prop}")
     async def get_twin(namespace: str, name: str, prop: str) -> JSON:
-        device = find(namespace, name)
-        return twin_json(device, find_twin(device, prop))
+        device = _find(service, namespace, name)
+        return twin_json(device, _find_twin(device, prop))
 
-    @app.put("/v1/devices/{namespace}/{name}/twin/{prop}/desired")
+    @router.put("/{namespace}/{name}/twin/{prop}/desired")
     async def put_desired(namespace: str, name: str, prop: str, body: DesiredBody) -> JSON:
         version = None if body.version is None else Version(body.version.cloud, body.version.edge)
         try:
@@ -235,4 +267,4 @@ def create_app(
         bus.publish(events)  # held while the broker is away; deltas are republished on connect
         return twin_json(service.devices[DeviceId(f"{namespace}/{name}")], twin)
 
-    return app
+    return router

@@ -1,57 +1,57 @@
-"""Wire one edge node: twin store and service, optional local mosquitto, EventBus, HTTP API.
+"""`kedge edgecore`: one edge node. This module only builds the parts and runs them: what the
+cloud sends is routed in `edgecore.intake`, what goes up in `edgecore.upstream`, MQTT requests
+in `devicetwin.service` through `edgecore.eventbus`.
 
-Start-up order matters: manifests are validated before anything is written, so a bad file
-leaves the stored twins untouched; the broker is listening before the EventBus connects; the
-HTTP API serves only once the twins are loaded.
+Start-up order matters: manifests and stored objects are validated before anything is written,
+so a bad file leaves the stored twins untouched; the broker is listening before the EventBus
+connects; the HTTP API serves only once the twins are loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
 import signal
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
+from devicetwin.catalog import Catalog
 from devicetwin.manifests import read_documents
-from devicetwin.model import Device, DeviceId
+from devicetwin.model import Device
+from devicetwin.presence import MapperPresence
 from devicetwin.service import TwinService, now_ms, rfc3339
-from devicetwin.spec import load_documents
 from devicetwin.store import TwinStore
-from edgecore.api import create_app, http_token
+from edgecore.api import Failing, create_app, http_token
 from edgecore.broker import LocalBroker
-from edgecore.cloudlink import CloudLink
 from edgecore.config import EdgeConfig
-from edgecore.edged.logs import LogError, read_log
 from edgecore.edged.manager import Edged
 from edgecore.eventbus import EventBus
 from edgecore.heartbeat import Heartbeat
 from edgecore.hub import EdgeHub, client_context
 from edgecore.identities import role_of
-from edgecore.join import GROUP as CERT_GROUP
+from edgecore.intake import Intake
 from edgecore.join import Rotator, ensure_joined
 from edgecore.metamanager import MetaStore
 from edgecore.metrics import EdgeMetrics
 from edgecore.outbox import Outbox
+from edgecore.upstream import EdgeUpstream
 from kedge import webserver
-from kedge.channel.message import Message
+from kedge.channel.message import Group, Op
+from kedge.channel.routes import Router
 from kedge.mqtt import MqttSettings
 from kedge.process import private_state
 from kedge.sealing import Sealer
+from kedge.tasks import Tasks
 
 log = logging.getLogger("kedge.edgecore")
 DB_NAME = "edgecore.db"
 META_DB = "meta.db"
 OUTBOX_DB = "outbox.db"
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV")
-
-
-async def _nothing(_devices: list[Device]) -> None:
-    """CloudLink's adopt until the EventBus exists (replaced before the link connects)."""
 
 
 def devices_by_protocol(service: TwinService) -> dict[str, list[str]]:
@@ -62,200 +62,229 @@ def devices_by_protocol(service: TwinService) -> dict[str, list[str]]:
     return out
 
 
-def start_edged(
-    config: EdgeConfig, link: CloudLink, mqtt: MqttSettings, broker: LocalBroker | None
-) -> Edged:
-    """Edged on the pods the store holds (they run offline too), told of every change. Each
-    pod gets the broker identity of its role (a mapper's protocol, or an app)."""
-    meta = link.meta
-    base_env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV}
-    base_env |= {"KEDGE_NODE_NAME": config.node}
-
-    def pod_env(pod: dict[str, Any]) -> dict[str, str]:
-        settings = mqtt if broker is None else broker.identity(role_of(pod))
-        return {"KEDGE_MQTT_URL": settings.url()}
-
-    async def report(key: str, snapshot: dict[str, Any]) -> None:
-        if link.hub is not None:
-            await link.hub.send(Message(link.source, "pod", f"pod/{key}", "update", snapshot))
-
-    edged = Edged(
-        config.node,
-        config.state_dir / "pods",
-        lambda kind, ns, name: meta.get(f"{kind}/{ns}/{name}"),
-        base_env,
-        report,
-        config.pod_backoff,
-        pod_env,
-    )
-
-    async def on_workload(kind: str) -> None:
-        if kind == "pod":
-            await edged.sync(meta.objects("pod"))
-        else:
-            edged.config_changed()
-
-    link.on_workload = on_workload
-    return edged
-
-
-def mapper_facts(service: TwinService) -> dict[str, Any]:
+def mapper_facts(presence: MapperPresence) -> dict[str, Any]:
     """What the cloud needs for MapperAvailable: the protocols served here, and since when
     a protocol's mapper is gone."""
-    lost = {p: rfc3339(ms) for p, ms in sorted(service.presence.lost.items())}
-    return {"mappers": sorted(service.mappers), "mappersLost": lost}
+    lost = {p: rfc3339(ms) for p, ms in sorted(presence.lost.items())}
+    return {"mappers": sorted(presence.alive()), "mappersLost": lost}
 
 
-def answer_log(edged: Edged, message: Message, source: str) -> Message:
-    """The cloud asks for a container's log (`kubectl logs`): `log/<ns>/<pod>`."""
-    query = message.content if isinstance(message.content, dict) else {}
-    parts = message.resource.split("/")
-    try:
-        if len(parts) != 3 or parts[0] != "log":
-            raise LogError(400, f"not a log query: {message.resource!r}")
-        container = str(query.get("container") or "")
-        path = edged.log_file(f"{parts[1]}/{parts[2]}", container, bool(query.get("previous")))
-        return message.reply(source, "response", {"log": read_log(path, query)})
-    except LogError as exc:
-        return message.reply(source, "response", {"error": str(exc), "code": exc.code})
+@dataclass
+class Twins:
+    """The node's device side: twins, their store, the broker and the bus to the mappers."""
+
+    store: TwinStore
+    service: TwinService
+    broker: LocalBroker | None
+    mqtt: MqttSettings  # how edgecore reaches the broker
+    bus: EventBus
+    metrics: EdgeMetrics
+
+    async def adopt(self, devices: list[Device]) -> None:
+        """Make `devices` the node's set: twins, then the broker's ACL (so that mappers may act
+        on what they hear), then the events."""
+        events = await self.service.adopt(devices)
+        self.refresh_acl()
+        self.bus.publish(events)
+
+    def refresh_acl(self) -> None:
+        if self.broker is not None:
+            self.broker.refresh(devices_by_protocol(self.service))
+
+    async def close(self) -> None:
+        if self.broker is not None:
+            self.metrics.broker_restarts.set(self.broker.restarts)
+            await self.broker.stop()
+        await self.service.close()
+        self.store.close()
 
 
-async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM (or `stop` is set), then shut down cleanly."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    private_state(config.state_dir)
-    manifests = [doc for path in config.devices for doc in read_documents(path)]
-    link, edged = None, None
-    if config.cloud is not None:
-        link = CloudLink(
-            config.node,
-            MetaStore(config.state_dir / META_DB, Sealer.in_dir(config.state_dir)),
-            manifests,
-            _nothing,
-            Outbox(config.state_dir / OUTBOX_DB),
-        )
-        declared: list[Device] | None = link.declared()  # what the cloud sent before, too
-    else:
-        declared = load_documents(manifests, config.node, now_ms()) if config.devices else None
+@dataclass
+class Uplink:
+    """The node's channel to the cloud and what goes up it (made before the twins, which tell
+    it of every status change)."""
+
+    hub: EdgeHub
+    outbox: Outbox
+    upstream: EdgeUpstream
+
+
+@dataclass
+class CloudSide:
+    """The node's cloud-facing parts: what comes down, what goes up, its pods, its certificate."""
+
+    uplink: Uplink
+    meta: MetaStore
+    intake: Intake
+    edged: Edged
+    rotator: Rotator
+    heartbeat: Heartbeat
+
+    def router(self) -> Router:
+        """What the cloud sends, by (group, operation)."""
+        return Router({
+            (Group.RESOURCE, Op.UPDATE): self.intake.on_object,
+            (Group.RESOURCE, Op.DELETE): self.intake.on_object,
+            (Group.TWIN, Op.ACK): self.uplink.upstream.on_ack,
+            (Group.POD, Op.QUERY): self.intake.log_query,
+            (Group.CERTIFICATE, Op.RESPONSE): self.rotator.on_message,
+        }, "edge")  # fmt: skip
+
+    async def connected(self) -> None:
+        """After every connect: ask for a resync, send the outbox and every pod's status."""
+        await self.intake.resync()
+        await self.uplink.upstream.send_outbox()
+        await self.edged.resend()
+
+    async def close(self) -> None:
+        await self.edged.close()
+        self.meta.close()
+        self.uplink.outbox.close()
+
+
+@dataclass
+class Edge:
+    config: EdgeConfig
+    twins: Twins
+    server: webserver.Server
+    cloud: CloudSide | None
+
+
+async def _twins(config: EdgeConfig, uplink: Uplink | None, mappers_changed: asyncio.Event
+                 ) -> Twins:  # fmt: skip
     store = TwinStore(config.state_dir / DB_NAME)
-    service = TwinService(config.node, store, max_optional=config.max_optional_twins)
-    metrics = EdgeMetrics()
-    broker = None
-    settings = config.mqtt
+    service = TwinService(config.node, store, max_optional=config.max_optional_twins,
+                          on_status=uplink.upstream.changed if uplink else lambda _devices: None,
+                          on_mappers=mappers_changed.set)  # fmt: skip
+    broker, settings = None, config.mqtt
     if settings is None:
         broker = LocalBroker(config.state_dir, config.broker_port, config.node)
         settings = broker.prepare()
         await broker.start()
-    bus = EventBus(service, settings, metrics)
+    metrics = EdgeMetrics()
+    return Twins(store, service, broker, settings, EventBus(service, settings, metrics), metrics)
 
-    async def adopt(devices: list[Device]) -> None:
-        events = await service.adopt(devices)
-        if broker is not None:  # the ACL first, so that mappers may act on what they hear
-            broker.refresh(devices_by_protocol(service))
-        bus.publish(events)
 
-    if declared is not None:
-        await adopt(declared)
-    elif broker is not None:
-        broker.refresh(devices_by_protocol(service))
-    server = webserver.Server(
-        uvicorn.Config(
-            create_app(
-                service,
-                bus,
-                metrics,
-                http_token(config.state_dir) if config.http_needs_token else None,
-            ),
-            host=config.http_host,
-            port=config.http_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-    )
-    tasks = [
-        asyncio.create_task(bus.run(), name="eventbus"),
-        asyncio.create_task(server.serve(), name="http"),
-    ]
-    if broker is not None:
-        tasks.append(asyncio.create_task(broker.supervise(), name="broker"))
-    if link is not None:
-        assert config.cloud is not None and config.cloud_certs is not None
-        assert config.join is not None
-        certs, join_url = config.cloud_certs, config.join
+def _edged(config: EdgeConfig, twins: Twins, meta: MetaStore, uplink: Uplink) -> Edged:
+    """Edged on the pods the store holds (they run offline too). Each pod gets the broker
+    identity of its role (a mapper's protocol, or an app)."""
+    base_env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV}
+    base_env |= {"KEDGE_NODE_NAME": config.node}
 
-        link.adopt = adopt
-        link.lookup = lambda device_id: service.devices.get(DeviceId(device_id))
-        service.watchers.append(link.mark)
-        tasks.append(asyncio.create_task(link.upstream(), name="upstream"))
-        edged = start_edged(config, link, settings, broker)
-        tasks.append(asyncio.create_task(edged.run(link.meta.objects("pod")), name="edged"))
+    def pod_env(pod: dict[str, Any]) -> dict[str, str]:
+        broker = twins.broker
+        settings = twins.mqtt if broker is None else broker.identity(role_of(pod))
+        return {"KEDGE_MQTT_URL": settings.url()}
 
-        async def from_cloud(message: Message) -> None:
-            if message.group == "pod" and message.operation == "query":
-                await hub.send(answer_log(edged, message, link.source))
-                return
-            handle = rotator.on_message if message.group == CERT_GROUP else link.on_message
-            await handle(message)
+    return Edged(config.node, config.state_dir / "pods",
+                 lambda kind, ns, name: meta.get(f"{kind}/{ns}/{name}"), base_env,
+                 uplink.upstream.pod_status, config.pod_backoff, pod_env)  # fmt: skip
 
-        hub = EdgeHub(config.cloud, None, from_cloud, config.node)
-        link.hub = hub
 
-        async def on_connect() -> None:
-            await link.on_connect()
-            await edged.resend()
+def _cloud_side(config: EdgeConfig, twins: Twins, meta: MetaStore, catalog: Catalog,
+                uplink: Uplink, mappers_changed: asyncio.Event) -> CloudSide:  # fmt: skip
+    assert config.cloud_certs is not None
+    edged = _edged(config, twins, meta, uplink)
+    hub, presence = uplink.hub, twins.service.presence
+    return CloudSide(
+        uplink, meta, Intake(config.node, meta, catalog, hub, twins.adopt, edged), edged,
+        Rotator(hub, config.node, config.cloud_certs),
+        Heartbeat(hub, config.node, config.heartbeat, config.labels,
+                  lambda: mapper_facts(presence), mappers_changed),
+    )  # fmt: skip
 
-        hub.on_connect = on_connect
-        rotator = Rotator(hub, config.node, certs)
 
-        async def to_cloud() -> None:
-            await ensure_joined(join_url, config.token, config.node, certs)
-            hub.context = client_context(certs / "ca.crt", certs / "node.crt", certs / "node.key")
-            heartbeat = Heartbeat(
-                hub, config.node, config.heartbeat, config.labels, lambda: mapper_facts(service)
-            )
-            service.on_mappers = heartbeat.wake.set
-            await asyncio.gather(hub.run(), rotator.run(), heartbeat.run())
+def _http(config: EdgeConfig, twins: Twins, failing: Failing) -> webserver.Server:
+    token = http_token(config.state_dir) if config.http_needs_token else None
+    app = create_app(twins.service, twins.bus, twins.metrics, token, failing)
+    return webserver.Server(uvicorn.Config(
+        app, host=config.http_host, port=config.http_port, log_config=None, access_log=False,
+        lifespan="off",
+    ))  # fmt: skip
 
-        tasks.append(asyncio.create_task(to_cloud(), name="cloud"))
+
+async def assemble(config: EdgeConfig, failing: Failing) -> Edge:
+    """Every part, wired through constructors; the twins hold the declared devices."""
+    private_state(config.state_dir)
+    manifests = [doc for path in config.devices for doc in read_documents(path)]
+    meta = None
+    if config.cloud is not None:
+        meta = MetaStore(config.state_dir / META_DB, Sealer.in_dir(config.state_dir))
+    # everything validated before anything is written: a bad file leaves the twins untouched
+    catalog = Catalog(config.node, [*manifests, *(meta.documents() if meta else [])], now_ms())
+    uplink, mappers_changed = None, asyncio.Event()
+    if config.cloud is not None:
+        hub, outbox = EdgeHub(config.cloud, config.node), Outbox(config.state_dir / OUTBOX_DB)
+        uplink = Uplink(hub, outbox, EdgeUpstream(config.node, hub, outbox))
+    twins = await _twins(config, uplink, mappers_changed)
+    if meta is not None or config.devices:  # what the cloud sent before counts too
+        await twins.adopt(catalog.bound())
+    else:
+        twins.refresh_acl()
+    cloud = None
+    if meta is not None and uplink is not None:
+        cloud = _cloud_side(config, twins, meta, catalog, uplink, mappers_changed)
+    return Edge(config, twins, _http(config, twins, failing), cloud)
+
+
+async def _to_cloud(edge: Edge) -> None:
+    """Join (once), then keep the channel, the certificate and the heartbeat going."""
+    config, cloud = edge.config, edge.cloud
+    assert cloud is not None and config.join is not None and config.cloud_certs is not None
+    certs = config.cloud_certs
+    await ensure_joined(config.join, config.token, config.node, certs)
+    cloud.uplink.hub.context = client_context(certs / "ca.crt", certs / "node.crt",
+                                              certs / "node.key")  # fmt: skip
+    await asyncio.gather(cloud.uplink.hub.run(cloud.router(), cloud.connected),
+                         cloud.rotator.run(), cloud.heartbeat.run())  # fmt: skip
+
+
+def _start(edge: Edge, tasks: Tasks) -> None:
+    twins, cloud = edge.twins, edge.cloud
+    tasks.start("eventbus", twins.bus.run)
+    if twins.broker is not None:
+        tasks.start("broker", twins.broker.supervise)
+    if cloud is not None:
+        tasks.start("upstream", cloud.uplink.upstream.run)
+        tasks.start("edged", lambda: cloud.edged.run(cloud.meta.objects("pod")))
+        tasks.start("cloud", lambda: _to_cloud(edge))
+
+
+async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or `stop` is set), then shut down cleanly; a task that fails
+    for good (a PermanentError) shuts down too and is raised."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = Tasks("edgecore")
+    edge = await assemble(config, tasks.failing)
+    _start(edge, tasks)
+    http = asyncio.create_task(edge.server.serve(), name="http")
     # Everything allocated so far lives as long as the process: keep the cyclic collector off
     # it, and collect less often (each update allocates many small, acyclic objects).
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
-    log.info(
-        "edgecore started",
-        extra={
-            "node": config.node,
-            "devices": len(service.devices),
-            "http": f"http://{config.http_host}:{config.http_port}",
-            "mqtt": settings.host,
-        },
-    )
+    log.info("edgecore started", extra={
+        "node": config.node, "devices": len(edge.twins.service.devices),
+        "http": f"http://{config.http_host}:{config.http_port}", "mqtt": edge.twins.mqtt.host,
+    })  # fmt: skip
     stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-    failed = [t for t in done if t is not stopper and t.exception() is not None]
-    server.should_exit = True
-    for task in tasks:
-        if task.get_name() != "http":
-            task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    ends: list[asyncio.Future[Any]] = [http, stopper, tasks.fatal]
+    await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+    edge.server.should_exit = True
+    failed: BaseException | None = None
+    try:
+        await http
+    except Exception as exc:  # noqa: BLE001 - raised once everything is closed
+        failed = exc
     stopper.cancel()
-    if edged is not None:
-        await edged.close()
-    if broker is not None:
-        metrics.broker_restarts.set(broker.restarts)
-        await broker.stop()
-    await service.close()
-    store.close()
-    if link is not None:
-        link.meta.close()
-        if link.outbox is not None:
-            link.outbox.close()
+    await tasks.stop()
+    if edge.cloud is not None:
+        await edge.cloud.close()
+    await edge.twins.close()
     log.info("edgecore stopped", extra={"node": config.node})
-    if failed:
-        raise failed[0].exception()  # type: ignore[misc]
+    if tasks.fatal.done():
+        raise tasks.fatal.result()
+    if failed is not None:
+        raise failed

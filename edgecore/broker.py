@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from edgecore.identities import EDGECORE, Identities
+from kedge.backoff import Backoff
+from kedge.errors import TemporaryError
 from kedge.mqtt import MqttSettings
 from kedge.process import die_with_parent, end_stale, record_pids, write_private
 
@@ -29,7 +31,7 @@ PID_FILE = "mosquitto.pid"
 READY_TIMEOUT = 10.0
 
 
-class BrokerError(Exception):
+class BrokerError(TemporaryError):
     """mosquitto is missing or cannot start; the message says what to do."""
 
 
@@ -154,7 +156,7 @@ class LocalBroker:
 
     async def supervise(self) -> None:
         """Restart mosquitto whenever it exits, with a capped backoff, until `stop()`."""
-        backoff = 0.1
+        backoff = Backoff(0.1, 5.0)
         while not self._stopping:
             assert self._process is not None
             code = await self._process.wait()
@@ -165,12 +167,11 @@ class LocalBroker:
                 "mosquitto exited; restarting",
                 extra={"node": self.node, "code": code, "restarts": self.restarts},
             )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            await backoff.pause()
             try:
                 self._process = await self._spawn()
                 await self._wait_ready(self._process)
-                backoff = 0.1
+                backoff.reset()
             except BrokerError as exc:
                 log.error("mosquitto restart failed: %s", exc, extra={"node": self.node})
 

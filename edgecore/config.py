@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from kedge.errors import PermanentError
 from kedge.mqtt import DEFAULT_PORT as DEFAULT_MQTT_PORT
 from kedge.mqtt import MqttSettings, parse_mqtt_url
 
@@ -18,7 +19,7 @@ DEFAULT_HTTP = "127.0.0.1:10550"
 JOIN_PORT = 10002
 
 
-class ConfigError(Exception):
+class ConfigError(PermanentError):
     """Settings that cannot work; the message says which setting and why."""
 
 

@@ -27,7 +27,8 @@ from devicetwin.topics import (
     request_subscriptions,
 )
 from edgecore.metrics import EdgeMetrics
-from kedge.mqtt import Burst, MqttConnection, MqttError, MqttSettings
+from kedge.backoff import Backoff
+from kedge.mqtt import Burst, MqttConnection, MqttError, MqttSettings, stay_connected
 
 log = logging.getLogger("kedge.eventbus")
 MAX_PENDING = 10_000
@@ -69,41 +70,36 @@ class EventBus:
                 self.publish(self.service.due_deltas())
 
     async def _stay_connected(self) -> None:
-        backoff = 0.1
         node = self.service.node
-        while True:
-            connection = MqttConnection(
+        await stay_connected(
+            lambda: MqttConnection(
                 self.settings, f"edgecore-{node}", self._on_burst, max_frame=MAX_READ
-            )
-            try:
-                await connection.connect()
-                await connection.subscribe(
-                    [
-                        *request_subscriptions(),
-                        membership_get_topic(node),
-                        mapper_presence_subscription(node),
-                    ]
-                )
-                self._connection = connection
-                self.connected.set()
-                self.metrics.mqtt_connected.set(1)
-                log.info(
-                    "connected to MQTT broker",
-                    extra={"node": node, "broker": f"{self.settings.host}:{self.settings.port}"},
-                )
-                backoff = 0.1
-                pending, self._pending = self._pending, []
-                self.publish([*pending, *self.service.all_deltas()])
-                await connection.run()
-            except MqttError as exc:
-                log.warning("MQTT connection lost: %s", exc, extra={"node": node})
-            finally:
-                self._connection = None
-                self.connected.clear()
-                self.metrics.mqtt_connected.set(0)
-                await connection.close()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            ),
+            self._up,
+            self._down,
+            Backoff(0.1, 5.0),
+            {"node": node},
+        )
+
+    async def _up(self, connection: MqttConnection) -> None:
+        """Subscribed: send what waited, and every pending delta (a mapper may have missed it)."""
+        node = self.service.node
+        await connection.subscribe(
+            [*request_subscriptions(), membership_get_topic(node),
+             mapper_presence_subscription(node)]
+        )  # fmt: skip
+        self._connection = connection
+        self.connected.set()
+        self.metrics.mqtt_connected.set(1)
+        broker = f"{self.settings.host}:{self.settings.port}"
+        log.info("connected to MQTT broker", extra={"node": node, "broker": broker})
+        pending, self._pending = self._pending, []
+        self.publish([*pending, *self.service.all_deltas()])
+
+    def _down(self, _connection: MqttConnection) -> None:
+        self._connection = None
+        self.connected.clear()
+        self.metrics.mqtt_connected.set(0)
 
     def _on_burst(self, burst: Burst) -> None:
         handled = [self.service.handle(topic, payload) for topic, payload in burst]

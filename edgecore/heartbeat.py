@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from edgecore.hub import EdgeHub
-from kedge.channel.message import Message
+from kedge.channel.routes import heartbeat
 
-GROUP = "node"
 VERSION = "v1.31.0-kedge-0.1.0"  # kubelet-style version: the Kubernetes API level, then ours
 ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
 
@@ -73,12 +72,13 @@ class Heartbeat:
         interval: float,
         labels: dict[str, str],
         mappers: Callable[[], dict[str, Any]],
+        wake: asyncio.Event,
     ) -> None:
         """`mappers()`: `{"mappers": [protocols alive], "mappersLost": {protocol: since}}`,
-        sent with each beat; `wake` sends one at once (a mapper came or went)."""
+        sent with each beat; `wake` set sends one at once (a mapper came or went)."""
         self.hub, self.node, self.interval, self.mappers = hub, node, interval, mappers
         self.report = node_report(node, labels)
-        self.wake = asyncio.Event()
+        self.wake = wake
 
     async def run(self) -> None:
         """Until cancelled: a heartbeat as soon as connected, then every `interval`, and at once
@@ -86,14 +86,6 @@ class Heartbeat:
         while True:
             await self.hub.connected.wait()
             self.wake.clear()
-            await self.hub.send(
-                Message(
-                    f"edge/{self.node}",
-                    GROUP,
-                    f"node/{self.node}",
-                    "update",
-                    {**self.report, **self.mappers()},
-                )  # fmt: skip
-            )
+            await self.hub.send(heartbeat(self.node, {**self.report, **self.mappers()}))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.interval)  # the heartbeat period

@@ -1,8 +1,8 @@
 """EdgeHub: the edge's connection to CloudHub, kept up with capped backoff.
 
-Mutual TLS with the node's certificate (`context`, replaced when the certificate rotates).
-Messages arrive at `handler`; `send` returns False while the cloud is unreachable, so callers
-keep what they could not send.
+Mutual TLS with the node's certificate (`context`: set once the node has joined, replaced when
+the certificate rotates). Messages arrive at `run`'s handler; `send` returns False while the
+cloud is unreachable, so callers keep what they could not send.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from kedge.backoff import Backoff
 from kedge.channel.message import FrameError, Message, decode
 from kedge.channel.transport import send
 
@@ -32,22 +33,20 @@ def client_context(ca: Path, certificate: Path, key: Path) -> ssl.SSLContext:
 
 
 class EdgeHub:
-    def __init__(
-        self, url: str, context: ssl.SSLContext | None, handler: Handler, node: str
-    ) -> None:
-        self.url, self.context, self.handler, self.node = url, context, handler, node
+    def __init__(self, url: str, node: str, context: ssl.SSLContext | None = None) -> None:
+        self.url, self.node, self.context = url, node, context
         self.connected = asyncio.Event()
-        self.on_connect: Callable[[], Awaitable[None]] | None = None
         self._connection: ClientConnection | None = None
         self.connects = 0
 
     async def send(self, message: Message) -> bool:
         return await send(self._connection, message)
 
-    async def run(self) -> None:
-        """Connect, serve, reconnect: until cancelled."""
+    async def run(self, handler: Handler, on_connect: Callable[[], Awaitable[None]]) -> None:
+        """Connect, `on_connect()`, hand every message to `handler`, reconnect: until
+        cancelled."""
         assert self.context is not None, "the node certificate comes first"
-        backoff = 0.5
+        backoff = Backoff(0.5, MAX_BACKOFF)
         while True:
             try:
                 async with connect(
@@ -57,10 +56,9 @@ class EdgeHub:
                     self._connection = connection
                     self.connects += 1
                     self.connected.set()
-                    backoff = 0.5
+                    backoff.reset()
                     log.info("connected to the cloud", extra={"node": self.node})
-                    if self.on_connect is not None:
-                        await self.on_connect()
+                    await on_connect()
                     async for frame in connection:
                         try:
                             message = decode(frame)
@@ -69,13 +67,15 @@ class EdgeHub:
                                 "bad frame from the cloud: %s", exc, extra={"node": self.node}
                             )
                             continue
-                        await self.handler(message)
+                        await handler(message)
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
                 log.info(
-                    "cloud unreachable: %r; retry in %.1fs", exc, backoff, extra={"node": self.node}
+                    "cloud unreachable: %r; retry in %.1fs",
+                    exc,
+                    backoff.upcoming,
+                    extra={"node": self.node},
                 )
             finally:
                 self._connection = None
                 self.connected.clear()
-            await asyncio.sleep(backoff)  # reconnect pacing (capped exponential backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            await backoff.pause()  # reconnect pacing

@@ -17,20 +17,22 @@ from pathlib import Path
 import httpx
 
 from edgecore.hub import EdgeHub, client_context
+from kedge.backoff import Backoff
 from kedge.certs import ca_hash, expired, node_csr, node_of_certificate, rotation_due
 from kedge.certs import write_private as write_file
 from kedge.channel.message import Message
+from kedge.channel.routes import certificate_request
+from kedge.errors import PermanentError, TemporaryError
 
 log = logging.getLogger("kedge.edgecore")
-GROUP = "certificate"
 RETRY = 30.0  # seconds between rotation attempts that failed
 
 
-class JoinError(Exception):
+class JoinError(PermanentError):
     """The cloud refused to let this node join, or is not the cloud the token was made for."""
 
 
-class JoinUnreachable(Exception):
+class JoinUnreachable(TemporaryError):
     """The join service could not be reached (worth retrying)."""
 
 
@@ -89,16 +91,15 @@ async def join(url: str, token: str, node: str, certs: Path) -> None:
 
 async def ensure_joined(url: str, token: str | None, node: str, certs: Path) -> None:
     """Join unless a usable certificate is there; retry while the service is unreachable."""
-    backoff = 0.5
+    backoff = Backoff(0.5, 30.0)
     while not certificate_usable(certs, node):
         if token is None:
             raise JoinError(f"no usable node certificate in {certs} and no join token to get one")
         try:
             await join(url, token, node, certs)
         except JoinUnreachable as exc:
-            log.info("%s; retry in %.1fs", exc, backoff, extra={"node": node})
-            await asyncio.sleep(backoff)  # retry pacing (capped exponential backoff)
-            backoff = min(backoff * 2, 30.0)
+            log.info("%s; retry in %.1fs", exc, backoff.upcoming, extra={"node": node})
+            await backoff.pause()  # retry pacing
 
 
 class Rotator:
@@ -131,8 +132,7 @@ class Rotator:
 
     async def rotate(self) -> None:
         csr, key = node_csr(self.node)
-        request = Message(f"edge/{self.node}", GROUP, f"node/{self.node}", "rotate",
-                          {"csr": csr.decode()})  # fmt: skip
+        request = certificate_request(self.node, csr.decode())
         waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._waiting[request.msg_id] = waiter
         try:

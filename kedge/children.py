@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kedge.backoff import Backoff
 from kedge.process import die_with_parent, record_pids
 
 FIRST_BACKOFF = 0.5  # seconds before the first restart
@@ -70,16 +71,14 @@ class Children:
         await asyncio.gather(*(self._keep(child) for child in self.running))
 
     async def _keep(self, child: Child) -> None:
-        backoff = FIRST_BACKOFF
+        backoff = Backoff(FIRST_BACKOFF, MAX_BACKOFF, healthy_after=RESET_AFTER)
         while not self.stopping:
             code = await _exited(child)
             if self.stopping:
                 return
-            if time.monotonic() - child.started >= RESET_AFTER:
-                backoff = FIRST_BACKOFF
-            self.say(f"{child.name} stopped ({describe(code)}); restarting in {backoff:g}s")
-            await asyncio.sleep(backoff)  # the backoff between restarts
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            delay = backoff.next(time.monotonic() - child.started)
+            self.say(f"{child.name} stopped ({describe(code)}); restarting in {delay:g}s")
+            await backoff.sleep(delay)  # the backoff between restarts
             if self.stopping:
                 return
             child.restarts += 1

@@ -16,20 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from kedge import mqttwire
+from kedge.backoff import Backoff
+from kedge.errors import TemporaryError
 
+log = logging.getLogger("kedge.mqtt")
 DEFAULT_PORT = 1883
 CONNECT_TIMEOUT = 10.0
 Burst = list[tuple[str, bytes]]
 
 
-class MqttError(Exception):
+class MqttError(TemporaryError):
     """The broker refused us or the connection broke."""
 
 
@@ -218,6 +222,30 @@ class MqttConnection(asyncio.Protocol):
         _reject(self._closed, MqttError("closed"))
         with contextlib.suppress(MqttError):
             await self._closed
+
+
+async def stay_connected(
+    connect: Callable[[], MqttConnection],
+    up: Callable[[MqttConnection], Awaitable[None]],
+    down: Callable[[MqttConnection], None],
+    backoff: Backoff,
+    who: dict[str, str],
+) -> None:
+    """Connect, `up(connection)`, serve until the connection ends, `down(connection)`, and
+    again after a capped backoff: until cancelled. `who` names the client in the logs."""
+    while True:
+        connection = connect()
+        try:
+            await connection.connect()
+            await up(connection)
+            backoff.reset()
+            await connection.run()
+        except MqttError as exc:
+            log.warning("MQTT connection lost: %s", exc, extra=who)
+        finally:
+            down(connection)
+            await connection.close()
+        await backoff.pause()  # reconnect pacing
 
 
 def _reject(future: asyncio.Future[Any], error: Exception) -> None:

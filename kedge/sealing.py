@@ -18,13 +18,14 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from kedge.errors import PermanentError
 from kedge.process import write_private
 
 PREFIX = "k8s:enc:aesgcm:v1:key1:"
 KEY_FILE = "encryption.key"
 
 
-class SealError(Exception):
+class SealError(PermanentError):
     """A sealed value that does not open (another key, or altered)."""
 
 

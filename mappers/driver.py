@@ -16,22 +16,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from kedge.errors import KedgeError, PermanentError, TemporaryError
+
 T = TypeVar("T")
 
 
-class DeviceError(Exception):
+class DeviceError(KedgeError):
     """Base of everything a driver raises."""
 
 
-class DeviceUnreachable(DeviceError):
+class DeviceUnreachable(DeviceError, TemporaryError):
     pass
 
 
-class DeviceRejected(DeviceError):
+class DeviceRejected(DeviceError, PermanentError):
     pass
 
 
-class VisitorError(DeviceError):
+class VisitorError(DeviceError, PermanentError):
     pass
 
 

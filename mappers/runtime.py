@@ -30,7 +30,8 @@ from devicetwin.topics import (
     membership_result_topic,
     membership_updated_topic,
 )
-from kedge.mqtt import Burst, MqttConnection, MqttError, MqttSettings
+from kedge.backoff import Backoff
+from kedge.mqtt import Burst, MqttConnection, MqttError, MqttSettings, stay_connected
 from kedge.mqttwire import Will
 from mappers.driver import Driver
 from mappers.worker import DeviceWorker, needs_restart
@@ -70,31 +71,26 @@ class Mapper:
                 self._connection.publish(topic, orjson.dumps(body))
 
     async def run(self) -> None:
-        backoff, node = 0.1, self.settings.node
+        node = self.settings.node
         presence = mapper_presence_topic(node, self.settings.protocol, self.instance)
+
+        def down(connection: MqttConnection) -> None:
+            self._connection = None
+            with contextlib.suppress(MqttError):  # leaving on purpose: no will, so say so
+                connection.publish(presence, b"", retain=True)
+
         try:
-            while True:
-                connection = MqttConnection(
-                    self.settings.mqtt,
-                    f"mapper-{self.instance}-{node}-{uuid.uuid4().hex[:8]}",
-                    self._on_burst,
-                    keepalive=KEEPALIVE,
+            await stay_connected(
+                lambda: MqttConnection(
+                    self.settings.mqtt, f"mapper-{self.instance}-{node}-{uuid.uuid4().hex[:8]}",
+                    self._on_burst, keepalive=KEEPALIVE,
                     will=Will(presence, b"", retain=True),  # the broker clears us if we die
-                )
-                try:
-                    await connection.connect()
-                    await self._register(connection, presence)
-                    backoff = 0.1
-                    await connection.run()
-                except MqttError as exc:
-                    log.warning("MQTT connection lost: %s", exc, extra={"node": node})
-                finally:
-                    self._connection = None
-                    with contextlib.suppress(MqttError):  # leaving on purpose: no will, so say so
-                        connection.publish(presence, b"", retain=True)
-                    await connection.close()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                ),
+                lambda connection: self._register(connection, presence),
+                down,
+                Backoff(0.1, 5.0),
+                {"node": node},
+            )  # fmt: skip
         finally:
             for worker in list(self.workers.values()):
                 await worker.stop()

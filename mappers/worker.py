@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from devicetwin.topics import DEVICE_PREFIX
+from kedge.backoff import Backoff
 from mappers.driver import (
     DeviceError,
     DeviceRejected,
@@ -304,7 +305,8 @@ class DeviceWorker:
     async def _serve(self, driver: Driver) -> None:
         loop = asyncio.get_running_loop()
         next_due = dict.fromkeys(self.properties, 0.0)
-        failures, backoff, subscribed = 0, 0.5, False
+        failures, subscribed = 0, False
+        backoff = Backoff(0.5, self.mapper.settings.max_backoff)
         while True:
             if self._reschedule:  # a spec update: new properties, new cycles, new push targets
                 self._reschedule = False
@@ -323,7 +325,8 @@ class DeviceWorker:
                 for prop in due:
                     next_due[prop.name] = now + self._interval(prop, subscribed)
                 self._send(await self._poll(driver, due))
-                failures, backoff = 0, 0.5
+                failures = 0
+                backoff.reset()
                 self._set_state("online")
                 pending = [t for n, t in next_due.items() if self.properties[n].type != "stream"]
                 wait = max(0.0, min(pending, default=now + 3600) - loop.time())
@@ -335,7 +338,7 @@ class DeviceWorker:
                     log.info("device unreachable: %s", exc, extra={"device": self.id})
                 else:  # a driver bug or a library error it does not know: retried all the same
                     log.error("driver failed: %r", exc, exc_info=exc, extra={"device": self.id})
-                wait, backoff = backoff, min(backoff * 2, self.mapper.settings.max_backoff)
+                wait = backoff.next()
                 next_due = dict.fromkeys(self.properties, 0.0)
                 subscribed = False  # subscriptions died with the connection
             with contextlib.suppress(TimeoutError):

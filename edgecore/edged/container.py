@@ -22,6 +22,7 @@ from typing import Any
 
 from edgecore.edged import probes
 from edgecore.edged.podspec import ContainerPlan, Probe
+from kedge.backoff import Backoff
 from kedge.process import die_with_parent
 
 log = logging.getLogger("kedge.edged")
@@ -31,19 +32,6 @@ RESET_AFTER = 600.0
 
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Backoff:
-    def __init__(self, base: float) -> None:
-        self.base, self.failures = base, 0
-
-    def next_delay(self, ran_for: float) -> float:
-        if ran_for >= RESET_AFTER:
-            self.failures = 0
-        self.failures += 1
-        if self.failures == 1:
-            return 0.0
-        return float(min(self.base * 2 ** (self.failures - 2), MAX_BACKOFF))
 
 
 class Container:
@@ -57,7 +45,8 @@ class Container:
         on_change: Callable[[], None],
     ) -> None:
         self.pod, self.plan, self.policy, self.pod_dir = pod, plan, policy, pod_dir
-        self.backoff = Backoff(backoff)
+        # CrashLoopBackOff: the first restart at once, then `backoff` doubling up to 5 minutes
+        self.backoff = Backoff(backoff, MAX_BACKOFF, free=1, healthy_after=RESET_AFTER)
         self.on_change = on_change
         self.state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
         self.last_state: dict[str, Any] = {}
@@ -120,7 +109,7 @@ class Container:
                 await self._replanned.wait()  # finished for good (until the pod goes)
                 self._replanned.clear()
                 continue
-            delay = self.backoff.next_delay(time.monotonic() - started)
+            delay = self.backoff.next(time.monotonic() - started)
             if delay > 0:
                 self._set(waiting={
                     "reason": "CrashLoopBackOff",

@@ -11,9 +11,9 @@ from typing import Any
 
 from edgecore.edged.container import Container, now
 from edgecore.edged.podspec import (
-    ConfigError,
     ContainerPlan,
     Lookup,
+    PodConfigError,
     grace_period,
     plan_container,
     restart_policy,
@@ -72,7 +72,7 @@ class PodRunner:
         plans = [plan_container(c, self.pod, self.node, self.lookup, env) for c in containers]
         try:
             volumes = materialise(self.pod, self.dir, self.lookup, self.secrets)
-        except (ConfigError, OSError) as exc:
+        except (PodConfigError, OSError) as exc:
             return [ContainerPlan(p.name, p.image, error=("CreateContainerConfigError", str(exc)))
                     if p.error is None else p for p in plans]  # fmt: skip
         out = []
@@ -82,7 +82,7 @@ class PodRunner:
                 continue
             try:
                 table = mount_table(plan.mounts, volumes)
-            except ConfigError as exc:
+            except PodConfigError as exc:
                 error = ("CreateContainerConfigError", str(exc))
                 out.append(ContainerPlan(plan.name, plan.image, error=error))
                 continue

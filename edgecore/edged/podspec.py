@@ -21,7 +21,7 @@ _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 DEFAULT_GRACE = 30
 
 
-class ConfigError(ValueError):
+class PodConfigError(ValueError):
     """The pod's spec cannot be run as given."""
 
 
@@ -64,7 +64,7 @@ def _items(obj: Any, what: str) -> list[Obj]:
     if obj is None:
         return []
     if not isinstance(obj, list) or not all(isinstance(i, dict) for i in obj):
-        raise ConfigError(f"{what} must be a list of objects")
+        raise PodConfigError(f"{what} must be a list of objects")
     return obj
 
 
@@ -72,7 +72,7 @@ def _strings(obj: Any, what: str) -> list[str]:
     if obj is None:
         return []
     if not isinstance(obj, list) or not all(isinstance(i, str) for i in obj):
-        raise ConfigError(f"{what} must be a list of strings")
+        raise PodConfigError(f"{what} must be a list of strings")
     return obj
 
 
@@ -110,12 +110,12 @@ def _ref_value(ref: Obj, kind: str, namespace: str, lookup: Lookup) -> str | Non
     if obj is None:
         if ref.get("optional"):
             return None
-        raise ConfigError(f'{label} "{name}" not found')
+        raise PodConfigError(f'{label} "{name}" not found')
     data = config_data(kind, obj)
     if key not in data:
         if ref.get("optional"):
             return None
-        raise ConfigError(f"couldn't find key {key} in {label} {namespace}/{name}")
+        raise PodConfigError(f"couldn't find key {key} in {label} {namespace}/{name}")
     return data[key].decode(errors="replace")
 
 
@@ -134,7 +134,7 @@ def _field_value(path: str, pod: Obj, node: str) -> str:
         if path.startswith(prefix + "['") and path.endswith("']"):
             return str((meta.get(source) or {}).get(path[len(prefix) + 2 : -2], ""))
     if path not in fields:
-        raise ConfigError(f"fieldRef {path!r} is not supported")
+        raise PodConfigError(f"fieldRef {path!r} is not supported")
     return str(fields[path])
 
 
@@ -153,13 +153,13 @@ def container_env(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Map
             if obj is None:
                 if ref.get("optional"):
                     continue
-                raise ConfigError(f'{kind} "{ref.get("name", "")}" not found')
+                raise PodConfigError(f'{kind} "{ref.get("name", "")}" not found')
             for key, data in config_data(kind, obj).items():
                 env[prefix + key] = data.decode(errors="replace")
     for item in _items(container.get("env"), "env"):
         name = item.get("name")
         if not isinstance(name, str) or not name:
-            raise ConfigError("env entries need a name")
+            raise PodConfigError("env entries need a name")
         origin = item.get("valueFrom")
         if isinstance(origin, dict):
             value: str | None
@@ -170,7 +170,7 @@ def container_env(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Map
             elif isinstance(origin.get("fieldRef"), dict):
                 value = _field_value(str(origin["fieldRef"].get("fieldPath", "")), pod, node)
             else:
-                raise ConfigError(f"env {name}: valueFrom has no supported source")
+                raise PodConfigError(f"env {name}: valueFrom has no supported source")
             if value is not None:
                 env[name] = value
         else:
@@ -181,7 +181,7 @@ def container_env(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Map
 def _number(probe: Obj, key: str, default: float) -> float:
     value = probe.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"probe {key} must be a non-negative number")
+        raise PodConfigError(f"probe {key} must be a non-negative number")
     return float(value)
 
 
@@ -192,7 +192,7 @@ def _port(value: Any, container: Obj) -> int:
                 value = port.get("containerPort")
                 break
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        raise ConfigError(f"probe port {value!r} is not a port")
+        raise PodConfigError(f"probe port {value!r} is not a port")
     return value
 
 
@@ -200,7 +200,7 @@ def parse_probe(probe: Any, container: Obj) -> Probe | None:
     if probe is None:
         return None
     if not isinstance(probe, dict):
-        raise ConfigError("a probe must be an object")
+        raise PodConfigError("a probe must be an object")
     timing = {
         "initial_delay": _number(probe, "initialDelaySeconds", 0),
         "period": max(_number(probe, "periodSeconds", 10), 0.05),
@@ -211,7 +211,7 @@ def parse_probe(probe: Any, container: Obj) -> Probe | None:
     if isinstance(probe.get("exec"), dict):
         command = _strings(probe["exec"].get("command"), "exec.command")
         if not command:
-            raise ConfigError("exec probe needs a command")
+            raise PodConfigError("exec probe needs a command")
         return Probe("exec", command=tuple(command), **timing)  # type: ignore[arg-type]
     if isinstance(probe.get("httpGet"), dict):
         get = probe["httpGet"]
@@ -227,7 +227,7 @@ def parse_probe(probe: Any, container: Obj) -> Probe | None:
             "tcp", host=str(sock.get("host") or "127.0.0.1"),
             port=_port(sock.get("port"), container), **timing,  # type: ignore[arg-type]
         )  # fmt: skip
-    raise ConfigError("a probe needs exec, httpGet or tcpSocket")
+    raise PodConfigError("a probe needs exec, httpGet or tcpSocket")
 
 
 def plan_container(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Mapping[str, str]
@@ -244,7 +244,7 @@ def plan_container(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Ma
         args = [expand(a, env) for a in _strings(container.get("args"), "args")]
         liveness = parse_probe(container.get("livenessProbe"), container)
         readiness = parse_probe(container.get("readinessProbe"), container)
-    except ConfigError as exc:
+    except PodConfigError as exc:
         return ContainerPlan(name, image, error=("CreateContainerConfigError", str(exc)))
     try:
         argv = resolve(image, command, args)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgecore.edged.podspec import ConfigError, Lookup, Mount, config_data
+from edgecore.edged.podspec import Lookup, Mount, PodConfigError, config_data
 
 Obj = dict[str, Any]
 
@@ -30,7 +30,7 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
 def _safe(relative: str) -> str:
     parts = Path(relative).parts
     if not relative or Path(relative).is_absolute() or ".." in parts:
-        raise ConfigError(f"volume item path {relative!r} must be relative, without '..'")
+        raise PodConfigError(f"volume item path {relative!r} must be relative, without '..'")
     return relative
 
 
@@ -41,7 +41,7 @@ def _project(kind: str, source: Obj, namespace: str, lookup: Lookup, target: Pat
         if source.get("optional"):
             target.mkdir(parents=True, exist_ok=True)
             return
-        raise ConfigError(f'{kind} "{name}" not found')
+        raise PodConfigError(f'{kind} "{name}" not found')
     data = config_data(kind, obj)
     mode = int(source.get("defaultMode", 0o644 if kind == "configmap" else 0o600)) & 0o777
     files: dict[str, tuple[bytes, int]] = {}
@@ -50,7 +50,7 @@ def _project(kind: str, source: Obj, namespace: str, lookup: Lookup, target: Pat
         for item in items:
             key = str((item or {}).get("key", ""))
             if key not in data:
-                raise ConfigError(f"{kind} {namespace}/{name} has no key {key!r}")
+                raise PodConfigError(f"{kind} {namespace}/{name} has no key {key!r}")
             files[_safe(str(item.get("path") or key))] = (data[key], int(item.get("mode", mode)))
     else:
         files = {_safe(k): (v, mode) for k, v in data.items()}
@@ -96,7 +96,7 @@ def materialise(
     out: dict[str, Path] = {}
     for volume in (pod.get("spec") or {}).get("volumes") or []:
         if not isinstance(volume, dict) or not volume.get("name"):
-            raise ConfigError("volumes need a name")
+            raise PodConfigError("volumes need a name")
         name = str(volume["name"])
         target = pod_dir / "volumes" / name
         if isinstance(volume.get("configMap"), dict):
@@ -112,10 +112,12 @@ def materialise(
             if kind == "DirectoryOrCreate":
                 path.mkdir(parents=True, exist_ok=True)
             elif kind in ("Directory", "File", "Socket") and not path.exists():
-                raise ConfigError(f"hostPath {path} does not exist")
+                raise PodConfigError(f"hostPath {path} does not exist")
             target = path
         else:
-            raise ConfigError(f"volume {name}: only configMap, secret, emptyDir, hostPath run here")
+            raise PodConfigError(
+                f"volume {name}: only configMap, secret, emptyDir, hostPath run here"
+            )
         out[name] = target
     return out
 
@@ -125,9 +127,9 @@ def mount_table(mounts: tuple[Mount, ...], volumes: Mapping[str, Path]) -> list[
     table = []
     for mount in mounts:
         if mount.volume not in volumes:
-            raise ConfigError(f"volumeMount {mount.volume!r} names no volume")
+            raise PodConfigError(f"volumeMount {mount.volume!r} names no volume")
         if not mount.path.startswith("/"):
-            raise ConfigError(f"mountPath {mount.path!r} must be absolute")
+            raise PodConfigError(f"mountPath {mount.path!r} must be absolute")
         where = (
             volumes[mount.volume] / _safe(mount.sub_path)
             if mount.sub_path

@@ -4,8 +4,8 @@
      "route": {"source", "group", "resource", "operation"},
      "content": <any JSON>}
 
-`resource` names what the message is about (e.g. `node/edge-1/device/default/thermo-1`);
-`operation` is insert, update, delete, query, response, ack, keepalive, resync, rotate.
+`group` and `operation` are the enums below; `resource` names what the message is about
+(see `kedge.channel.routes` for which messages exist and how their resources are spelled).
 """
 
 from __future__ import annotations
@@ -13,13 +13,33 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
-OPERATIONS = frozenset(
-    {"insert", "update", "delete", "query", "response", "ack", "keepalive", "resync", "rotate"}
-)
+
+class Group(StrEnum):
+    RESOURCE = "resource"
+    TWIN = "twin"
+    NODE = "node"
+    POD = "pod"
+    CERTIFICATE = "certificate"
+
+
+class Op(StrEnum):
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+    QUERY = "query"
+    RESPONSE = "response"
+    ACK = "ack"
+    KEEPALIVE = "keepalive"
+    RESYNC = "resync"
+    ROTATE = "rotate"
+
+
+OPERATIONS = frozenset(Op)
 MAX_FRAME = 4 * 1024 * 1024
 
 
@@ -85,7 +105,8 @@ def decode(frame: bytes | str) -> Message:
         raise FrameError("frame needs header and route objects")
     operation = _text(route, "operation", "route")
     if operation not in OPERATIONS:
-        raise FrameError(f"route.operation {operation!r} is not one of {sorted(OPERATIONS)}")
+        known = sorted(o.value for o in Op)
+        raise FrameError(f"route.operation {operation!r} is not one of {known}")
     timestamp = header.get("timestamp", 0)
     if isinstance(timestamp, bool) or not isinstance(timestamp, int):
         raise FrameError("header.timestamp must be an integer (ms)")

@@ -49,13 +49,15 @@ async def channel(tmp_path: Path) -> AsyncIterator[Channel]:
     async def on_edge(message: Message) -> None:
         to_edge.put_nowait(message)
 
-    cloud = CloudHub(on_cloud, server_context(ca, crt, key))
-    await cloud.start("127.0.0.1", free_port())
+    cloud = CloudHub(server_context(ca, crt, key))
+    await cloud.start("127.0.0.1", free_port(), on_cloud)
     node_crt, node_key = _node_files(pki, tmp_path / "edge", "n1")
-    edge = EdgeHub(
-        f"wss://127.0.0.1:{cloud.port}", client_context(ca, node_crt, node_key), on_edge, "n1"
-    )
-    task = asyncio.create_task(edge.run())
+    edge = EdgeHub(f"wss://127.0.0.1:{cloud.port}", "n1", client_context(ca, node_crt, node_key))
+
+    async def connected() -> None:
+        pass
+
+    task = asyncio.create_task(edge.run(on_edge, connected))
     await asyncio.wait_for(edge.connected.wait(), 10)
     await wait_until(lambda: "n1" in cloud.sessions, what="session")
     yield Channel(cloud, edge, to_cloud, to_edge, pki)
@@ -110,6 +112,6 @@ async def test_edge_reconnects_after_the_cloud_restarts(channel: Channel) -> Non
     await channel.cloud.stop()
     await wait_until(lambda: not channel.edge.connected.is_set(), what="edge noticed")
     assert not await channel.edge.send(Message("edge/n1", "twin", "", "keepalive"))
-    await channel.cloud.start("127.0.0.1", port)
+    await channel.cloud.start("127.0.0.1", port, channel.cloud.handler)
     await asyncio.wait_for(channel.edge.connected.wait(), 15)
     assert channel.edge.connects == 2

@@ -96,6 +96,12 @@ def test_a_token_not_made_for_a_node_cannot_take_an_existing_nodes_name(
     assert _join(cloud, cloud.token(), node_csr("node-new")[0]).status_code == 403
 
 
+def test_cloudcore_health_lists_no_failing_tasks(cloud: CloudProcess) -> None:
+    health = httpx.get(f"{cloud.join_url}/healthz", verify=False, timeout=5)  # noqa: S501
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "failingTasks": {}}
+
+
 def test_token_create_refuses_a_bad_node_name(cloud: CloudProcess) -> None:
     made = subprocess.run(
         [sys.executable, "-m", "kedge", "token", "create", "--state-dir", str(cloud.state),

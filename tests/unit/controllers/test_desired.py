@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from controllers.desired import (
-    EDGE_VERSIONS,
     EdgeWrite,
     adopt,
     clean_desired,
     conflicts,
     with_seen_versions,
 )
+from kedge.channel.routes import EDGE_VERSIONS
 
 
 def _device(seen: dict[str, int] | None = None) -> dict[str, Any]:

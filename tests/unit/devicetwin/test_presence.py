@@ -56,10 +56,12 @@ def service(tmp_path: Path) -> TwinService:
     return svc
 
 
-def test_a_dead_mappers_devices_turn_unknown_and_watchers_hear(service: TwinService) -> None:
+async def test_a_dead_mappers_devices_turn_unknown_and_the_cloud_hears(
+    service: TwinService,
+) -> None:
     changed: list[str] = []
     told: list[int] = []
-    service.watchers.append(changed.append)
+    service.on_status = lambda devices: changed.extend(d.id for d in devices)
     service.on_mappers = lambda: told.append(1)
     topic = "$hw/events/node/n1/mappers/modbus/a"
     assert service.handle(topic, orjson.dumps({"since": NOW})).code == 200
@@ -67,8 +69,11 @@ def test_a_dead_mappers_devices_turn_unknown_and_watchers_hear(service: TwinServ
     assert service.handle(topic, b"").code == 200  # the will: an empty retained message
     assert service.devices[DeviceId("default/m1")].state == "unknown"
     assert service.devices[DeviceId("default/b1")].state == "online"  # another protocol
-    assert changed == ["default/m1"] and service.presence.lost == {"modbus": NOW}
-    assert service.take_batch().states  # stored with the next commit
+    assert service.presence.lost == {"modbus": NOW}
+    assert changed == []  # told once it is stored
+    await service.commit(service.take_batch())
+    assert changed == ["default/m1"]
+    await service.close()
 
 
 def test_presence_for_another_node_or_garbage_changes_nothing(service: TwinService) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from devicetwin.manifests import load_manifests
-from devicetwin.model import TwinValue, Version
+from devicetwin.catalog import Catalog
+from devicetwin.manifests import read_documents
+from devicetwin.model import Device, TwinValue, Version
 from devicetwin.spec import ManifestError, parse_cycle
 
 SAMPLES = Path(__file__).parents[3] / "crds" / "samples"
@@ -39,6 +40,10 @@ spec:
       desired: {value: "42"}
       visitors: {protocolName: modbus, configData: {offset: 3}}
 """
+
+
+def load_manifests(paths: list[Path], node: str, now: int) -> list[Device]:
+    return Catalog(node, [doc for path in paths for doc in read_documents(path)], now).bound()
 
 
 def write(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:

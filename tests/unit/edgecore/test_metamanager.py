@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from devicetwin.spec import load_documents
+from devicetwin.catalog import Catalog
 from edgecore.metamanager import MetaStore
 
 MODEL = {"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "DeviceModel",
@@ -25,7 +25,7 @@ def test_objects_survive_a_restart_and_build_devices(tmp_path: Path) -> None:
     assert store.apply("devicemodel/default/m", 9, MODEL)
     store.close()
     again = MetaStore(tmp_path / "meta.db")
-    [device] = load_documents(again.documents(), "n1", 0)
+    [device] = Catalog("n1", again.documents(), 0).bound()
     assert device.id == "default/d" and device.protocol == "modbus"
 
 

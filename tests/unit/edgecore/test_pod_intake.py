@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from edgecore.cloudlink import CloudLink
+from devicetwin.catalog import Catalog
 from edgecore.edged.manager import PodError, check_pod
+from edgecore.intake import Intake
 from edgecore.metamanager import MetaStore
 from kedge.channel.message import Message
 
@@ -19,7 +20,7 @@ GOOD = {"metadata": {"name": "p", "namespace": "default"},
 
 
 class Sent:
-    """Where the link's replies go (the channel itself is tested in test_channel)."""
+    """Where the intake's replies go (the channel itself is tested in test_channel)."""
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
@@ -44,22 +45,36 @@ def test_bad_pods_are_refused(body: Any, why: str) -> None:
         check_pod(body, "n1")
 
 
-async def test_link_refuses_a_bad_pod_and_stores_a_good_one(tmp_path: Path) -> None:
+class Workloads:
+    """What edged is told (edged itself is tested in test_edged)."""
+
+    def __init__(self) -> None:
+        self.told: list[str] = []
+
+    async def sync(self, pods: list[dict[str, Any]]) -> None:
+        self.told.append("pod")
+
+    def config_changed(self) -> None:
+        self.told.append("config")
+
+    def log_file(self, key: str, container: str, previous: bool) -> Path | None:
+        return None
+
+
+async def test_intake_refuses_a_bad_pod_and_stores_a_good_one(tmp_path: Path) -> None:
     store = MetaStore(tmp_path / "meta.db")
-    link = CloudLink("n1", store, [], adopt=lambda devices: None)  # type: ignore[arg-type,return-value]
-    sent, seen = Sent(), []
-    link.hub = sent  # type: ignore[assignment]
+    sent, workloads = Sent(), Workloads()
 
-    async def on_workload(kind: str) -> None:
-        seen.append(kind)
+    async def adopt(devices: list[Any]) -> None:
+        raise AssertionError("no devices here")
 
-    link.on_workload = on_workload
+    intake = Intake("n1", store, Catalog("n1", [], 0), sent, adopt, workloads)  # type: ignore[arg-type]
     bad = Message("cloudcore", "resource", "pod/default/p", "update", {"metadata": {}},
                   resource_version="5")  # fmt: skip
-    await link.on_message(bad)
-    assert store.objects("pod") == [] and seen == []
+    await intake.on_object(bad)
+    assert store.objects("pod") == [] and workloads.told == []
     assert "metadata.name" in sent.messages[-1].content["error"]
     good = Message("cloudcore", "resource", "pod/default/p", "update", GOOD, resource_version="6")
-    await link.on_message(good)
-    assert store.objects("pod") == [GOOD] and seen == ["pod"]
+    await intake.on_object(good)
+    assert store.objects("pod") == [GOOD] and workloads.told == ["pod"]
     assert sent.messages[-1].operation == "ack"

@@ -11,7 +11,7 @@ import pytest
 
 from edgecore.edged.images import ImageError, resolve
 from edgecore.edged.pod import phase
-from edgecore.edged.podspec import ConfigError, Mount, expand, parse_probe, plan_container
+from edgecore.edged.podspec import Mount, PodConfigError, expand, parse_probe, plan_container
 from edgecore.edged.volumes import materialise, mount_table, rewrite
 
 OBJECTS: dict[tuple[str, str, str], dict[str, Any]] = {
@@ -83,7 +83,7 @@ def test_probes_parse_with_kubernetes_defaults() -> None:
         8080, "/healthz", 10.0, 3)  # fmt: skip
     tcp = parse_probe({"tcpSocket": {"port": 9}, "periodSeconds": 1}, {})
     assert tcp is not None and tcp.action == "tcp" and tcp.period == 1.0
-    with pytest.raises(ConfigError):
+    with pytest.raises(PodConfigError):
         parse_probe({"periodSeconds": 1}, {})
 
 
@@ -110,7 +110,7 @@ def test_volumes_are_files_and_mount_paths_are_rewritten(tmp_path: Path) -> None
         OBJECTS[("configmap", "ns", "settings")]["data"]["config.yaml"] = "a: 1\n"
     escape = {**POD, "spec": {"volumes": [{"name": "k", "secret": {
         "secretName": "creds", "items": [{"key": "token", "path": "../x"}]}}]}}  # fmt: skip
-    with pytest.raises(ConfigError, match="without '..'"):
+    with pytest.raises(PodConfigError, match="without '..'"):
         materialise(escape, tmp_path, lookup)
 
 
