@@ -17,9 +17,10 @@ from pathlib import Path
 import httpx
 import psutil
 
+from mappers.registry import PROTOCOLS as REGISTERED
 from tests.support import ROOT, free_port, wait_for
 
-PROTOCOLS = {"bluetooth", "modbus", "opcua", "zigbee"}
+PROTOCOLS = set(REGISTERED)
 
 
 def reporting(port: int) -> bool:

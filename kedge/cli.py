@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-from kedge.logs import setup_logging
 
 
 def _edgecore(args: argparse.Namespace) -> int:
@@ -30,14 +26,14 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    # only the chosen simulator's protocol stack: each one imports tens of MB
-    simulator = importlib.import_module(f"simulators.{args.protocol}")
+    """The chosen simulator parses the rest of the command line itself; only its protocol
+    stack is imported (each one is tens of MB)."""
+    from simulators.cli import run_simulator
 
-    setup_logging(args.log_level)
-    serve = simulator.serve_from
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args))
-    return 0
+    simulator = importlib.import_module(f"simulators.{args.protocol}")
+    prog = f"kedge simulate {args.protocol}"
+    return run_simulator(prog, simulator.__doc__, simulator.add_arguments, simulator.serve_from,
+                         args.rest, "info")  # fmt: skip
 
 
 def _cloudcore(args: argparse.Namespace) -> int:
@@ -64,35 +60,42 @@ def _mapper(args: argparse.Namespace) -> int:
     return run(args.protocol, args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _up_parser(up: argparse.ArgumentParser) -> None:
+    """`kedge up`: cloud, edge and devices on this machine."""
     from cloudcore.apiserver.arguments import DEFAULT_PORT as DEFAULT_API_PORT
+
+    up.add_argument("--state-dir", type=Path, default=Path(".kedge"))
+    up.add_argument("--http-port", type=int, default=10550)
+    up.add_argument("--mqtt-port", type=int, default=1883)
+    up.add_argument("--api-port", type=int, default=DEFAULT_API_PORT)
+    up.add_argument("--cloud-port", type=int, default=10000)
+    up.add_argument("--join-port", type=int, default=10002)
+    up.add_argument("--stream-port", type=int, default=10003)
+    up.add_argument(
+        "--reset", action="store_true",
+        help="apply the samples over what is there (by default only absent ones are created)",
+    )  # fmt: skip
+    up.set_defaults(func=_up)
+
+
+def build_parser() -> argparse.ArgumentParser:
     from cloudcore.apiserver.arguments import add_arguments as apiserver_arguments
     from cloudcore.arguments import add_arguments as cloudcore_arguments
     from cloudcore.arguments import add_token_arguments
     from edgecore.config import add_arguments
     from mappers import app as mapper_app
-    from simulators.arguments import ARGUMENTS as SIMULATOR_ARGUMENTS
-    from simulators.arguments import log_level
+    from mappers.registry import PROTOCOLS
 
     parser = argparse.ArgumentParser(prog="kedge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     simulate = sub.add_parser("simulate", help="run a simulated device")
     protocols = simulate.add_subparsers(dest="protocol", required=True)
-    helps = {
-        "modbus": "Modbus TCP thermostat (pymodbus)",
-        "opcua": "OPC UA thermostat (asyncua)",
-        "bluetooth": "BLE thermostat peripheral (bumble; HCI over TCP for the central)",
-        "zigbee": "ZigBee thermostat and light behind an emulated XBee radio (TCP)",
-    }
-    for protocol, add_simulator_arguments in SIMULATOR_ARGUMENTS.items():
-        simulator = protocols.add_parser(protocol, help=helps[protocol])
-        add_simulator_arguments(simulator)
-        log_level(simulator, "info")
-        simulator.set_defaults(func=_simulate)
     mapper = sub.add_parser("mapper", help="run a protocol mapper for one edge node")
     mapper_protocols = mapper.add_subparsers(dest="protocol", required=True)
-    for protocol in mapper_app.PROTOCOLS:
-        protocol_parser = mapper_protocols.add_parser(protocol, help=f"{protocol} mapper")
+    for protocol in PROTOCOLS.values():
+        simulator = protocols.add_parser(protocol.name, help=protocol.title, add_help=False)
+        simulator.set_defaults(func=_simulate)  # its own flags: `kedge simulate <p> --help`
+        protocol_parser = mapper_protocols.add_parser(protocol.name, help=f"{protocol.name} mapper")
         mapper_app.add_arguments(protocol_parser)
         protocol_parser.set_defaults(func=_mapper)
     cloud = sub.add_parser("cloudcore", help="run CloudHub and the device controller")
@@ -111,24 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     edge = sub.add_parser("edgecore", help="run an edge node (twins, MQTT EventBus, HTTP API)")
     add_arguments(edge)
     edge.set_defaults(func=_edgecore)
-    up = sub.add_parser("up", help="run the whole system on this machine (cloud, edge, devices)")
-    up.add_argument("--state-dir", type=Path, default=Path(".kedge"))
-    up.add_argument("--http-port", type=int, default=10550)
-    up.add_argument("--mqtt-port", type=int, default=1883)
-    up.add_argument("--api-port", type=int, default=DEFAULT_API_PORT)
-    up.add_argument("--cloud-port", type=int, default=10000)
-    up.add_argument("--join-port", type=int, default=10002)
-    up.add_argument("--stream-port", type=int, default=10003)
-    up.add_argument(
-        "--reset", action="store_true",
-        help="apply the samples over what is there (by default only absent ones are created)",
-    )  # fmt: skip
-    up.set_defaults(func=_up)
+    _up_parser(sub.add_parser("up", help="run the whole system on this machine"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "simulate":  # a simulator parses its own flags
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     return int(args.func(args))
 
 

@@ -26,17 +26,12 @@ import yaml
 
 from kedge.children import Children
 from kedge.process import end_stale, private_state, write_private
+from mappers.registry import PROTOCOLS
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "crds" / "samples"
 MAPPERS = ROOT / "deploy" / "mappers"
 NODE = "edge-node-1"
-SIMULATORS = {  # protocol -> (default port, the address text in its sample)
-    "modbus": (5020, "port: {}"),
-    "opcua": (4840, "127.0.0.1:{}"),
-    "bluetooth": (19002, "127.0.0.1:{}"),
-    "zigbee": (19003, "127.0.0.1:{}"),
-}
 
 
 def say(text: str) -> None:
@@ -143,7 +138,7 @@ def _ports(args: argparse.Namespace, state: Path) -> dict[str, int]:
         "api": (args.api_port, "Kubernetes API"), "hub": (args.cloud_port, "CloudHub"),
         "join": (args.join_port, "join service"), "stream": (args.stream_port, "CloudStream"),
         "mqtt": (args.mqtt_port, "MQTT"), "http": (args.http_port, "edge HTTP API"),
-        **{p: (default, f"{p} simulator") for p, (default, _) in SIMULATORS.items()},
+        **{p.name: (p.port, f"{p.name} simulator") for p in PROTOCOLS.values()},
     }  # fmt: skip
     ports = {}
     for name, (port, what) in asked.items():
@@ -181,7 +176,7 @@ def _start_cloud(children: Children, state: Path, ports: dict[str, int]) -> Path
          "--stream-port", str(ports["stream"]), "--workload-controllers"],
         cloud_state / "cloudcore.log",
     )  # fmt: skip
-    for protocol in SIMULATORS:
+    for protocol in PROTOCOLS:
         port, log = ports[protocol], state / "simulators" / f"{protocol}.log"
         say(f"starting the {protocol} simulator on 127.0.0.1:{port}")
         sim = children.start(f"the {protocol} simulator", [python, "-m", "kedge", "simulate",
@@ -196,9 +191,9 @@ def _apply_samples(kubeconfig: Path, ports: dict[str, int], reset: bool) -> None
     samples = []
     for path in sorted(SAMPLES.glob("*.yaml")):
         text = path.read_text()
-        if path.stem in SIMULATORS:
-            default, pattern = SIMULATORS[path.stem]
-            text = text.replace(pattern.format(default), pattern.format(ports[path.stem]))
+        plugin = PROTOCOLS.get(path.stem)
+        if plugin is not None:  # the sample names the simulator's default port
+            text = text.replace(plugin.address(plugin.port), plugin.address(ports[plugin.name]))
         samples.append(text)
     mappers = [p.read_text() for p in sorted(MAPPERS.glob("*.yaml"))]
     count = apply(kubeconfig, samples + mappers, reset)

@@ -12,7 +12,7 @@ import sys
 
 from kedge.logs import setup_logging
 from kedge.mqtt import parse_mqtt_url
-from mappers.registry import PROTOCOLS, driver_factory
+from mappers.registry import driver_factory
 from mappers.runtime import Mapper, MapperSettings
 
 log = logging.getLogger("kedge.mapper")
@@ -68,4 +68,4 @@ def main(protocol: str, argv: list[str] | None = None) -> int:
     return run(protocol, parser.parse_args(argv))
 
 
-__all__ = ["PROTOCOLS", "add_arguments", "main", "run"]
+__all__ = ["add_arguments", "main", "run"]

@@ -123,6 +123,9 @@ class Driver(Protocol):
 ValueCallback = Callable[[str, str], None]  # (property name, twin text)
 
 
+DriverFactory = Callable[[Mapping[str, Any]], Driver]  # device config -> its driver
+
+
 @runtime_checkable
 class Subscribing(Protocol):
     """A driver whose device can send values by itself (OPC UA data-change subscriptions)."""

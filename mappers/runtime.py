@@ -17,7 +17,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,11 +32,10 @@ from devicetwin.topics import (
 from kedge.backoff import Backoff
 from kedge.mqtt import Burst, MqttConnection, MqttError, MqttSettings, stay_connected
 from kedge.mqttwire import Will
-from mappers.driver import Driver
+from mappers.driver import DriverFactory
 from mappers.worker import DeviceWorker, needs_restart
 
 log = logging.getLogger("kedge.mapper")
-DriverFactory = Callable[[Mapping[str, Any]], Driver]
 KEEPALIVE = 10  # s: a hung mapper is declared dead by the broker within 15 s
 JSON = dict[str, Any]
 

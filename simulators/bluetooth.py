@@ -38,7 +38,6 @@ from bumble.link import LocalLink
 from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink
 
-from simulators.arguments import bluetooth as add_arguments
 from simulators.cli import run_simulator
 from simulators.thermostat import Thermostat, ThermostatError
 
@@ -277,6 +276,11 @@ async def serve(port: int, host: str = "127.0.0.1") -> None:
         await asyncio.Event().wait()
     finally:
         await server.stop()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=19002, help="HCI over TCP port (19002)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
 
 
 async def serve_from(args: argparse.Namespace) -> None:

@@ -9,10 +9,16 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from kedge.logs import setup_logging
-from simulators.arguments import log_level
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 Serve = Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
+
+
+def log_level(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--log-level", default=default, choices=["debug", "info", "warning", "error"],
+        help=f"info also logs each client connection with a running count (default {default})",
+    )  # fmt: skip
 
 
 def run_simulator(
@@ -21,12 +27,13 @@ def run_simulator(
     add_arguments: AddArguments,
     serve: Serve,
     argv: list[str] | None = None,
+    log_default: str = "warning",
 ) -> int:
     parser = argparse.ArgumentParser(
         prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_arguments(parser)
-    log_level(parser, "warning")
+    log_level(parser, log_default)
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     with contextlib.suppress(KeyboardInterrupt):

@@ -38,7 +38,6 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from simulators.arguments import modbus as add_arguments
 from simulators.cli import run_simulator
 from simulators.thermostat import SETPOINT_RANGE, Thermostat, ThermostatError
 
@@ -201,6 +200,17 @@ async def serve(port: int, device_id: int = 1, host: str = "127.0.0.1", rtu: boo
         await asyncio.Event().wait()
     finally:
         await simulator.stop()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=5020, help="TCP port (default 5020)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--device-id", type=int, default=1, help="Modbus unit id (default 1)")
+    parser.add_argument(
+        "--rtu",
+        action="store_true",
+        help="RTU framing on the TCP port (reach it as serialPort socket://host:port)",
+    )
 
 
 async def serve_from(args: argparse.Namespace) -> None:

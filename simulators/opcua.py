@@ -36,7 +36,6 @@ from asyncua.server.user_managers import UserManager
 from asyncua.ua.status_codes import StatusCodes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from simulators.arguments import opcua as add_arguments
 from simulators.cli import run_simulator
 from simulators.thermostat import Thermostat, ThermostatError
 
@@ -233,6 +232,19 @@ async def serve(
         await asyncio.Event().wait()
     finally:
         await simulator.stop()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=4840, help="TCP port (default 4840)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--username", help="require this user (default: anonymous allowed)")
+    parser.add_argument("--password", help="the user's password")
+    parser.add_argument(
+        "--secure",
+        type=Path,
+        metavar="DIR",
+        help="serve Basic256Sha256 SignAndEncrypt only, certificate kept in DIR",
+    )
 
 
 async def serve_from(args: argparse.Namespace) -> None:

@@ -24,7 +24,6 @@ from collections.abc import Callable
 import zigpy.types as t
 
 from simulators import xbee
-from simulators.arguments import zigbee as add_arguments
 from simulators.cli import run_simulator
 from simulators.thermostat import Thermostat
 from simulators.zigbee_devices import Frame, LightDevice, SimZigbeeDevice, ThermostatDevice
@@ -289,6 +288,16 @@ def default_devices(clock: Callable[[], float] = time.monotonic) -> list[SimZigb
     ]
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=19003, help="TCP port of the emulated radio")
+    parser.add_argument(
+        "--joined",
+        action="store_true",
+        help="devices start joined (a network that existed before this run)",
+    )
+
+
 async def serve_from(args: argparse.Namespace) -> None:
     simulator = ZigbeeSimulator(args.port, args.host)
     for device in simulator.devices:
@@ -306,7 +315,7 @@ async def serve_from(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_simulator("kedge simulate zigbee", __doc__, add_arguments, serve_from, argv)
+    return run_simulator("python -m simulators.zigbee", __doc__, add_arguments, serve_from, argv)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ host's own programs). Tags are accepted and ignored, since the program is the in
 | `kedge/python`               | the edge's Python interpreter                       |
 | `kedge/host`                 | nothing by itself: `command` names a host program   |
 
-`<protocol>` is modbus, opcua, bluetooth or zigbee.
+`<protocol>` is any protocol plug-in in `mappers.registry`.
 
 A container's `command` replaces the image's entrypoint and its `args` replace the image's
 arguments, as in Kubernetes. Any other image is refused (the pod waits with `ErrImagePull`).
@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-PROTOCOLS = ("modbus", "opcua", "bluetooth", "zigbee")
+from mappers.registry import PROTOCOLS
 
 
 class ImageError(ValueError):

@@ -20,10 +20,11 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from edgecore.broker import find_mosquitto
+from mappers.registry import PROTOCOLS as REGISTERED
 from tests.apiserver import kubectl_binary
 from tests.support import ROOT, EdgeProcess, free_port, port_open, wait_for
 
-PROTOCOLS = {"bluetooth", "modbus", "opcua", "zigbee"}
+PROTOCOLS = set(REGISTERED)
 
 
 class Up:

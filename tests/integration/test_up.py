@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 import psutil
 
+from mappers.registry import PROTOCOLS as REGISTERED
 from tests.apiserver import kubectl_binary
 from tests.support import ROOT, free_port, wait_for
 
-PROTOCOLS = {"bluetooth", "modbus", "opcua", "zigbee"}
+PROTOCOLS = set(REGISTERED)
 
 
 def _reporting(http_port: int) -> set[str]:
