@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from kubernetes.utils import parse_quantity
+from controllers.quantity import parse_quantity
 
 Obj = dict[str, Any]
 RESOURCES = ("cpu", "memory")

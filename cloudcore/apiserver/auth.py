@@ -2,10 +2,10 @@
 
 Tokens live in `<state>/tokens.json` ({token: user}); the admin token is made at first start.
 A node identity (`system:node:<name>`) may what Kubernetes' Node authorizer and NodeRestriction
-admission allow a kubelet, as the table NODE_RULES says: its own Node and Lease, the pods and
-devices bound to it (their status), the Secrets and ConfigMaps those pods use (get only), device
-models, and events. Anything else is 403: other nodes' objects, collection deletes, objects
-named by generateName, every Secret not referenced by its pods.
+admission allow a kubelet, as each resource type's `node_access` says (`builtins.py`): its own
+Node and Lease, the pods and devices bound to it (their status), the Secrets and ConfigMaps those
+pods use (get only), device models, and events. Anything else is 403: other nodes' objects,
+collection deletes, objects named by generateName, every Secret not referenced by its pods.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -91,35 +91,6 @@ class Rule(Enum):
     REFERENCED = "objects that pods bound to it use"
 
 
-NODE_RULES: dict[str, dict[str, Rule]] = {
-    # Kubernetes' Node authorizer and NodeRestriction admission, as a table; anything not listed
-    # (collection deletes, other resources, pod specs, other nodes' objects) is forbidden
-    "/nodes": {
-        "get": Rule.ANY, "list": Rule.ANY, "watch": Rule.ANY, "create": Rule.OWN_NAME,
-        "update": Rule.OWN_NAME, "patch": Rule.OWN_NAME, "update:status": Rule.OWN_NAME,
-        "patch:status": Rule.OWN_NAME, "delete": Rule.OWN_NAME,
-    },
-    "coordination.k8s.io/leases": {
-        "get": Rule.OWN_LEASE, "create": Rule.OWN_LEASE, "update": Rule.OWN_LEASE,
-        "patch": Rule.OWN_LEASE, "delete": Rule.OWN_LEASE,
-    },
-    "/pods": {
-        "get": Rule.BOUND, "list": Rule.FILTERED, "watch": Rule.FILTERED,
-        "update:status": Rule.BOUND, "patch:status": Rule.BOUND, "delete": Rule.BOUND,
-    },
-    "devices.kubeedge.io/devices": {
-        "get": Rule.BOUND, "list": Rule.FILTERED, "watch": Rule.FILTERED,
-        "update:status": Rule.BOUND, "patch:status": Rule.BOUND,
-    },
-    "devices.kubeedge.io/devicemodels": {"get": Rule.ANY, "list": Rule.ANY, "watch": Rule.ANY},
-    "/configmaps": {"get": Rule.REFERENCED},
-    "/secrets": {"get": Rule.REFERENCED},
-    "/namespaces": {"get": Rule.ANY},
-    "/events": {"create": Rule.ANY, "update": Rule.ANY, "patch": Rule.ANY},
-}  # fmt: skip
-FILTERED_KEYS = frozenset(k for k, rules in NODE_RULES.items() if Rule.FILTERED in rules.values())
-
-
 @dataclass(frozen=True, slots=True)
 class Request:
     """One request as the authorizer sees it. `name` is the target's (for a create, the new
@@ -135,13 +106,14 @@ class Request:
     referenced: Callable[[str], bool] = lambda _node: False
 
 
-def allowed(user: User, request: Request) -> bool:
-    """May `user` make `request`? The admin may do anything; a node what NODE_RULES says."""
+def allowed(user: User, request: Request, node_access: Mapping[str, Rule]) -> bool:
+    """May `user` make `request` of a type with `node_access`? The admin may do anything; a node
+    what the type's table says."""
     node = user.node
     if node is None:
         return user.name == ADMIN
     verb = f"{request.verb}:{request.subresource}" if request.subresource else request.verb
-    rule = NODE_RULES.get(request.key, {}).get(verb)
+    rule = node_access.get(verb)
     if rule is None:
         return False
     if rule in (Rule.ANY, Rule.FILTERED):  # FILTERED: the server adds spec.nodeName=<node>

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cloudcore.apiserver.resources import ResourceType
+if TYPE_CHECKING:  # the types name themselves in errors; they need errors for their hooks
+    from cloudcore.apiserver.resources import ResourceType
 
 
 class ApiError(Exception):

@@ -33,30 +33,33 @@ IGNORED = frozenset(
 ABSENT = object()  # value_at's answer for a path that is not there
 
 
-def _item_key(field: str, item: Any) -> str | None:
+def _item_key(field: str, item: Any, merge_keys: Mapping[str, str]) -> str | None:
     if not isinstance(item, Mapping):
         return None
-    key = MERGE_KEYS.get(field, "name")
+    key = merge_keys.get(field, "name")
     if key in item:
         return "k:" + json.dumps({key: item[key]}, separators=(",", ":"))
     return None
 
 
-def leaves(obj: Any, prefix: Path = (), field: str = "") -> set[Path]:
-    """The leaf paths of `obj` (scalars, atomic lists, empty objects)."""
+def leaves(
+    obj: Any, prefix: Path = (), field: str = "", merge_keys: Mapping[str, str] = MERGE_KEYS
+) -> set[Path]:
+    """The leaf paths of `obj` (scalars, atomic lists, empty objects); list items by the key
+    `merge_keys` names for their field (else `name`)."""
     if isinstance(obj, Mapping):
         if not obj and prefix:
             return {prefix}
         out: set[Path] = set()
         for key, value in obj.items():
-            out |= leaves(value, (*prefix, f"f:{key}"), str(key))
+            out |= leaves(value, (*prefix, f"f:{key}"), str(key), merge_keys)
         return {p for p in out if p not in IGNORED and p[:2] not in IGNORED}
-    if isinstance(obj, list) and obj and all(_item_key(field, i) for i in obj):
+    if isinstance(obj, list) and obj and all(_item_key(field, i, merge_keys) for i in obj):
         out = set()
         for item in obj:
-            step = _item_key(field, item)
+            step = _item_key(field, item, merge_keys)
             assert step is not None
-            out |= leaves(item, (*prefix, step), field)
+            out |= leaves(item, (*prefix, step), field, merge_keys)
         return out
     return {prefix}
 
@@ -157,12 +160,19 @@ def entry(manager: str, operation: str, api_version: str, now: str, paths: set[P
 
 
 def after_update(
-    entries: list[Entry], before: Any, after: Any, manager: str, api_version: str, now: str
+    entries: list[Entry],
+    before: Any,
+    after: Any,
+    manager: str,
+    api_version: str,
+    now: str,
+    merge_keys: Mapping[str, str] = MERGE_KEYS,
 ) -> list[Entry]:
     """managedFields after a non-apply write: changed fields move to `manager` (Update)."""
     changed = {
-        p for p in leaves(after) if before is None or value_at(before, p) != value_at(after, p)
-    }
+        p for p in leaves(after, merge_keys=merge_keys)
+        if before is None or value_at(before, p) != value_at(after, p)
+    }  # fmt: skip
     if not changed and before is not None:
         return entries
     out, mine = [], set(changed)

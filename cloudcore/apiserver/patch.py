@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
+
+import orjson
 
 JSON = Any
 
@@ -30,6 +32,14 @@ MERGE_KEYS = {
 }
 
 
+_T = TypeVar("_T")
+
+
+def copy_json(value: _T) -> _T:
+    """A deep copy of JSON data (several times faster than copy.deepcopy)."""
+    return cast(_T, orjson.loads(orjson.dumps(value)))
+
+
 class PatchError(ValueError):
     """A patch that cannot apply (the message says which operation or path)."""
 
@@ -47,7 +57,10 @@ def merge_patch(target: JSON, patch: JSON) -> JSON:
     return result
 
 
-def strategic_merge_patch(target: JSON, patch: JSON) -> JSON:
+def strategic_merge_patch(
+    target: JSON, patch: JSON, merge_keys: Mapping[str, str] = MERGE_KEYS
+) -> JSON:
+    """`merge_keys`: list field -> the key its items merge by (lists not named are replaced)."""
     if not isinstance(patch, Mapping):
         return copy.deepcopy(patch)
     if patch.get("$patch") == "replace":
@@ -60,14 +73,16 @@ def strategic_merge_patch(target: JSON, patch: JSON) -> JSON:
             continue
         if value is None:
             result.pop(key, None)
-        elif isinstance(value, list) and key in MERGE_KEYS and isinstance(result.get(key), list):
-            result[key] = _merge_list(result[key], value, MERGE_KEYS[key])
+        elif isinstance(value, list) and key in merge_keys and isinstance(result.get(key), list):
+            result[key] = _merge_list(result[key], value, merge_keys[key], merge_keys)
         else:
-            result[key] = strategic_merge_patch(result.get(key), value)
+            result[key] = strategic_merge_patch(result.get(key), value, merge_keys)
     return result
 
 
-def _merge_list(current: list[JSON], patch: list[JSON], merge_key: str) -> list[JSON]:
+def _merge_list(
+    current: list[JSON], patch: list[JSON], merge_key: str, merge_keys: Mapping[str, str]
+) -> list[JSON]:
     if any(isinstance(i, Mapping) and i.get("$patch") == "replace" for i in patch):
         return [copy.deepcopy(i) for i in patch if not (isinstance(i, Mapping) and "$patch" in i)]
     out = [copy.deepcopy(i) for i in current]
@@ -88,7 +103,7 @@ def _merge_list(current: list[JSON], patch: list[JSON], merge_key: str) -> list[
         elif index is None:
             out.append({k: copy.deepcopy(v) for k, v in item.items() if k != "$patch"})
         else:
-            out[index] = strategic_merge_patch(out[index], item)
+            out[index] = strategic_merge_patch(out[index], item, merge_keys)
     return out
 
 

@@ -1,16 +1,23 @@
-"""The resource types the server serves: built-in ones and those CustomResourceDefinitions add.
+"""The resource types the server serves: built-in ones (`builtins.py`) and those
+CustomResourceDefinitions add.
 
-A type is served at one group/version; a CRD with several served versions gives one type per
-version, all stored under one key (group/plural) in the CRD's storage version.
+A type carries everything that differs between types: its schema, the columns `kubectl get`
+shows (JSONPaths or computed), what a node identity may do with it (`node_access`, after
+Kubernetes' Node authorizer), the merge keys of its lists for strategic merge patch and
+server-side apply, and its hooks (behaviour beyond storage). A type is served at one
+group/version; a CRD with several served versions gives one type per version, all stored under
+one key (group/plural) in the CRD's storage version.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloudcore.apiserver.auth import Rule
+from cloudcore.apiserver.hooks import NO_HOOKS, Hooks
+from cloudcore.apiserver.patch import MERGE_KEYS
 from cloudcore.apiserver.selectors import BASE_FIELDS
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -24,6 +31,7 @@ class Column:
     description: str = ""
     priority: int = 0
     format: str = ""
+    compute: Callable[[dict[str, Any]], Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +50,9 @@ class ResourceType:
     schema: Mapping[str, Any] | None = field(default=None, compare=False)
     storage_version: str = ""
     custom: bool = False
+    node_access: Mapping[str, Rule] = field(default_factory=dict, compare=False)  # verb -> rule
+    merge_keys: Mapping[str, str] = field(default_factory=lambda: MERGE_KEYS, compare=False)
+    hooks: Hooks = field(default=NO_HOOKS, compare=False)
 
     @property
     def key(self) -> str:
@@ -56,193 +67,13 @@ class ResourceType:
         return f"{self.kind}List"
 
 
-def _core(plural: str, kind: str, namespaced: bool = True, **more: Any) -> ResourceType:
-    return ResourceType("", "v1", plural, kind.lower(), kind, namespaced, **more)
-
-
-def _col(name: str, path: str, kind: str = "string", priority: int = 0) -> Column:
-    return Column(name, kind, path, priority=priority)
-
-
-def _loose(
-    properties: dict[str, Any] | None = None, required: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """An object schema that checks the named fields and keeps every other one."""
-    schema: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    if properties:
-        schema["properties"] = properties
-    if required:
-        schema["required"] = list(required)
-    return schema
-
-
-_STRING = {"type": "string"}
-_STRINGS = {"type": "object", "additionalProperties": _STRING}
-_CONTAINERS = {
-    "type": "array",
-    "minItems": 1,
-    "items": _loose({"name": _STRING, "image": _STRING}, ("name", "image")),
-}
-_POD_SPEC = _loose({"containers": _CONTAINERS, "nodeName": _STRING}, ("containers",))
-_WORKLOAD = _loose(
-    {"spec": _loose({"selector": _loose(), "template": _loose({"spec": _POD_SPEC})},
-                    ("selector", "template"))},
-    ("spec",),
-)  # fmt: skip
-# what Kubernetes refuses most visibly for the built-in types; the rest of each type is kept as sent
-BUILTIN_SCHEMAS: dict[str, dict[str, Any]] = {
-    "Pod": _loose({"spec": _POD_SPEC}, ("spec",)),
-    "Deployment": _WORKLOAD,
-    "DaemonSet": _WORKLOAD,
-    "ConfigMap": _loose({"data": _STRINGS, "binaryData": _STRINGS}),
-    "Secret": _loose(
-        {
-            "data": {
-                "type": "object",
-                "additionalProperties": {"type": "string", "pattern": "^[A-Za-z0-9+/]*={0,2}$"},
-            },
-            "stringData": _STRINGS,
-            "type": _STRING,
-        }
-    ),  # fmt: skip
-    "Lease": _loose(
-        {
-            "spec": _loose(
-                {
-                    "holderIdentity": _STRING,
-                    "leaseDurationSeconds": {"type": "integer"},
-                    "renewTime": _STRING,
-                }
-            )
-        }
-    ),  # fmt: skip
-    "Event": _loose({"involvedObject": _loose(), "reason": _STRING, "message": _STRING}),
-}
-
-
-_BUILTINS: tuple[ResourceType, ...] = (
-    _core(
-        "namespaces",
-        "Namespace",
-        namespaced=False,
-        short_names=("ns",),
-        status=True,
-        fields=(*BASE_FIELDS, "status.phase"),
-        columns=(_col("Status", ".status.phase"),),
-    ),
-    _core(
-        "nodes",
-        "Node",
-        namespaced=False,
-        short_names=("no",),
-        status=True,
-        fields=(*BASE_FIELDS, "spec.unschedulable"),
-        columns=(
-            _col("Status", "computed:node-status"),
-            _col("Roles", "computed:node-roles"),
-            _col("Version", ".status.nodeInfo.kubeletVersion"),
-            _col("Internal-IP", ".status.addresses[0].address", priority=1),
-        ),
-    ),
-    _core(
-        "pods",
-        "Pod",
-        short_names=("po",),
-        categories=("all",),
-        status=True,
-        fields=(*BASE_FIELDS, "spec.nodeName", "status.phase", "spec.restartPolicy"),
-        columns=(
-            _col("Ready", "computed:pod-ready"),
-            _col("Status", "computed:pod-status"),
-            _col("Restarts", "computed:pod-restarts", "integer"),
-            _col("IP", ".status.podIP", priority=1),
-            _col("Node", ".spec.nodeName", priority=1),
-        ),
-    ),
-    _core("configmaps", "ConfigMap", short_names=("cm",)),
-    _core("secrets", "Secret", fields=(*BASE_FIELDS, "type"), columns=(_col("Type", ".type"),)),
-    _core(
-        "events",
-        "Event",
-        short_names=("ev",),
-        fields=(
-            *BASE_FIELDS,
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "source",
-            "type",
-        ),
-        columns=(
-            _col("Type", ".type"),
-            _col("Reason", ".reason"),
-            _col("Object", ".involvedObject.name"),
-            _col("Message", ".message"),
-        ),
-    ),
-    _core("serviceaccounts", "ServiceAccount", short_names=("sa",)),
-    ResourceType(
-        "apps",
-        "v1",
-        "deployments",
-        "deployment",
-        "Deployment",
-        True,
-        short_names=("deploy",),
-        categories=("all",),
-        status=True,
-        columns=(
-            _col("Ready", ".status.readyReplicas", "integer"),
-            _col("Desired", ".spec.replicas", "integer"),
-        ),
-    ),
-    ResourceType(
-        "apps",
-        "v1",
-        "daemonsets",
-        "daemonset",
-        "DaemonSet",
-        True,
-        short_names=("ds",),
-        categories=("all",),
-        status=True,
-        columns=(
-            _col("Desired", ".status.desiredNumberScheduled", "integer"),
-            _col("Ready", ".status.numberReady", "integer"),
-        ),
-    ),
-    ResourceType("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
-    ResourceType(
-        "apiextensions.k8s.io",
-        "v1",
-        "customresourcedefinitions",
-        "customresourcedefinition",
-        "CustomResourceDefinition",
-        False,
-        short_names=("crd", "crds"),
-        status=True,
-    ),
-)
-
-
-BUILTINS: tuple[ResourceType, ...] = tuple(
-    dataclasses.replace(kind, schema=BUILTIN_SCHEMAS[kind.kind])
-    if kind.kind in BUILTIN_SCHEMAS
-    else kind
-    for kind in _BUILTINS
-)
-
 CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
 NAMESPACE_KEY = "/namespaces"
 
 
-def from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
-    """The types a stored CRD serves (one per served version)."""
+def from_crd(crd: Mapping[str, Any], node_access: Mapping[str, Mapping[str, Rule]]
+             ) -> list[ResourceType]:  # fmt: skip
+    """The types a stored CRD serves (one per served version); `node_access` by storage key."""
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
     versions = [v for v in spec.get("versions") or [] if v.get("served", True)]
@@ -250,6 +81,7 @@ def from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
         (v["name"] for v in spec.get("versions") or [] if v.get("storage")),
         versions[0]["name"] if versions else "",
     )
+    key = f"{spec.get('group', '')}/{names.get('plural', '')}"
     out = []
     for version in versions:
         columns = tuple(
@@ -278,6 +110,7 @@ def from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
                 schema=((version.get("schema") or {}).get("openAPIV3Schema")),
                 storage_version=storage,
                 custom=True,
+                node_access=node_access.get(key, {}),
             )
         )
     return out
@@ -286,20 +119,23 @@ def from_crd(crd: Mapping[str, Any]) -> list[ResourceType]:
 class Registry:
     """Built-in types plus the types of the CRDs given to `load`."""
 
-    def __init__(self) -> None:
+    def __init__(self, builtins: Iterable[ResourceType],
+                 crd_access: Mapping[str, Mapping[str, Rule]]) -> None:  # fmt: skip
+        """`crd_access`: node access to the objects of known CRDs, by storage key."""
+        self.builtins, self.crd_access = tuple(builtins), crd_access
         self._custom: dict[str, list[ResourceType]] = {}  # CRD name -> its types
 
     def load(self, crds: Iterable[Mapping[str, Any]]) -> None:
-        self._custom = {str(c["metadata"]["name"]): from_crd(c) for c in crds}
+        self._custom = {str(c["metadata"]["name"]): from_crd(c, self.crd_access) for c in crds}
 
     def set_crd(self, crd: Mapping[str, Any]) -> None:
-        self._custom[str(crd["metadata"]["name"])] = from_crd(crd)
+        self._custom[str(crd["metadata"]["name"])] = from_crd(crd, self.crd_access)
 
     def drop_crd(self, name: str) -> None:
         self._custom.pop(name, None)
 
     def all(self) -> list[ResourceType]:
-        return [*BUILTINS, *(t for types in self._custom.values() for t in types)]
+        return [*self.builtins, *(t for types in self._custom.values() for t in types)]
 
     def find(self, group: str, version: str, plural: str) -> ResourceType | None:
         for kind in self.all():
@@ -312,12 +148,6 @@ class Registry:
         for kind in self.all():
             if kind.key == key and (not kind.custom or kind.version == kind.storage_version):
                 return kind
-        return None
-
-    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
-        for candidate in self.all():
-            if candidate.api_version == api_version and candidate.kind == kind:
-                return candidate
         return None
 
     def groups(self) -> dict[str, list[str]]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cloudcore.apiserver.tables import COMPUTED
+from cloudcore.apiserver.columns import node_roles, node_status
 
 
 def _node(ready: str | None, unschedulable: bool = False, **labels: str) -> dict[str, Any]:
@@ -29,12 +29,12 @@ def _node(ready: str | None, unschedulable: bool = False, **labels: str) -> dict
 def test_node_status_when_conditions_vary_reads_as_kubectl_does(
     node: dict[str, Any], status: str
 ) -> None:
-    assert COMPUTED["node-status"](node) == status
+    assert node_status(node) == status
 
 
 def test_node_roles_when_labelled_lists_them_and_none_otherwise() -> None:
     labelled = _node(
         "True", **{"node-role.kubernetes.io/edge": "", "node-role.kubernetes.io/agent": ""}
     )
-    assert COMPUTED["node-roles"](labelled) == "agent,edge"
-    assert COMPUTED["node-roles"](_node("True")) == "<none>"
+    assert node_roles(labelled) == "agent,edge"
+    assert node_roles(_node("True")) == "<none>"
