@@ -47,6 +47,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python .ci/sizes.py
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -17,8 +17,8 @@ from pathlib import Path
 from bench.harness import NODE, device_ids, edge_node, write_manifest
 from bench.loadclient import WINDOW, Auth, measure
 from bench.twin_ingest import updates
-from mappers.driver import PropertyConfig
-from tests.support import EdgeProcess, free_port
+from devicetwin.memberspec import PropertyConfig
+from harness.support import EdgeProcess, free_port
 
 RESULTS = "$hw/events/device/+/+/twin/update/result"
 

@@ -25,7 +25,7 @@ import orjson
 import psutil
 
 from bench.harness import percentile, summary
-from tests.apiserver import ApiServerProcess
+from harness.apiserver import ApiServerProcess
 
 DEVICES = "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices"
 LOADERS = 4  # load processes, one keep-alive connection each

@@ -17,9 +17,9 @@ from bleak import BleakClient, BleakScanner
 
 from bench.ble_reads import warm_up
 from bench.harness import module_process, percentile, sample_system, setpoint_latency, summary
+from harness.support import free_port
 from mappers.bluetooth.bumble_backend import bumble_backend, close_centrals
 from simulators.bluetooth import ADDRESS, SETPOINT_UUID
-from tests.support import free_port
 
 DEVICE = "default/ble-thermostat-1"
 

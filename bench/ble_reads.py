@@ -13,11 +13,11 @@ import time
 from bleak import BleakClient, BleakScanner
 
 from bench.harness import module_process
+from devicetwin.memberspec import PropertyConfig
+from harness.support import free_port
 from mappers.bluetooth.bumble_backend import bumble_backend, close_centrals
 from mappers.bluetooth.driver import BluetoothDriver
-from mappers.driver import PropertyConfig
 from simulators.bluetooth import ADDRESS, TEMPERATURE_UUID
-from tests.support import free_port
 
 TEMPERATURE = PropertyConfig(
     "temperature",

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import modbus_manifest, module_process
-from tests.apiserver import ApiServerProcess
-from tests.cloud import CloudProcess
-from tests.support import EdgeProcess, Mosquitto, free_port, port_open, wait_for
+from harness.apiserver import ApiServerProcess
+from harness.cloud import CloudProcess
+from harness.support import EdgeProcess, Mosquitto, free_port, port_open, wait_for
 
 NODE = "edge-node-1"
 

@@ -21,8 +21,8 @@ from kubernetes import client, config, watch
 
 from bench.cloud import cloud_system
 from bench.harness import desired_round_trips, percentile, summary
+from harness.support import wait_for
 from kedge.channel.routes import EDGE_VERSIONS
-from tests.support import wait_for
 
 GROUP, VERSION, NAME = "devices.kubeedge.io", "v1beta1", "modbus-000"
 DEVICE = f"default/{NAME}"

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.harness import device_ids, edge_node, percentile, summary
-from tests.support import wait_for
+from harness.support import wait_for
 
 
 class Waiter:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import SAMPLES, EdgeProcess, Mosquitto, free_port, port_open, wait_for
+from harness.support import SAMPLES, EdgeProcess, Mosquitto, free_port, port_open, wait_for
 
 NODE = "bench-node"
 MODEL = """apiVersion: devices.kubeedge.io/v1beta1

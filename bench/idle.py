@@ -29,7 +29,7 @@ import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.up import reporting, role
-from tests.support import ROOT, free_port, wait_for
+from harness.support import ROOT, free_port, wait_for
 
 WINDOW = 60.0
 SETTLE = 20.0  # seconds after every device reports, before measuring

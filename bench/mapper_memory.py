@@ -9,7 +9,7 @@ import time
 
 from bench.edgecore_memory import bare_interpreter_mb, rss_mb
 from bench.harness import modbus_system
-from tests.support import wait_for
+from harness.support import wait_for
 
 
 def main() -> None:

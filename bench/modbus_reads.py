@@ -14,9 +14,9 @@ import time
 from pymodbus.client import AsyncModbusTcpClient
 
 from bench.harness import module_process
-from mappers.driver import PropertyConfig
+from devicetwin.memberspec import PropertyConfig
+from harness.support import free_port, port_open, wait_for
 from mappers.modbus.driver import EndpointPool, ModbusDriver
-from tests.support import free_port, port_open, wait_for
 
 TEMPERATURE = PropertyConfig(
     "temperature",

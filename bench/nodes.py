@@ -30,9 +30,9 @@ from kubernetes import client, config
 from cloudcore.pki import ensure_certificates, issue_client_certificate
 from controllers.apicall import write
 from controllers.nodes import EDGE_ROLE
-from tests.apiserver import ApiServerProcess
-from tests.cloud import CloudProcess
-from tests.support import free_port, port_open, wait_for
+from harness.apiserver import ApiServerProcess
+from harness.cloud import CloudProcess
+from harness.support import free_port, port_open, wait_for
 
 MODEL = {
     "apiVersion": "devices.kubeedge.io/v1beta1", "kind": "DeviceModel",

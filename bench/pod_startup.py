@@ -22,7 +22,7 @@ from kubernetes import client, config, watch
 
 from bench.cloud import NODE, cloud_system
 from bench.harness import summary
-from tests.support import wait_for
+from harness.support import wait_for
 
 SCRIPT = "import time; print('up', flush=True); time.sleep(600)"
 CONTAINER = {"name": "main", "image": "kedge/python", "args": ["-c", SCRIPT]}

@@ -23,7 +23,7 @@ from kubernetes import client, config, watch
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.cloud import cloud_system
-from tests.support import EdgeProcess, wait_for
+from harness.support import EdgeProcess, wait_for
 
 DEVICES = [f"modbus-{i:03d}" for i in range(10)]
 FINAL = "99.99"

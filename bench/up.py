@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from harness.support import ROOT, free_port, wait_for
 from mappers.registry import PROTOCOLS as REGISTERED
-from tests.support import ROOT, free_port, wait_for
 
 PROTOCOLS = set(REGISTERED)
 

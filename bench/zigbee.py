@@ -20,11 +20,11 @@ import zigpy.types as t
 from zigpy_xbee.zigbee.application import ControllerApplication
 
 from bench.harness import module_process, percentile, sample_system, setpoint_latency, summary
-from mappers.driver import PropertyConfig
+from devicetwin.memberspec import PropertyConfig
+from harness.support import free_port, port_open, wait_for
 from mappers.zigbee.driver import ZigbeeDriver
 from mappers.zigbee.network import NetworkPool
 from simulators.zigbee import THERMOSTAT_IEEE
-from tests.support import free_port, port_open, wait_for
 
 TEMPERATURE = PropertyConfig(
     "temperature",

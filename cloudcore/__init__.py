@@ -1,1 +1,2 @@
-"""Cloud process: the embedded API server for standalone mode (CloudHub comes with issue 6)."""
+"""Cloud process: CloudHub (the edge channel), the join service, reliable delivery to nodes,
+CloudStream, and the embedded Kubernetes API server (`apiserver`) of the standalone mode."""

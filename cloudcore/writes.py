@@ -11,7 +11,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from controllers.apicall import write
-from controllers.device_controller import GROUP, VERSION
+from controllers.devices import API_GROUP, API_VERSION
 
 log = logging.getLogger("kedge.cloudcore")
 
@@ -22,7 +22,7 @@ class ApiWrites:
 
     def device_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         write(self.custom.patch_namespaced_custom_object_status,
-              GROUP, VERSION, namespace, "devices", name, {"status": status})  # fmt: skip
+              API_GROUP, API_VERSION, namespace, "devices", name, {"status": status})  # fmt: skip
 
     def pod_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from controllers.devices import API_GROUP, API_VERSION
 from kedge.channel.routes import EDGE_VERSIONS
 
 log = logging.getLogger("kedge.controllers")
@@ -143,7 +144,7 @@ class EdgeDesired:
         for _ in range(ATTEMPTS):
             try:
                 device = self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, name
+                    API_GROUP, API_VERSION, namespace, PLURAL, name
                 )
             except ApiException as exc:
                 if exc.status == 404:
@@ -154,7 +155,7 @@ class EdgeDesired:
                 return
             try:
                 self.custom.replace_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, name, device
+                    API_GROUP, API_VERSION, namespace, PLURAL, name, device
                 )
                 device_name = f"{namespace}/{name}"
                 log.info("adopted desired values written at the edge",

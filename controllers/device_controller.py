@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes import client
 
 from controllers.desired import with_seen_versions
-from controllers.devices import DeviceRouting, NodeChange, Problem
+from controllers.devices import API_GROUP, API_VERSION, DeviceRouting, NodeChange, Problem
 from controllers.informer import Informer, stop_all
 
 log = logging.getLogger("kedge.controllers")
@@ -44,7 +44,9 @@ class DeviceController:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         custom = client.CustomObjectsApi(self.api)
         for plural, handler in (("devicemodels", self._on_model), ("devices", self._on_device)):
-            lister = functools.partial(custom.list_cluster_custom_object, GROUP, VERSION, plural)
+            lister = functools.partial(
+                custom.list_cluster_custom_object, API_GROUP, API_VERSION, plural
+            )
             informer = Informer(plural, lister, loop, handler)
             self._informers.append(informer)
             informer.start()

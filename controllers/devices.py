@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+API_GROUP, API_VERSION = "devices.kubeedge.io", "v1beta1"  # the device CRDs
+
 Obj = dict[str, Any]
 Key = tuple[str, str]  # namespace, name
 

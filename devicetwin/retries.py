@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from devicetwin.model import DeviceId
+from kedge.backoff import Backoff
 
 INITIAL = 1.0  # seconds to the first retry
 MAXIMUM = 300.0  # the cap on the interval
@@ -23,7 +24,7 @@ Key = tuple[DeviceId, str]
 class _Series:
     value: str  # the desired value being retried
     due: float  # monotonic time of the next retry
-    interval: float
+    backoff: Backoff
 
 
 class DeltaRetries:
@@ -45,7 +46,8 @@ class DeltaRetries:
         series = self._series.get(key)
         if series is not None and series.value == value:
             return
-        self._series[key] = _Series(value, self.clock() + self.initial, self.initial)
+        backoff = Backoff(self.initial, self.maximum)
+        self._series[key] = _Series(value, self.clock() + backoff.next(), backoff)
         self.on_change()
 
     def settled(self, key: Key) -> None:
@@ -68,6 +70,5 @@ class DeltaRetries:
         for key, series in self._series.items():
             if series.due <= now:
                 out.append((key, series.value))
-                series.interval = min(series.interval * 2, self.maximum)
-                series.due = now + series.interval
+                series.due = now + series.backoff.next()
         return out

@@ -39,9 +39,11 @@ from devicetwin.topics import (
     delta_topic,
     document_topic,
     get_result_topic,
+    membership_get_topic,
     membership_result_topic,
     membership_updated_topic,
     parse_device_topic,
+    parse_presence_topic,
     state_result_topic,
     update_result_topic,
 )
@@ -105,7 +107,6 @@ class TwinService:
         self.retries = retries or DeltaRetries()
         self._batch = Batch()
         self._committer = Committer(store, self.reload, self._committed)
-        self._presence_prefix = f"{NODE_PREFIX}{node}/mappers/"
         self._throttle = Throttle()  # refusals logged at most every 10 s per topic
 
     def _changed(self, device_id: DeviceId) -> None:
@@ -133,8 +134,9 @@ class TwinService:
         return self.presence.alive()
 
     def _dispatch(self, topic: str, payload: bytes) -> Handled:
-        if topic.startswith(self._presence_prefix):
-            return self._presence(topic[len(self._presence_prefix) :], payload)
+        presence = parse_presence_topic(self.node, topic)
+        if presence is not None:
+            return self._presence(*presence, payload)
         if topic.startswith(NODE_PREFIX):
             return self._membership_get(topic, payload)
         try:
@@ -253,7 +255,7 @@ class TwinService:
         """KubeEdge's membership answer, or, asked with a protocol, that protocol's devices with
         their specs on the protocol's own result topic (see devicetwin.topics)."""
         reply_topic, event_id = membership_result_topic(self.node), ""
-        if topic != f"$hw/events/node/{self.node}/membership/get":
+        if topic != membership_get_topic(self.node):
             return Handled("ignored")
         try:
             body = payloads.decode(payload)
@@ -272,10 +274,9 @@ class TwinService:
         deltas = [e for d in devices for e in self._deltas(d, None, now)]
         return Handled("membership/get", 200, [Outbound(reply_topic, result), *deltas])
 
-    def _presence(self, rest: str, payload: bytes) -> Handled:
+    def _presence(self, protocol_part: str, instance: str, payload: bytes) -> Handled:
         """A mapper's retained "alive" message on `<protocol>/<instance>`, or its emptying (its
         last will: it died)."""
-        protocol_part, _, instance = rest.partition("/")
         try:
             alive = bool(payload) and payloads.decode(payload) is not None
             protocol = parse_presence(protocol_part, instance, alive)

@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from devicetwin.memberspec import DEFAULT_CYCLE_MS, PropertyConfig
 from devicetwin.model import Device, PropertySpec, Twin, TwinValue, Version, device_id
 from devicetwin.rules import KEY_PATTERN, TwinError, normalize_type, validate_value
 from kedge.channel.routes import EDGE_VERSIONS
 from kedge.errors import PermanentError
 
 API_VERSION = "devices.kubeedge.io/v1beta1"
-DEFAULT_CYCLE_MS = 1000
 MIN_CYCLE_MS = 10
 MAX_CYCLE_MS = 2**63 - 1  # KubeEdge's int64 milliseconds; its samples use up to 1e10
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
@@ -207,11 +207,11 @@ def _device_property(
     report = prop.get("reportToCloud", True)
     if not isinstance(report, bool):
         raise doc.fail(f"{field}.reportToCloud", "must be true or false")
-    merged = _merged_property(spec, protocol, {**visitor_defaults, **visitor_config})
-    merged.update(cycles, reportToCloud=report)
     push = _map(doc, prop.get("pushMethod"), f"{field}.pushMethod")
-    if push:
-        merged["pushMethod"] = push
+    merged = _member(spec, protocol, {**visitor_defaults, **visitor_config},
+                     collect_cycle_ms=cycles["collectCycle"],
+                     report_cycle_ms=cycles["reportCycle"], report_to_cloud=report,
+                     push_method=push)  # fmt: skip
     expected = TwinValue(value, now) if value else None
     twin = Twin(
         name=name,
@@ -224,26 +224,18 @@ def _device_property(
     return merged, twin
 
 
-def _merged_property(spec: PropertySpec, protocol: str, visitors: JSON) -> JSON:
+def _member(spec: PropertySpec, protocol: str, visitors: JSON, **settings: Any) -> JSON:
     """A property as the membership extension carries it: model facts plus device settings."""
-    return {
-        "name": spec.name,
-        "type": spec.type,
-        "accessMode": spec.access_mode,
-        "minimum": spec.minimum,
-        "maximum": spec.maximum,
-        "unit": spec.unit,
-        "description": spec.description,
-        "visitors": {"protocolName": protocol, "configData": visitors},
-        "collectCycle": DEFAULT_CYCLE_MS,
-        "reportCycle": DEFAULT_CYCLE_MS,
-        "reportToCloud": True,
-    }
+    return PropertyConfig(
+        spec.name, spec.type, spec.access_mode, visitors, minimum=spec.minimum,
+        maximum=spec.maximum, unit=spec.unit, description=spec.description, protocol=protocol,
+        **settings,
+    ).to_spec()  # fmt: skip
 
 
 def _model_only_property(model: Model, protocol: str, name: str) -> tuple[JSON, Twin]:
     spec, visitors = model.properties[name]
-    merged = _merged_property(spec, protocol, dict(visitors))
+    merged = _member(spec, protocol, dict(visitors))
     return merged, Twin(name=name, type=spec.type, optional=False, description=spec.description)
 
 

@@ -25,8 +25,10 @@ from functools import lru_cache
 
 from devicetwin.model import DeviceId, device_id
 
+ALL = "$hw/#"
 DEVICE_PREFIX = "$hw/events/device/"
 NODE_PREFIX = "$hw/events/node/"
+ANY_DEVICE = DeviceId("+/+")  # a device id that is an MQTT pattern (for subscriptions, ACLs)
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
 
 
@@ -107,6 +109,31 @@ def device_topic(device: DeviceId, suffix: str) -> str:
     return f"{DEVICE_PREFIX}{device}/{suffix}"
 
 
+def twin_update_topic(device: DeviceId) -> str:
+    return device_topic(device, "twin/update")
+
+
+def twin_get_topic(device: DeviceId) -> str:
+    return device_topic(device, "twin/get")
+
+
+def state_update_topic(device: DeviceId) -> str:
+    return device_topic(device, "state/update")
+
+
+def device_subtree(device: DeviceId | None = None) -> str:
+    """Every topic of `device` (of every device when None), for ACLs."""
+    return f"{DEVICE_PREFIX}#" if device is None else f"{DEVICE_PREFIX}{device}/#"
+
+
+def parse_delta_topic(topic: str) -> DeviceId | None:
+    """The device a `.../twin/update/delta` topic is about; None for any other topic."""
+    if not topic.startswith(DEVICE_PREFIX) or not topic.endswith("/twin/update/delta"):
+        return None
+    parts = topic[len(DEVICE_PREFIX) :].split("/")
+    return device_id(parts[0], parts[1]) if len(parts) == 5 else None
+
+
 def update_result_topic(device: DeviceId) -> str:
     return device_topic(device, "twin/update/result")
 
@@ -147,4 +174,13 @@ def mapper_presence_topic(node: str, protocol: str, instance: str) -> str:
 
 
 def mapper_presence_subscription(node: str) -> str:
-    return f"{NODE_PREFIX}{node}/mappers/+/+"
+    return mapper_presence_topic(node, "+", "+")
+
+
+def parse_presence_topic(node: str, topic: str) -> tuple[str, str] | None:
+    """(protocol, instance) text of `node`'s presence topic (unchecked); None for any other."""
+    prefix = f"{NODE_PREFIX}{node}/mappers/"
+    if not topic.startswith(prefix):
+        return None
+    protocol, _, instance = topic[len(prefix) :].partition("/")
+    return protocol, instance

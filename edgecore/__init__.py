@@ -1,1 +1,2 @@
-"""Edge process: EventBus (MQTT), supervised broker, twin service shell, HTTP API."""
+"""Edge process: twins over MQTT (EventBus, supervised mosquitto), the HTTP API, the channel to
+the cloud (intake, upstream), MetaManager and edged (pods)."""

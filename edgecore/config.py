@@ -16,6 +16,11 @@ from kedge.mqtt import DEFAULT_PORT as DEFAULT_MQTT_PORT
 from kedge.mqtt import MqttSettings, parse_mqtt_url
 
 DEFAULT_HTTP = "127.0.0.1:10550"
+# every setting, by its name in the config file and on the command line (as --flag-name)
+SETTINGS = (
+    "node", "state_dir", "mqtt", "broker", "http", "devices", "log_level", "cloud", "cloud_certs",
+    "token", "join", "heartbeat", "labels", "pod_backoff", "http_auth", "max_optional_twins",
+)  # fmt: skip
 JOIN_PORT = 10002
 
 
@@ -151,12 +156,7 @@ def _file_settings(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"config {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config {path}: must be a mapping of settings")
-    known = {
-        "node", "state_dir", "mqtt", "broker", "http", "devices", "log_level", "cloud",
-        "cloud_certs", "token", "join", "heartbeat", "labels", "pod_backoff", "http_auth",
-        "max_optional_twins",
-    }  # fmt: skip
-    unknown = set(data) - known
+    unknown = set(data) - set(SETTINGS)
     if unknown:
         raise ConfigError(f"config {path}: unknown settings {sorted(unknown)}")
     return data
@@ -172,45 +172,12 @@ def _guards(merged: dict[str, Any]) -> tuple[str, int]:
     return str(auth), optional
 
 
-def from_args(args: argparse.Namespace) -> EdgeConfig:
-    """Merge the config file with flags and validate the result once."""
-    file = _file_settings(args.config)
-    flags = {
-        "node": args.node,
-        "state_dir": args.state_dir,
-        "mqtt": args.mqtt,
-        "broker": args.broker,
-        "http": args.http,
-        "devices": args.devices,
-        "log_level": args.log_level,
-        "cloud": args.cloud,
-        "cloud_certs": args.cloud_certs,
-        "token": args.token,
-        "join": args.join,
-        "heartbeat": args.heartbeat,
-        "labels": args.labels,
-        "pod_backoff": args.pod_backoff,
-        "http_auth": args.http_auth,
-        "max_optional_twins": args.max_optional_twins,
-    }
-    merged = {**file, **{k: v for k, v in flags.items() if v is not None}}
-    if args.mqtt is not None or args.broker is not None:
-        merged.pop("broker" if args.mqtt is not None else "mqtt", None)
-    node, state_dir = merged.get("node"), merged.get("state_dir")
-    if not isinstance(node, str) or not node:
-        raise ConfigError("node: required (--node NAME)")
-    if not state_dir:
-        raise ConfigError("state_dir: required (--state-dir DIR)")
-    if merged.get("mqtt") and merged.get("broker"):
-        raise ConfigError("mqtt and broker: give one, not both")
-    host, port = parse_http(str(merged.get("http") or DEFAULT_HTTP))
-    devices = merged.get("devices") or []
-    if not isinstance(devices, list):
-        raise ConfigError("devices: must be a list of files")
+def _cloud(merged: dict[str, Any], state_dir: Path) -> tuple[Any, Any, Any, Any]:
+    """(cloud, cloud_certs, token, join), checked together."""
     cloud = merged.get("cloud")
     if cloud is not None and (not isinstance(cloud, str) or not cloud.startswith("wss://")):
         raise ConfigError(f"cloud: {cloud!r} is not a wss:// URL")
-    certs = merged.get("cloud_certs") or (Path(state_dir) / "certs" if cloud else None)
+    certs = merged.get("cloud_certs") or (state_dir / "certs" if cloud else None)
     token, join = merged.get("token"), merged.get("join")
     if (token or join) and not cloud:
         raise ConfigError("token and join: only with cloud (--cloud wss://host:port)")
@@ -220,29 +187,58 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
         join = f"https://{urlsplit(cloud).hostname}:{JOIN_PORT}"
     if join is not None and (not isinstance(join, str) or not join.startswith("https://")):
         raise ConfigError(f"join: {join!r} is not an https:// URL")
-    heartbeat = merged.get("heartbeat", 10.0)
-    if not isinstance(heartbeat, int | float) or not 0 < heartbeat <= 3600:
-        raise ConfigError(f"heartbeat: {heartbeat!r} is not a number of seconds in (0, 3600]")
-    backoff = merged.get("pod_backoff", 10.0)
-    if not isinstance(backoff, int | float) or not 0 < backoff <= 300:
-        raise ConfigError(f"pod_backoff: {backoff!r} is not a number of seconds in (0, 300]")
+    return cloud, Path(certs) if certs else None, token, join.rstrip("/") if join else None
+
+
+def _seconds(merged: dict[str, Any], key: str, default: float, cap: float) -> float:
+    value = merged.get(key, default)
+    if not isinstance(value, int | float) or not 0 < value <= cap:
+        raise ConfigError(f"{key}: {value!r} is not a number of seconds in (0, {cap:g}]")
+    return float(value)
+
+
+def _merged(args: argparse.Namespace) -> dict[str, Any]:
+    """The config file's settings, flags given over them; the required ones checked."""
+    flags = {name: getattr(args, name) for name in SETTINGS}
+    merged = {**_file_settings(args.config), **{k: v for k, v in flags.items() if v is not None}}
+    if args.mqtt is not None or args.broker is not None:
+        merged.pop("broker" if args.mqtt is not None else "mqtt", None)
+    node = merged.get("node")
+    if not isinstance(node, str) or not node:
+        raise ConfigError("node: required (--node NAME)")
+    if not merged.get("state_dir"):
+        raise ConfigError("state_dir: required (--state-dir DIR)")
+    if merged.get("mqtt") and merged.get("broker"):
+        raise ConfigError("mqtt and broker: give one, not both")
+    devices = merged.get("devices") or []
+    if not isinstance(devices, list):
+        raise ConfigError("devices: must be a list of files")
+    return merged
+
+
+def from_args(args: argparse.Namespace) -> EdgeConfig:
+    """Merge the config file with flags and validate the result once."""
+    merged = _merged(args)
+    state_dir = Path(merged["state_dir"])
+    host, port = parse_http(str(merged.get("http") or DEFAULT_HTTP))
+    cloud, certs, token, join = _cloud(merged, state_dir)
     auth, optional = _guards(merged)
     return EdgeConfig(
         http_auth=auth,
         max_optional_twins=optional,
-        heartbeat=float(heartbeat),
-        pod_backoff=float(backoff),
+        heartbeat=_seconds(merged, "heartbeat", 10.0, 3600),
+        pod_backoff=_seconds(merged, "pod_backoff", 10.0, 300),
         labels=parse_labels(merged.get("labels") or {}),
         cloud=cloud,
-        cloud_certs=Path(certs) if certs else None,
+        cloud_certs=certs,
         token=token,
-        join=join.rstrip("/") if join else None,
-        node=node,
-        state_dir=Path(state_dir),
+        join=join,
+        node=merged["node"],
+        state_dir=state_dir,
         mqtt=_mqtt(str(merged["mqtt"])) if merged.get("mqtt") else None,
         broker_port=parse_broker(str(merged.get("broker") or "local")),
         http_host=host,
         http_port=port,
-        devices=[Path(p) for p in devices],
+        devices=[Path(p) for p in merged.get("devices") or []],
         log_level=str(merged.get("log_level") or "info"),
     )

@@ -25,6 +25,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from devicetwin import topics
+from devicetwin.model import DeviceId
+from devicetwin.topics import (
+    ANY_DEVICE,
+    device_subtree,
+    mapper_presence_topic,
+    membership_get_topic,
+    membership_result_topic,
+    membership_updated_topic,
+    twin_get_topic,
+)
 from kedge.mqtt import MqttSettings
 from kedge.process import write_private
 
@@ -58,21 +69,21 @@ def password_hash(password: str) -> str:
 
 def acl_text(node: str, roles: Sequence[str], devices: Mapping[str, Sequence[str]]) -> str:
     """The ACL file: `devices` maps a protocol to its devices' ids (`ns/name`)."""
-    nodes = f"$hw/events/node/{node}"
-    lines = [f"user {EDGECORE}", "topic readwrite $hw/#", "", f"user {APP}",
-             "topic read $hw/events/device/#", f"topic read {nodes}/membership/get/result",
-             f"topic read {nodes}/membership/updated", f"topic write {nodes}/membership/get",
-             "topic write $hw/events/device/+/+/twin/get", ""]  # fmt: skip
+    asking = membership_get_topic(node)
+    lines = [f"user {EDGECORE}", f"topic readwrite {topics.ALL}", "", f"user {APP}",
+             f"topic read {device_subtree()}", f"topic read {membership_result_topic(node)}",
+             f"topic read {membership_updated_topic(node)}", f"topic write {asking}",
+             f"topic write {twin_get_topic(ANY_DEVICE)}", ""]  # fmt: skip
     for role in sorted(r for r in roles if r.startswith("mapper-")):
         protocol = role.removeprefix("mapper-")
-        lines += [f"user {role}", f"topic write {nodes}/membership/get",
-                  f"topic read {nodes}/membership/get/result/{protocol}",
-                  f"topic read {nodes}/membership/updated/{protocol}",
-                  f"topic write {nodes}/mappers/{protocol}/+"]  # fmt: skip
+        lines += [f"user {role}", f"topic write {asking}",
+                  f"topic read {membership_result_topic(node, protocol)}",
+                  f"topic read {membership_updated_topic(node, protocol)}",
+                  f"topic write {mapper_presence_topic(node, protocol, '+')}"]  # fmt: skip
         # one line per device (mosquitto scans a client's lines for every message): its own
         # devices' topics; what else it could publish there (a delta, a result) it could as
         # well make true by reporting, and it reaches no other protocol's devices
-        lines += [f"topic readwrite $hw/events/device/{device}/#"
+        lines += [f"topic readwrite {device_subtree(DeviceId(device))}"
                   for device in sorted(devices.get(protocol, ()))]  # fmt: skip
         lines.append("")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from devicetwin.spec import Document
+from kedge.channel.routes import OBJECT_KINDS, kind_of
 from kedge.sealing import Sealer
 from kedge.sqlite import open_store
 
@@ -25,14 +26,6 @@ CREATE TABLE IF NOT EXISTS meta (
     body TEXT
 )
 """
-KINDS = {
-    "device": "Device",
-    "devicemodel": "DeviceModel",
-    "pod": "Pod",
-    "configmap": "ConfigMap",
-    "secret": "Secret",
-}
-DEVICE_KINDS = ("device", "devicemodel")
 
 
 def _sealed(key: str) -> bool:
@@ -61,7 +54,7 @@ class MetaStore:
     def apply(self, key: str, rv: int, body: dict[str, Any] | None) -> bool:
         """Store (or, with `body` None, delete) `key` at version `rv`; False when `rv` is not
         newer than what is stored. Deletions leave a tombstone so a late older update loses."""
-        if key.split("/", 1)[0] not in KINDS:
+        if kind_of(key) not in OBJECT_KINDS:
             raise ValueError(f"unknown object kind in key {key!r}")
         row = self._db.execute("SELECT rv FROM meta WHERE key = ?", (key,)).fetchone()
         if row is not None and row[0] >= rv:

@@ -1,1 +1,2 @@
-"""Command line and the pieces both sides share (logging, config)."""
+"""The command line (`cli`, `up`) and the pieces every process shares: the channel contract,
+the MQTT client, backoff, supervised tasks, errors, logging, process supervision, sealing."""

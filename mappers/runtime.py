@@ -23,11 +23,13 @@ from typing import Any
 import orjson
 
 from devicetwin.topics import (
-    DEVICE_PREFIX,
+    ANY_DEVICE,
+    delta_topic,
     mapper_presence_topic,
     membership_get_topic,
     membership_result_topic,
     membership_updated_topic,
+    parse_delta_topic,
 )
 from kedge.backoff import Backoff
 from kedge.mqtt import Burst, MqttConnection, MqttError, MqttSettings, stay_connected
@@ -103,7 +105,7 @@ class Mapper:
             [
                 membership_result_topic(node, protocol),
                 membership_updated_topic(node, protocol),
-                f"{DEVICE_PREFIX}+/+/twin/update/delta",
+                delta_topic(ANY_DEVICE),
             ]
         )
         self._connection = connection
@@ -173,9 +175,8 @@ class Mapper:
                     self._start(entry)
                 else:
                     self._stop(str(entry["id"]))
-        elif topic.endswith("/twin/update/delta"):
-            device_id = "/".join(topic[len(DEVICE_PREFIX) :].split("/")[:2])
-            worker = self.workers.get(device_id)
+        elif (delta_for := parse_delta_topic(topic)) is not None:
+            worker = self.workers.get(delta_for)
             if worker is not None and isinstance(body.get("delta"), dict):
                 worker.on_delta(body["delta"])
 

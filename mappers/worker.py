@@ -19,14 +19,15 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from devicetwin.topics import DEVICE_PREFIX
+from devicetwin.memberspec import PropertyConfig
+from devicetwin.model import DeviceId
+from devicetwin.topics import state_update_topic, twin_update_topic
 from kedge.backoff import Backoff
 from mappers.driver import (
     DeviceError,
     DeviceRejected,
     DeviceUnreachable,
     Driver,
-    PropertyConfig,
     Subscribing,
     VisitorError,
 )
@@ -131,14 +132,14 @@ class DeviceWorker:
         unknown while this mapper was away)."""
         if self._state:
             self.mapper.publish(
-                f"{DEVICE_PREFIX}{self.id}/state/update",
+                state_update_topic(DeviceId(self.id)),
                 {"event_id": "", "timestamp": _now_ms(), "state": self._state},
             )
 
     def _send(self, twin: Report) -> None:
         if twin:
             self.mapper.publish(
-                f"{DEVICE_PREFIX}{self.id}/twin/update",
+                twin_update_topic(DeviceId(self.id)),
                 {"event_id": "", "timestamp": _now_ms(), "twin": twin},
             )
 

@@ -26,7 +26,8 @@ import zigpy.types as t
 from simulators import xbee
 from simulators.cli import run_simulator
 from simulators.thermostat import Thermostat
-from simulators.zigbee_devices import Frame, LightDevice, SimZigbeeDevice, ThermostatDevice
+from simulators.zigbee_devices import Frame, SimZigbeeDevice
+from simulators.zigbee_products import LightDevice, ThermostatDevice
 
 log = logging.getLogger("kedge.simulator.zigbee")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import zigpy.types as t
 
+from harness.support import wait_until
 from mappers.zigbee.network import Network
 from simulators.zigbee import ZigbeeSimulator
-from tests.support import wait_until
 
 
 async def joined_network(network: Network, sim: ZigbeeSimulator, within: float = 10.0) -> None:

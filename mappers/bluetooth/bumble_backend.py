@@ -107,157 +107,168 @@ def _advertised(adv: Advertisement) -> tuple[str | None, list[str]]:
     return (name.decode() if isinstance(name, bytes) else name), uuids
 
 
+class BumbleScanner(BaseBleakScanner):
+    """Scans on `transport` (set per transport by `bumble_backend`)."""
+
+    transport = ""
+
+    def __init__(
+        self,
+        detection_callback: Any,
+        service_uuids: list[str] | None,
+        scanning_mode: str = "active",
+        **_kwargs: Any,
+    ) -> None:
+        super().__init__(detection_callback, service_uuids)
+        self._central: Device | None = None
+
+    def _on_advertisement(self, adv: Advertisement) -> None:
+        name, uuids = _advertised(adv)
+        if not self.is_allowed_uuid(uuids):
+            return
+        data = AdvertisementData(
+            local_name=name,
+            manufacturer_data={},
+            service_data={},
+            service_uuids=uuids,
+            tx_power=None,
+            rssi=adv.rssi,
+            platform_data=(adv,),
+        )
+        address = adv.address.to_string(with_type_qualifier=False)
+        device = self.create_or_update_device(address, address, name, adv, data)
+        self.call_detection_callbacks(device, data)
+
+    async def start(self) -> None:
+        self._central = await central_for(self.transport)
+        self._central.on("advertisement", self._on_advertisement)
+        await self._central.start_scanning(filter_duplicates=False)
+
+    async def stop(self) -> None:
+        if self._central is not None:
+            self._central.remove_listener("advertisement", self._on_advertisement)
+            await self._central.stop_scanning()
+
+
+class BumbleClient(BaseBleakClient):
+    """A GATT client on `transport` (set per transport by `bumble_backend`)."""
+
+    transport = ""
+
+    def __init__(self, address_or_ble_device: BLEDevice | str, **kwargs: Any) -> None:
+        super().__init__(address_or_ble_device, **kwargs)
+        details = getattr(address_or_ble_device, "details", None)
+        self._target = (
+            details.address if isinstance(details, Advertisement) else Address(self.address)
+        )
+        self._connection: Connection | None = None
+
+    @property
+    def mtu_size(self) -> int:
+        return ATT_MTU
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None and transport_alive(self.transport)
+
+    def _lost(self, *_args: Any) -> None:
+        self._connection = None
+        if self._disconnected_callback is not None:
+            self._disconnected_callback()
+
+    async def connect(self, pair: bool, **kwargs: Any) -> None:
+        central = await central_for(self.transport)
+        try:
+            connection = await asyncio.wait_for(central.connect(self._target), self._timeout)
+        except TimeoutError as exc:
+            raise BleakDeviceNotFoundError(self.address, f"{self.address} not found") from exc
+        connection.on("disconnection", self._lost)
+        peer = Peer(connection)
+        await peer.discover_services()
+        await peer.discover_characteristics()
+        self.services = self._collection(peer)
+        self._connection = connection
+
+    def _collection(self, peer: Peer) -> BleakGATTServiceCollection:
+        collection = BleakGATTServiceCollection()
+        for service in peer.services:
+            bleak_service = BleakGATTService(service, service.handle, uuid_text(service.uuid))
+            collection.add_service(bleak_service)
+            for char in service.characteristics:
+                props = [n for flag, n in _PROPERTIES.items() if char.properties & flag]
+                collection.add_characteristic(
+                    BleakGATTCharacteristic(
+                        char,
+                        char.handle,
+                        uuid_text(char.uuid),
+                        props,  # type: ignore[arg-type]
+                        lambda: ATT_MTU - 3,
+                        bleak_service,
+                    )
+                )
+        return collection
+
+    async def disconnect(self) -> None:
+        if self._connection is not None:
+            await self._connection.disconnect()
+            self._connection = None
+
+    def _require(self) -> None:
+        if self._connection is None:
+            raise BleakError("Not connected")
+
+    async def pair(self, *args: Any, **kwargs: Any) -> None:
+        raise BleakError("pairing is not supported by the bumble backend")
+
+    async def unpair(self) -> None:
+        raise BleakError("pairing is not supported by the bumble backend")
+
+    async def read_gatt_char(
+        self,
+        characteristic: BleakGATTCharacteristic,
+        *,
+        use_cached: bool = False,
+        **kwargs: Any,
+    ) -> bytearray:
+        self._require()
+        return bytearray(await _att(characteristic.obj.read_value()))
+
+    async def write_gatt_char(
+        self, characteristic: BleakGATTCharacteristic, data: Any, response: bool
+    ) -> None:
+        self._require()
+        await _att(characteristic.obj.write_value(bytes(data), with_response=response))
+
+    async def start_notify(
+        self,
+        characteristic: BleakGATTCharacteristic,
+        callback: Callable[[bytearray], None],
+        **kwargs: Any,
+    ) -> None:
+        self._require()
+        await _att(characteristic.obj.subscribe(lambda value: callback(bytearray(value))))
+
+    async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
+        self._require()
+        await _att(characteristic.obj.unsubscribe())
+
+    async def read_gatt_descriptor(
+        self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
+    ) -> bytearray:
+        self._require()
+        return bytearray(await _att(descriptor.obj.read_value()))
+
+    async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: Any) -> None:
+        self._require()
+        await _att(descriptor.obj.write_value(bytes(data)))
+
+
 @cache
 def bumble_backend(transport: str) -> tuple[type[BaseBleakScanner], type[BaseBleakClient]]:
     """Scanner and client classes bound to one HCI transport, for bleak's `backend=`."""
-
-    class BumbleScanner(BaseBleakScanner):
-        def __init__(
-            self,
-            detection_callback: Any,
-            service_uuids: list[str] | None,
-            scanning_mode: str = "active",
-            **_kwargs: Any,
-        ) -> None:
-            super().__init__(detection_callback, service_uuids)
-            self._central: Device | None = None
-
-        def _on_advertisement(self, adv: Advertisement) -> None:
-            name, uuids = _advertised(adv)
-            if not self.is_allowed_uuid(uuids):
-                return
-            data = AdvertisementData(
-                local_name=name,
-                manufacturer_data={},
-                service_data={},
-                service_uuids=uuids,
-                tx_power=None,
-                rssi=adv.rssi,
-                platform_data=(adv,),
-            )
-            address = adv.address.to_string(with_type_qualifier=False)
-            device = self.create_or_update_device(address, address, name, adv, data)
-            self.call_detection_callbacks(device, data)
-
-        async def start(self) -> None:
-            self._central = await central_for(transport)
-            self._central.on("advertisement", self._on_advertisement)
-            await self._central.start_scanning(filter_duplicates=False)
-
-        async def stop(self) -> None:
-            if self._central is not None:
-                self._central.remove_listener("advertisement", self._on_advertisement)
-                await self._central.stop_scanning()
-
-    class BumbleClient(BaseBleakClient):
-        def __init__(self, address_or_ble_device: BLEDevice | str, **kwargs: Any) -> None:
-            super().__init__(address_or_ble_device, **kwargs)
-            details = getattr(address_or_ble_device, "details", None)
-            self._target = (
-                details.address if isinstance(details, Advertisement) else Address(self.address)
-            )
-            self._connection: Connection | None = None
-
-        @property
-        def mtu_size(self) -> int:
-            return ATT_MTU
-
-        @property
-        def is_connected(self) -> bool:
-            return self._connection is not None and transport_alive(transport)
-
-        def _lost(self, *_args: Any) -> None:
-            self._connection = None
-            if self._disconnected_callback is not None:
-                self._disconnected_callback()
-
-        async def connect(self, pair: bool, **kwargs: Any) -> None:
-            central = await central_for(transport)
-            try:
-                connection = await asyncio.wait_for(central.connect(self._target), self._timeout)
-            except TimeoutError as exc:
-                raise BleakDeviceNotFoundError(self.address, f"{self.address} not found") from exc
-            connection.on("disconnection", self._lost)
-            peer = Peer(connection)
-            await peer.discover_services()
-            await peer.discover_characteristics()
-            self.services = self._collection(peer)
-            self._connection = connection
-
-        def _collection(self, peer: Peer) -> BleakGATTServiceCollection:
-            collection = BleakGATTServiceCollection()
-            for service in peer.services:
-                bleak_service = BleakGATTService(service, service.handle, uuid_text(service.uuid))
-                collection.add_service(bleak_service)
-                for char in service.characteristics:
-                    props = [n for flag, n in _PROPERTIES.items() if char.properties & flag]
-                    collection.add_characteristic(
-                        BleakGATTCharacteristic(
-                            char,
-                            char.handle,
-                            uuid_text(char.uuid),
-                            props,  # type: ignore[arg-type]
-                            lambda: ATT_MTU - 3,
-                            bleak_service,
-                        )
-                    )
-            return collection
-
-        async def disconnect(self) -> None:
-            if self._connection is not None:
-                await self._connection.disconnect()
-                self._connection = None
-
-        def _require(self) -> None:
-            if self._connection is None:
-                raise BleakError("Not connected")
-
-        async def pair(self, *args: Any, **kwargs: Any) -> None:
-            raise BleakError("pairing is not supported by the bumble backend")
-
-        async def unpair(self) -> None:
-            raise BleakError("pairing is not supported by the bumble backend")
-
-        async def read_gatt_char(
-            self,
-            characteristic: BleakGATTCharacteristic,
-            *,
-            use_cached: bool = False,
-            **kwargs: Any,
-        ) -> bytearray:
-            self._require()
-            return bytearray(await _att(characteristic.obj.read_value()))
-
-        async def write_gatt_char(
-            self, characteristic: BleakGATTCharacteristic, data: Any, response: bool
-        ) -> None:
-            self._require()
-            await _att(characteristic.obj.write_value(bytes(data), with_response=response))
-
-        async def start_notify(
-            self,
-            characteristic: BleakGATTCharacteristic,
-            callback: Callable[[bytearray], None],
-            **kwargs: Any,
-        ) -> None:
-            self._require()
-            await _att(characteristic.obj.subscribe(lambda value: callback(bytearray(value))))
-
-        async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
-            self._require()
-            await _att(characteristic.obj.unsubscribe())
-
-        async def read_gatt_descriptor(
-            self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
-        ) -> bytearray:
-            self._require()
-            return bytearray(await _att(descriptor.obj.read_value()))
-
-        async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: Any) -> None:
-            self._require()
-            await _att(descriptor.obj.write_value(bytes(data)))
-
-    return BumbleScanner, BumbleClient
+    scanner = type("BumbleScanner", (BumbleScanner,), {"transport": transport})
+    client = type("BumbleClient", (BumbleClient,), {"transport": transport})
+    return scanner, client
 
 
 async def close_centrals() -> None:

@@ -19,13 +19,13 @@ from bleak.backends.client import BaseBleakClient
 from bleak.backends.scanner import BaseBleakScanner
 from bleak.exc import BleakCharacteristicNotFoundError, BleakError
 
+from devicetwin.memberspec import PropertyConfig
 from mappers.bluetooth.bumble_backend import bumble_backend
 from mappers.bluetooth.codec import GattCodecError, GattSpec, decode, encode, gatt_spec
 from mappers.driver import (
     DeviceRejected,
     DeviceUnreachable,
     PerProperty,
-    PropertyConfig,
     ValueCallback,
     VisitorError,
 )

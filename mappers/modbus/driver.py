@@ -20,11 +20,11 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.client.base import ModbusBaseClient
 from pymodbus.exceptions import ModbusException
 
+from devicetwin.memberspec import PropertyConfig
 from mappers.driver import (
     DeviceRejected,
     DeviceUnreachable,
     PerProperty,
-    PropertyConfig,
     VisitorError,
 )
 from mappers.modbus.codec import CodecError, RegisterSpec, decode, encode, register_spec

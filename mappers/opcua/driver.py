@@ -31,11 +31,11 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from devicetwin.memberspec import PropertyConfig
 from mappers.driver import (
     DeviceRejected,
     DeviceUnreachable,
     PerProperty,
-    PropertyConfig,
     ValueCallback,
     VisitorError,
 )

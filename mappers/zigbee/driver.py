@@ -17,11 +17,11 @@ import zigpy.exceptions
 import zigpy.types as t
 from zigpy.zcl import foundation
 
+from devicetwin.memberspec import PropertyConfig
 from mappers.driver import (
     DeviceRejected,
     DeviceUnreachable,
     PerProperty,
-    PropertyConfig,
     ValueCallback,
     VisitorError,
 )

@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from devicetwin.memberspec import PropertyConfig
+from harness.support import free_port
 from mappers.bluetooth.bumble_backend import close_centrals
 from mappers.bluetooth.driver import BluetoothDriver
-from mappers.driver import PropertyConfig
 from simulators.bluetooth import ADDRESS, SERIAL_UUID, SETPOINT_UUID, TEMPERATURE_UUID, HciServer
 from tests.conformance import STATE, Case
-from tests.support import free_port
 
 
 async def case(tmp: pytest.TempPathFactory) -> AsyncIterator[Case]:

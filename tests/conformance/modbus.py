@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import pytest
 from pymodbus.constants import ExcCodes
 
-from mappers.driver import PropertyConfig
+from devicetwin.memberspec import PropertyConfig
+from harness.support import free_port
 from mappers.modbus.driver import EndpointPool, ModbusDriver
 from simulators.modbus import ModbusSimulator
 from tests.conformance import STATE, Case
-from tests.support import free_port
 
 
 async def case(tmp: pytest.TempPathFactory) -> AsyncIterator[Case]:

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mappers.driver import PropertyConfig
+from devicetwin.memberspec import PropertyConfig
+from harness.support import free_port
 from mappers.opcua.driver import OpcUaDriver, SessionPool
 from simulators.opcua import OpcUaSimulator
 from tests.conformance import STATE, Case
-from tests.support import free_port
 
 
 async def case(tmp: pytest.TempPathFactory) -> AsyncIterator[Case]:

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mappers.driver import PropertyConfig
+from devicetwin.memberspec import PropertyConfig
+from harness.support import free_port
 from mappers.zigbee.driver import ZigbeeDriver
 from mappers.zigbee.network import NetworkPool
 from simulators.zigbee import THERMOSTAT_IEEE, ZigbeeSimulator
-from simulators.zigbee_devices import ThermostatDevice
+from simulators.zigbee_products import ThermostatDevice
 from tests.conformance import STATE, Case
-from tests.support import free_port
 from tests.zigbee import joined_network
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.apiserver import ApiServerProcess
-from tests.cloud import CloudProcess, running_cloud
-from tests.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe
+from harness.apiserver import ApiServerProcess
+from harness.cloud import CloudProcess, running_cloud
+from harness.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe
 
 
 @pytest.fixture

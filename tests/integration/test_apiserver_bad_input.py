@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.apiserver import ApiServerProcess
+from harness.apiserver import ApiServerProcess
 
 CM = "/api/v1/namespaces/default/configmaps"
 YAML = {"Content-Type": "application/yaml"}

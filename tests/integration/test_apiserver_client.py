@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from tests.apiserver import ApiServerProcess
+from harness.apiserver import ApiServerProcess
 
 GROUP, VERSION = "devices.kubeedge.io", "v1beta1"
 CONTAINER = {"name": "m", "image": "kedge/mapper-modbus:0.1"}

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.apiserver import ApiServerProcess, kubectl_binary
-from tests.support import SAMPLES
+from harness.apiserver import ApiServerProcess, kubectl_binary
+from harness.support import SAMPLES
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.apiserver import ApiServerProcess
-from tests.postgres import postgres
-from tests.support import wait_for
+from harness.apiserver import ApiServerProcess
+from harness.postgres import postgres
+from harness.support import wait_for
 
 CM = "/api/v1/namespaces/default/configmaps"
 DEV = "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe
+from harness.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe
 
 DEV = "default/thermostat-1"
 T = f"$hw/events/device/{DEV}"

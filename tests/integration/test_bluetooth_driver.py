@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from devicetwin.memberspec import PropertyConfig
+from harness.support import free_port
 from mappers.bluetooth.bumble_backend import close_centrals
 from mappers.bluetooth.driver import BluetoothDriver
-from mappers.driver import DeviceRejected, DeviceUnreachable, PropertyConfig, VisitorError
+from mappers.driver import DeviceRejected, DeviceUnreachable, VisitorError
 from simulators import bluetooth
 from simulators.bluetooth import (
     ADDRESS,
@@ -18,7 +20,6 @@ from simulators.bluetooth import (
     SETPOINT_UUID,
     TEMPERATURE_UUID,
 )
-from tests.support import free_port
 
 TEMPERATURE = PropertyConfig(
     "temperature",

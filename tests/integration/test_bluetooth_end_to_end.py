@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from harness.support import SAMPLES, EdgeProcess, Mosquitto, free_port, wait_for
 from tests.integration.test_modbus_end_to_end import Proc
-from tests.support import SAMPLES, EdgeProcess, Mosquitto, free_port, wait_for
 
 DEV = "default/ble-thermostat-1"
 

@@ -94,7 +94,7 @@ def test_simulator_process_when_dumped_by_bumble_tool_shows_gatt_database(tmp_pa
     import sys
     from pathlib import Path
 
-    from tests.support import free_port, port_open, wait_for
+    from harness.support import free_port, port_open, wait_for
 
     port = free_port()
     simulator = subprocess.Popen(

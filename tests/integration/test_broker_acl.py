@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
-from tests.support import (
+from harness.support import (
     SAMPLES,
     EdgeProcess,
     Mosquitto,

@@ -10,10 +10,10 @@ import pytest
 from bleak import BleakClient, BleakScanner
 from bleak.exc import BleakDeviceNotFoundError
 
+from harness.support import free_port
 from mappers.bluetooth.bumble_backend import bumble_backend, close_centrals
 from simulators import bluetooth
 from simulators.bluetooth import ADDRESS, SERVICE_UUID, SETPOINT_UUID, TEMPERATURE_UUID
-from tests.support import free_port
 
 
 @pytest.fixture

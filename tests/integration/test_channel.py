@@ -15,8 +15,8 @@ import websockets
 from cloudcore.hub import CloudHub, server_context
 from cloudcore.pki import ensure_certificates, issue_client_certificate
 from edgecore.hub import EdgeHub, client_context
+from harness.support import free_port, wait_until
 from kedge.channel.message import Message, decode
-from tests.support import free_port, wait_until
 
 
 @dataclass

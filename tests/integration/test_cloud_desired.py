@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.cloud import CloudProcess
-from tests.support import SAMPLES, Mosquitto, MqttProbe, Proc, free_port, port_open, wait_for
+from harness.cloud import CloudProcess
+from harness.support import SAMPLES, Mosquitto, MqttProbe, Proc, free_port, port_open, wait_for
 
 CLAMPED = """
 ---

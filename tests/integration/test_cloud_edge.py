@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cloud import CloudProcess
-from tests.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, wait_for
+from harness.cloud import CloudProcess
+from harness.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, wait_for
 
 DEV = "default/thermostat-1"
 

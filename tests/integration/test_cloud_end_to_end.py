@@ -17,8 +17,8 @@ import pytest
 import yaml
 from pymodbus.client import AsyncModbusTcpClient
 
-from tests.cloud import CloudProcess
-from tests.support import (
+from harness.cloud import CloudProcess
+from harness.support import (
     SAMPLES,
     EdgeProcess,
     Mosquitto,

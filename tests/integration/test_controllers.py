@@ -12,8 +12,8 @@ from kubernetes import client
 from controllers.devices import DeviceRouting
 from controllers.informer import Informer
 from controllers.status import StatusWriter
-from tests.apiserver import ApiServerProcess
-from tests.support import wait_until
+from harness.apiserver import ApiServerProcess
+from harness.support import wait_until
 
 G, V = "devices.kubeedge.io", "v1beta1"
 

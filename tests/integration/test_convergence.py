@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cloud import CloudProcess
-from tests.support import EdgeProcess, Mosquitto, MqttProbe, Proc, free_port, port_open, wait_for
+from harness.cloud import CloudProcess
+from harness.support import EdgeProcess, Mosquitto, MqttProbe, Proc, free_port, port_open, wait_for
 
 MODEL = """
 apiVersion: devices.kubeedge.io/v1beta1

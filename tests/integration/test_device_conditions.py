@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.cloud import CloudProcess
-from tests.support import SAMPLES, Mosquitto, MqttProbe, wait_for
+from harness.cloud import CloudProcess
+from harness.support import SAMPLES, Mosquitto, MqttProbe, wait_for
 
 ORPHAN = """
 apiVersion: devices.kubeedge.io/v1beta1

@@ -6,7 +6,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from tests.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, wait_for
+from harness.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, wait_for
 
 DEVICES = [
     "default/thermostat-1",

@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, running
+from harness.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, running
 
 DEV = "default/thermostat-1"
 T = f"$hw/events/device/{DEV}"

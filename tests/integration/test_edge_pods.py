@@ -11,8 +11,8 @@ from typing import Any
 
 import psutil
 
-from tests.cloud import CloudProcess
-from tests.support import Mosquitto, wait_for
+from harness.cloud import CloudProcess
+from harness.support import Mosquitto, wait_for
 
 SCRIPT = "import os,time;print('hello from', os.environ['GREETING'], flush=True); time.sleep(600)"
 GREETING = {"configMapKeyRef": {"name": "greeting", "key": "who"}}

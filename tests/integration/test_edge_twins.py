@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support import EdgeProcess, MqttProbe, wait_for
+from harness.support import EdgeProcess, MqttProbe, wait_for
 
 DEV = "default/thermostat-1"
 T = f"$hw/events/device/{DEV}"

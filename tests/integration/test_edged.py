@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from edgecore.edged.manager import Edged
-from tests.support import free_port
+from harness.support import free_port
 
 Obj = dict[str, Any]
 

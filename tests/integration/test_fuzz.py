@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from tests.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, running
+from harness.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, running
 
 OTHER = "default/thermostat-opcua-1"  # never a target of the MQTT fuzzer
 TARGET = "$hw/events/device/default/thermostat-1"

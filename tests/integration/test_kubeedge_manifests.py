@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.support import EdgeProcess, Mosquitto, Proc, free_port, port_open, running, wait_for
+from harness.support import EdgeProcess, Mosquitto, Proc, free_port, port_open, running, wait_for
 
 # written after kubeedge/examples temperature-sensor-demo/crds/temperature-{model,instance}.yaml
 MODEL = """

@@ -12,7 +12,7 @@ import psutil
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.support import SAMPLES, EdgeProcess, MqttProbe, free_port, running, wait_for
+from harness.support import SAMPLES, EdgeProcess, MqttProbe, free_port, running, wait_for
 
 T = "$hw/events/device/default/thermostat-1"
 

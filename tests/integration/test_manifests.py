@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, running
+from harness.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, running
 
 EXTRA_MODEL = """
 apiVersion: devices.kubeedge.io/v1beta1

@@ -17,8 +17,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.cloud import CloudProcess, running_cloud
-from tests.support import (
+from harness.cloud import CloudProcess, running_cloud
+from harness.support import (
     ROOT,
     SAMPLES,
     EdgeProcess,

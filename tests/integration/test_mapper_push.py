@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from harness.support import Mosquitto, MqttProbe, free_port, mapper_running
 from simulators.modbus import ModbusSimulator
-from tests.support import Mosquitto, MqttProbe, free_port, mapper_running
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
+from harness.support import Mosquitto, MqttProbe, free_port, mapper_running
 from mappers.runtime import Mapper
 from simulators.modbus import ModbusSimulator
-from tests.support import Mosquitto, MqttProbe, free_port, mapper_running
 
 NODE_TOPIC = "$hw/events/node/n1/membership"
 DEV_TOPIC = "$hw/events/device/default/thermo"

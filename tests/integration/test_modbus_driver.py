@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 import pytest
 from pymodbus.constants import ExcCodes
 
-from mappers.driver import DeviceRejected, DeviceUnreachable, PropertyConfig, VisitorError
+from devicetwin.memberspec import PropertyConfig
+from harness.support import free_port
+from mappers.driver import DeviceRejected, DeviceUnreachable, VisitorError
 from mappers.modbus.driver import EndpointPool, ModbusDriver
 from simulators.modbus import ModbusSimulator
 from simulators.thermostat import Thermostat
-from tests.support import free_port
 
 TEMPERATURE = PropertyConfig(
     "temperature",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import SAMPLES, EdgeProcess, Mosquitto, Proc, free_port, port_open, wait_for
+from harness.support import SAMPLES, EdgeProcess, Mosquitto, Proc, free_port, port_open, wait_for
 
 DEV = "default/thermostat-1"
 

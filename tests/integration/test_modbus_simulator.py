@@ -9,9 +9,9 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
+from harness.support import free_port
 from simulators.modbus import ModbusSimulator
 from simulators.thermostat import Thermostat
-from tests.support import free_port
 
 
 class FakeClock:

@@ -1,5 +1,5 @@
 """Node identities confined as Kubernetes' Node authorizer and NodeRestriction confine kubelets:
-every row of the rule table (cloudcore/apiserver/auth.py NODE_RULES), each tried both ways with
+every row of the node access tables (cloudcore/apiserver/builtins.py), each tried both ways with
 `system:node:node-a`'s token against a real `kedge apiserver`."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from cloudcore.apiserver.auth import Tokens
-from tests.apiserver import ApiServerProcess
+from harness.apiserver import ApiServerProcess
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
 PODS = "/api/v1/namespaces/default/pods"

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from cryptography import x509
 
+from harness.apiserver import ApiServerProcess
+from harness.cloud import CloudProcess
+from harness.support import ROOT, SAMPLES, EdgeProcess, Mosquitto, wait_for
 from kedge.certs import node_csr
-from tests.apiserver import ApiServerProcess
-from tests.cloud import CloudProcess
-from tests.support import ROOT, SAMPLES, EdgeProcess, Mosquitto, wait_for
 
 DEV = "default/thermostat-1"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.cloud import CloudProcess, running_cloud
-from tests.support import Mosquitto, wait_for
+from harness.cloud import CloudProcess, running_cloud
+from harness.support import Mosquitto, wait_for
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from mappers.driver import DeviceRejected, DeviceUnreachable, PropertyConfig, VisitorError
+from devicetwin.memberspec import PropertyConfig
+from harness.support import free_port
+from mappers.driver import DeviceRejected, DeviceUnreachable, VisitorError
 from mappers.opcua.driver import OpcUaDriver, SessionPool
 from simulators.opcua import OpcUaSimulator
 from simulators.thermostat import Thermostat
-from tests.support import free_port
 
 BIN = Path(sys.executable).parent
 

@@ -6,10 +6,10 @@ import asyncio
 import json
 import time
 
+from harness.support import Mosquitto, MqttProbe, free_port, mapper_running
 from mappers.worker import SUBSCRIBED_POLL
 from simulators.opcua import OpcUaSimulator
 from simulators.thermostat import Thermostat
-from tests.support import Mosquitto, MqttProbe, free_port, mapper_running
 
 
 async def test_subscribed_property_when_device_changes_reports_without_polling(

@@ -9,8 +9,8 @@ import base64
 import json
 from pathlib import Path
 
-from tests.cloud import CloudProcess
-from tests.support import Mosquitto, wait_for
+from harness.cloud import CloudProcess
+from harness.support import Mosquitto, wait_for
 
 VALUE = "kedge-very-secret-8e3f1c"
 SCRIPT = "import sys, time; print(open(sys.argv[1]).read(), flush=True); time.sleep(600)"

@@ -20,9 +20,9 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from edgecore.broker import find_mosquitto
+from harness.apiserver import kubectl_binary
+from harness.support import ROOT, EdgeProcess, free_port, port_open, wait_for
 from mappers.registry import PROTOCOLS as REGISTERED
-from tests.apiserver import kubectl_binary
-from tests.support import ROOT, EdgeProcess, free_port, port_open, wait_for
 
 PROTOCOLS = set(REGISTERED)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+from harness.apiserver import kubectl_binary
+from harness.support import ROOT, free_port, wait_for
 from mappers.registry import PROTOCOLS as REGISTERED
-from tests.apiserver import kubectl_binary
-from tests.support import ROOT, free_port, wait_for
 
 PROTOCOLS = set(REGISTERED)
 

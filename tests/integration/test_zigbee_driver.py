@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from mappers.driver import DeviceRejected, DeviceUnreachable, PropertyConfig, VisitorError
+from devicetwin.memberspec import PropertyConfig
+from harness.support import free_port, wait_until
+from mappers.driver import DeviceRejected, DeviceUnreachable, VisitorError
 from mappers.zigbee.driver import ZigbeeDriver
 from mappers.zigbee.network import RADIOS, NetworkPool
 from simulators import xbee
 from simulators.zigbee import LIGHT_IEEE, THERMOSTAT_IEEE, ZigbeeSimulator
-from simulators.zigbee_devices import LightDevice, ThermostatDevice
-from tests.support import free_port, wait_until
+from simulators.zigbee_products import LightDevice, ThermostatDevice
 from tests.zigbee import joined_network
 
 TEMPERATURE = PropertyConfig(

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_modbus_end_to_end import Proc
-from tests.support import (
+from harness.support import (
     SAMPLES,
     EdgeProcess,
     Mosquitto,
@@ -18,6 +17,7 @@ from tests.support import (
     port_open,
     wait_for,
 )
+from tests.integration.test_modbus_end_to_end import Proc
 
 THERMOSTAT = "default/zigbee-thermostat-1"
 LIGHT = "default/zigbee-light-1"

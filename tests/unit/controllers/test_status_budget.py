@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from controllers.status import StatusWriter
-from tests.support import wait_until
+from harness.support import wait_until
 
 
 async def test_writer_when_over_budget_paces_writes_and_loses_none() -> None:

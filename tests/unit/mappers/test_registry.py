@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from edgecore.edged.images import IMAGES
+from harness.support import ROOT
 from kedge.cli import build_parser
 from mappers.registry import PLUGINS, PROTOCOLS, driver_factory
-from tests.support import ROOT
 
 NAMES = sorted(PROTOCOLS)
 

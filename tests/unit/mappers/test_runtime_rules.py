@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mappers.driver import PropertyConfig
+from devicetwin.memberspec import PropertyConfig
 from mappers.worker import changed as value_changed
 from mappers.worker import pending_desired
 

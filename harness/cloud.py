@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.apiserver import ApiServerProcess
-from tests.support import ROOT, EdgeProcess, free_port, port_open, wait_for
+from harness.apiserver import ApiServerProcess
+from harness.support import ROOT, EdgeProcess, free_port, port_open, wait_for
 
 
 @dataclass

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support import free_port, port_open, wait_for
+from harness.support import free_port, port_open, wait_for
 
 
 def _binaries() -> Path:

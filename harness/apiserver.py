@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from kubernetes import client, config
 
-from tests.support import ROOT, free_port, wait_for
+from harness.support import ROOT, free_port, wait_for
 
 SDK_KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")  # the OS package's 1.32
 
