@@ -39,6 +39,7 @@ class Catalog:
         self.models: dict[Slot, Model] = {}
         self.devices: dict[Slot, tuple[Document, Device]] = {}
         self.slots: dict[DeviceId, Slot] = {}  # device id -> the document that defines it
+        self.by_key: dict[ModelKey, Model] = {}  # the models devices resolve against
         ordered = sorted(docs, key=lambda d: d.body.get("kind") != "DeviceModel")
         for doc in ordered:
             self.apply(self.check(doc.source, doc.body, now, doc.index))
@@ -66,7 +67,7 @@ class Catalog:
             return self._model_change(slot, parse_model(doc), now)
         if kind != "Device":
             raise doc.fail("kind", f"{kind!r} is not DeviceModel or Device")
-        device = self._parse_device(doc, self._index(self.models), now)
+        device = self._parse_device(doc, self.by_key, now)
         return Change(devices={slot: (doc, device)})
 
     def _parse_device(self, doc: Document, models: dict[ModelKey, Model], now: int) -> Device:
@@ -99,6 +100,8 @@ class Catalog:
             self.models.pop(slot, None)  # a replaced model counts as the newest
             if model is not None:
                 self.models[slot] = model
+        if change.models:  # rebuilt only when models change, not per device
+            self.by_key = self._index(self.models)
         for slot, entry in change.devices.items():
             old = self.devices.pop(slot, None)
             if old is not None:

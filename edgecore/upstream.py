@@ -55,9 +55,13 @@ class EdgeUpstream:
 
     async def on_ack(self, message: Message) -> None:
         """`twin/ack`: the cloud stored a status report."""
-        device_id = message.resource.removeprefix("device/")
+        try:
+            _, namespace, name = routes.parse_key(message.resource, ("device",))
+        except ValueError as exc:
+            log.info("malformed status ack: %s", exc, extra={"node": self.node})
+            return
         if message.resource_version.isdigit():
-            self.outbox.ack(device_id, int(message.resource_version))
+            self.outbox.ack(f"{namespace}/{name}", int(message.resource_version))
         else:
             log.info("status ack without a sequence number", extra={"node": self.node})
 
