@@ -68,6 +68,7 @@ class TwinPatch(NamedTuple):
     delete: bool = False
     attempt: Attempt | None = None  # a mapper's outcome of writing a desired value
     error: str | None = None  # a mapper's reason it cannot serve the property ("" clears it)
+    observed: str | None = None  # with `actual`: the desired value the device had (DMI says so)
 
 
 class TwinChange(NamedTuple):
@@ -185,7 +186,7 @@ def _update(device: Device, name: str, twin: Twin | None, patch: TwinPatch, now:
         validate_value(name, patch.actual, type_)
         _check_version(name, "actual", patch.actual_version, actual_version)
         actual, actual_version = TwinValue(patch.actual, now), actual_version.bump_edge()
-        observed = expected
+        observed = expected if patch.observed is None else TwinValue(patch.observed, now)
     attempt = old.attempt if patch.attempt is None else _checked_attempt(name, patch.attempt)
     error = old.error if patch.error is None else _checked_reason(name, "error", patch.error)
     return Twin(

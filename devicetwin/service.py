@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 from devicetwin import payloads
 from devicetwin.committer import Committer
-from devicetwin.membership import MembershipChange, reconcile
+from devicetwin.events import Outbound, membership_events
+from devicetwin.membership import reconcile
 from devicetwin.model import Device, DeviceId, Twin, Version
 from devicetwin.presence import MapperPresence, parse_presence
 from devicetwin.retries import DeltaRetries
@@ -41,7 +41,6 @@ from devicetwin.topics import (
     get_result_topic,
     membership_get_topic,
     membership_result_topic,
-    membership_updated_topic,
     parse_device_topic,
     parse_presence_topic,
     state_result_topic,
@@ -58,11 +57,6 @@ def now_ms() -> int:
 
 def rfc3339(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Outbound(NamedTuple):
-    topic: str
-    payload: bytes
 
 
 @dataclass(slots=True)
@@ -170,15 +164,21 @@ class TwinService:
         try:
             body = payloads.decode(payload)
             event_id = payloads.event_id_of(body)
-            patches = payloads.parse_twin_update(body)
-            device = self._device(device_id)
-            change = apply_edge_update(device, patches, self.clock(), self.max_optional)
+            change, events = self.report(device_id, payloads.parse_twin_update(body))
         except TwinError as exc:
             return self._error("twin/update", topic, event_id, exc)
+        reply = Outbound(topic, payloads.update_result(event_id, self.clock(), change))
+        return Handled("twin/update", 200, [reply, *events], topic, event_id)
+
+    def report(
+        self, device_id: DeviceId, patches: dict[str, TwinPatch]
+    ) -> tuple[TwinChange, list[Outbound]]:
+        """A mapper's or client's twin update (MQTT or DMI), all or nothing: the change and its
+        events; its writes wait in the batch. TwinError when refused."""
+        device = self._device(device_id)
         now = self.clock()
-        replies = [Outbound(topic, payloads.update_result(event_id, now, change))]
-        replies.extend(self._apply_change(device, change, now))
-        return Handled("twin/update", 200, replies, topic, event_id)
+        change = apply_edge_update(device, patches, now, self.max_optional)
+        return change, self._apply_change(device, change, now)
 
     def _apply_change(self, device: Device, change: TwinChange, now: int) -> list[Outbound]:
         """Adopt an accepted change in memory, queue it for the store, return events.
@@ -239,17 +239,21 @@ class TwinService:
         try:
             body = payloads.decode(payload)
             event_id = payloads.event_id_of(body)
-            state = payloads.parse_state(body)
-            now = self.clock()
-            device = apply_state(self._device(device_id), state, rfc3339(now))
+            device = self.set_state(device_id, payloads.parse_state(body))
         except TwinError as exc:
             return self._error("state/update", topic, event_id, exc)
-        if device.state != self.devices[device_id].state:
+        reply = Outbound(topic, payloads.state_result(event_id, self.clock(), device))
+        return Handled("state/update", 200, [reply], topic, event_id)
+
+    def set_state(self, device_id: DeviceId, state: str) -> Device:
+        """A mapper's report of the device's state (MQTT or DMI); its write waits in the batch."""
+        old = self._device(device_id)
+        device = apply_state(old, state, rfc3339(self.clock()))
+        if device.state != old.state:
             self._changed(device_id)
         self.devices[device_id] = device
         self._batch.states[device_id] = device
-        reply = Outbound(topic, payloads.state_result(event_id, now, device))
-        return Handled("state/update", 200, [reply], topic, event_id)
+        return device
 
     def _membership_get(self, topic: str, payload: bytes) -> Handled:
         """KubeEdge's membership answer, or, asked with a protocol, that protocol's devices with
@@ -284,18 +288,24 @@ class TwinService:
             log.info("mapper presence refused: %s", exc.reason,
                      extra={"node": self.node, "mapper": instance})  # fmt: skip
             return Handled("mapper/presence", exc.code)
+        self.mapper_seen(instance, protocol)
+        return Handled("mapper/presence")
+
+    def mapper_seen(self, instance: str, protocol: str | None) -> None:
+        """A mapper instance arrived for `protocol` or (None) left; when a protocol loses its
+        last mapper its devices turn `unknown` (nothing serves them, their state is not known).
+        The writes wait in the batch."""
         now = self.clock()
         gone = self.presence.update(instance, protocol, now)
         facts = {"node": self.node, "mapper": instance, "protocol": protocol or gone}
         log.info("mapper %s", "alive" if protocol else "gone", extra=facts)
         if gone is not None:
             for device in [d for d in self.devices.values() if d.protocol == gone]:
-                if device.state != "unknown":  # nothing serves it now: its state is not known
+                if device.state != "unknown":
                     self.devices[device.id] = apply_state(device, "unknown", rfc3339(now))
                     self._batch.states[device.id] = self.devices[device.id]
                     self._changed(device.id)
         self.on_mappers()
-        return Handled("mapper/presence")
 
     _handlers: dict[Action, Callable[[TwinService, DeviceId, bytes], Handled]] = {
         Action.TWIN_UPDATE: _twin_update,
@@ -334,32 +344,13 @@ class TwinService:
         await self.commit(self.take_batch())
         for device in change.removed:
             self.retries.forget(device.id)
-        events = self._membership_events(change, now)
+        events = membership_events(self.node, change, now)
         for device in change.added:
             events.extend(self._deltas(device, None, now))
         for device_id, names in change.desired.items():
             events.extend(self._deltas(self.devices[device_id], names, now))
         for device_id in change.overruled:
             self._changed(device_id)
-        return events
-
-    def _membership_events(self, change: MembershipChange, now: int) -> list[Outbound]:
-        """KubeEdge's membership/updated for everyone, and each protocol's changes, with the
-        devices' specs, on its own topic."""
-        if not (change.added or change.removed or change.updated):
-            return []
-        body = payloads.membership_updated(now, change.added, change.removed, change.updated, False)
-        events = [Outbound(membership_updated_topic(self.node), body)]
-        protocols = {d.protocol for d in (*change.added, *change.removed, *change.updated)}
-        for protocol in sorted(p for p in protocols if payloads.PROTOCOL.match(p)):
-
-            def ours(devices: list[Device], protocol: str = protocol) -> list[Device]:
-                return [d for d in devices if d.protocol == protocol]
-
-            body = payloads.membership_updated(
-                now, ours(change.added), ours(change.removed), ours(change.updated), True
-            )
-            events.append(Outbound(membership_updated_topic(self.node, protocol), body))
         return events
 
     def all_deltas(self) -> list[Outbound]:

@@ -150,13 +150,17 @@ def create_app(
     metrics: EdgeMetrics,
     token: str | None = None,
     failing: Failing = dict,
+    extra: tuple[APIRouter, ...] = (),
 ) -> FastAPI:
-    """`failing()`: supervised tasks that failed lately (they make /healthz say degraded)."""
+    """`failing()`: supervised tasks that failed lately (they make /healthz say degraded);
+    `extra`: more routes (the DMI mapper view)."""
     app = FastAPI(title="kedge edgecore", version="0.1.0")
     app.add_middleware(_Guard, token=token)
     _error_handlers(app, service.node)
     app.include_router(_health(service, bus, metrics, failing))
     app.include_router(_twins(service, bus, metrics))
+    for router in extra:
+        app.include_router(router)
     return app
 
 

@@ -15,8 +15,10 @@ import logging
 import os
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import grpc
 import uvicorn
 
 from devicetwin.catalog import Catalog
@@ -28,6 +30,10 @@ from devicetwin.store import TwinStore
 from edgecore.api import Failing, create_app, http_token
 from edgecore.broker import LocalBroker
 from edgecore.config import EdgeConfig
+from edgecore.dmi import server as dmi_server
+from edgecore.dmi.api import mapper_view
+from edgecore.dmi.mappers import DmiMappers
+from edgecore.dmi.server import DeviceManager
 from edgecore.edged.manager import Edged
 from edgecore.eventbus import EventBus
 from edgecore.heartbeat import Heartbeat
@@ -79,6 +85,8 @@ class Twins:
     mqtt: MqttSettings  # how edgecore reaches the broker
     bus: EventBus
     metrics: EdgeMetrics
+    dmi: DmiMappers  # mappers on KubeEdge's DMI (gRPC), beside the MQTT ones
+    dmi_server: grpc.aio.Server | None = None
 
     async def adopt(self, devices: list[Device]) -> None:
         """Make `devices` the node's set: twins, then the broker's ACL (so that mappers may act
@@ -91,7 +99,15 @@ class Twins:
         if self.broker is not None:
             self.broker.refresh(devices_by_protocol(self.service))
 
+    async def serve_dmi(self, path: Path) -> None:
+        manager = DeviceManager(self.service, self.dmi, self.bus.publish)
+        self.dmi_server = await dmi_server.serve(path, manager)
+        log.info("DMI served", extra={"node": self.service.node, "socket": str(path)})
+
     async def close(self) -> None:
+        if self.dmi_server is not None:
+            await self.dmi_server.stop(1.0)
+        await self.dmi.close()
         if self.broker is not None:
             self.metrics.broker_restarts.set(self.broker.restarts)
             await self.broker.stop()
@@ -158,11 +174,15 @@ async def _twins(config: EdgeConfig, uplink: Uplink | None, mappers_changed: asy
                           on_mappers=mappers_changed.set)  # fmt: skip
     broker, settings = None, config.mqtt
     if settings is None:
-        broker = LocalBroker(config.state_dir, config.broker_port, config.node)
+        broker = LocalBroker(config.state_dir, config.broker_port, config.node,
+                             config.broker_anonymous)  # fmt: skip
         settings = broker.prepare()
         await broker.start()
     metrics = EdgeMetrics()
-    return Twins(store, service, broker, settings, EventBus(service, settings, metrics), metrics)
+    bus = EventBus(service, settings, metrics)
+    dmi = DmiMappers(service, lambda: service.commit(service.take_batch()))
+    bus.observers.append(dmi.observe)
+    return Twins(store, service, broker, settings, bus, metrics, dmi)
 
 
 def _edged(config: EdgeConfig, twins: Twins, meta: MetaStore, uplink: Uplink) -> Edged:
@@ -196,7 +216,8 @@ def _cloud_side(config: EdgeConfig, twins: Twins, meta: MetaStore, catalog: Cata
 
 def _http(config: EdgeConfig, twins: Twins, failing: Failing) -> webserver.Server:
     token = http_token(config.state_dir) if config.http_needs_token else None
-    app = create_app(twins.service, twins.bus, twins.metrics, token, failing)
+    app = create_app(twins.service, twins.bus, twins.metrics, token, failing,
+                     (mapper_view(twins.dmi),))  # fmt: skip
     return webserver.Server(uvicorn.Config(
         app, host=config.http_host, port=config.http_port, log_config=None, access_log=False,
         lifespan="off",
@@ -221,6 +242,10 @@ async def assemble(config: EdgeConfig, failing: Failing) -> Edge:
         await twins.adopt(catalog.bound())
     else:
         twins.refresh_acl()
+    if config.dmi_socket is not None:
+        await twins.serve_dmi(config.dmi_socket)
+    else:
+        log.warning("DMI not served: %s", config.dmi_off_reason, extra={"node": config.node})
     cloud = None
     if meta is not None and uplink is not None:
         cloud = _cloud_side(config, twins, meta, catalog, uplink, mappers_changed)

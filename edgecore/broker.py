@@ -51,7 +51,9 @@ def find_mosquitto() -> str:
 class LocalBroker:
     """A mosquitto child process on 127.0.0.1:`port`, restarted when it exits unexpectedly."""
 
-    def __init__(self, state_dir: Path, port: int, node: str) -> None:
+    def __init__(self, state_dir: Path, port: int, node: str, anonymous: bool = False) -> None:
+        """`anonymous`: also accept clients without credentials (loopback only, as KubeEdge's
+        edge broker does), confined by the ACL's anonymous lines."""
         self.dir = state_dir / "broker"
         self.port = port
         self.node = node
@@ -59,7 +61,8 @@ class LocalBroker:
         self._process: asyncio.subprocess.Process | None = None
         self._stopping = False
         self._devices: Mapping[str, Sequence[str]] = {}
-        self.identities = Identities(self.dir, node, port)
+        self.anonymous = anonymous
+        self.identities = Identities(self.dir, node, port, anonymous)
 
     def prepare(self) -> MqttSettings:
         """Write the config, password and ACL files (keeping the roles' passwords) and return
@@ -72,7 +75,7 @@ class LocalBroker:
             "\n".join(
                 [
                     f"listener {self.port} 127.0.0.1",
-                    "allow_anonymous false",
+                    f"allow_anonymous {'true' if self.anonymous else 'false'}",
                     f"password_file {self.dir / 'passwd'}",
                     f"acl_file {self.dir / 'acl'}",
                     f"message_size_limit {MESSAGE_SIZE_LIMIT}",

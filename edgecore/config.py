@@ -20,7 +20,10 @@ DEFAULT_HTTP = "127.0.0.1:10550"
 SETTINGS = (
     "node", "state_dir", "mqtt", "broker", "http", "devices", "log_level", "cloud", "cloud_certs",
     "token", "join", "heartbeat", "labels", "pod_backoff", "http_auth", "max_optional_twins",
+    "dmi_socket", "broker_anonymous",
 )  # fmt: skip
+DMI_SOCKET = "dmi.sock"  # under the state dir; KubeEdge's is /etc/kubeedge/dmi.sock
+SOCKET_PATH_MAX = 107  # sun_path: 108 bytes with the terminating NUL
 JOIN_PORT = 10002
 
 
@@ -47,6 +50,9 @@ class EdgeConfig:
     pod_backoff: float = 10.0  # seconds: CrashLoopBackOff's first delay (then doubling)
     http_auth: str = "auto"  # token | none | auto: a token when listening beyond loopback
     max_optional_twins: int = 64  # twins a client may create on a device beyond its model's
+    dmi_socket: Path | None = None  # where DMI mappers register; None: DMI off
+    dmi_off_reason: str = ""  # why DMI is off, when it is
+    broker_anonymous: bool = False  # the local broker also takes anonymous loopback clients
 
     @property
     def http_needs_token(self) -> bool:
@@ -142,6 +148,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the default) when it listens beyond loopback",
     )  # fmt: skip
     parser.add_argument(
+        "--dmi-socket",
+        help=f"Unix socket for KubeEdge DMI mappers (STATE_DIR/{DMI_SOCKET}; `off`: no DMI)",
+    )
+    parser.add_argument(
+        "--broker-anonymous", action="store_true", default=None,
+        help="the local broker also accepts anonymous clients on 127.0.0.1, as KubeEdge's edge "
+        "does (confined to device and membership topics); off by default",
+    )  # fmt: skip
+    parser.add_argument(
         "--max-optional-twins", type=int,
         help="twins clients may create on a device beyond its model's properties (64)",
     )  # fmt: skip
@@ -190,6 +205,20 @@ def _cloud(merged: dict[str, Any], state_dir: Path) -> tuple[Any, Any, Any, Any]
     return cloud, Path(certs) if certs else None, token, join.rstrip("/") if join else None
 
 
+def _dmi(merged: dict[str, Any], state_dir: Path) -> tuple[Path | None, str]:
+    """(socket, why it is off): a given path must fit a socket address; the default is
+    dropped, with its reason, when the state dir's path is too long for one."""
+    raw = merged.get("dmi_socket")
+    if raw == "off":
+        return None, "turned off (dmi_socket: off)"
+    path = Path(raw) if raw else state_dir.absolute() / DMI_SOCKET
+    if len(str(path).encode()) <= SOCKET_PATH_MAX:
+        return path, ""
+    if raw:
+        raise ConfigError(f"dmi_socket: {raw!r} is longer than {SOCKET_PATH_MAX} bytes")
+    return None, f"{path} is longer than a socket path may be; give --dmi-socket"
+
+
 def _seconds(merged: dict[str, Any], key: str, default: float, cap: float) -> float:
     value = merged.get(key, default)
     if not isinstance(value, int | float) or not 0 < value <= cap:
@@ -223,7 +252,11 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
     host, port = parse_http(str(merged.get("http") or DEFAULT_HTTP))
     cloud, certs, token, join = _cloud(merged, state_dir)
     auth, optional = _guards(merged)
+    dmi_socket, dmi_off = _dmi(merged, state_dir)
     return EdgeConfig(
+        dmi_socket=dmi_socket,
+        dmi_off_reason=dmi_off,
+        broker_anonymous=bool(merged.get("broker_anonymous")),
         http_auth=auth,
         max_optional_twins=optional,
         heartbeat=_seconds(merged, "heartbeat", 10.0, 3600),

@@ -16,11 +16,12 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 
+from devicetwin.events import Outbound
 from devicetwin.payloads import MAX_PAYLOAD
-from devicetwin.service import Handled, Outbound, TwinService, now_ms
+from devicetwin.service import Handled, TwinService, now_ms
 from devicetwin.topics import (
     mapper_presence_subscription,
     membership_get_topic,
@@ -46,6 +47,8 @@ class EventBus:
         self._pending: list[Outbound] = []
         self._inflight = 0
         self._retry_wake = asyncio.Event()
+        # who else hears every event (DMI mappers take their deltas and membership from here)
+        self.observers: list[Callable[[list[Outbound]], None]] = []
         service.retries.on_change = self._retry_wake.set
 
     async def run(self) -> None:
@@ -128,6 +131,8 @@ class EventBus:
         lost while the broker was away still reaches its mapper.
         """
         messages = list(messages)
+        for observer in self.observers:
+            observer(messages)
         connection = self._connection
         sent = 0
         try:

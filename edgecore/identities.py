@@ -67,10 +67,22 @@ def password_hash(password: str) -> str:
     return f"$7${HASH_ROUNDS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
-def acl_text(node: str, roles: Sequence[str], devices: Mapping[str, Sequence[str]]) -> str:
-    """The ACL file: `devices` maps a protocol to its devices' ids (`ns/name`)."""
+def anonymous_acl(node: str) -> list[str]:
+    """What an anonymous loopback client may do when the option is on: what KubeEdge's apps and
+    mappers do on its edge broker (any device's topics, the node's membership), no more."""
+    return [f"topic readwrite {device_subtree()}", f"topic write {membership_get_topic(node)}",
+            f"topic read {membership_result_topic(node)}",
+            f"topic read {membership_updated_topic(node)}", ""]  # fmt: skip
+
+
+def acl_text(
+    node: str, roles: Sequence[str], devices: Mapping[str, Sequence[str]], anonymous: bool = False
+) -> str:
+    """The ACL file: `devices` maps a protocol to its devices' ids (`ns/name`); lines before the
+    first `user` apply to anonymous clients."""
     asking = membership_get_topic(node)
-    lines = [f"user {EDGECORE}", f"topic readwrite {topics.ALL}", "", f"user {APP}",
+    lines = anonymous_acl(node) if anonymous else []
+    lines += [f"user {EDGECORE}", f"topic readwrite {topics.ALL}", "", f"user {APP}",
              f"topic read {device_subtree()}", f"topic read {membership_result_topic(node)}",
              f"topic read {membership_updated_topic(node)}", f"topic write {asking}",
              f"topic write {twin_get_topic(ANY_DEVICE)}", ""]  # fmt: skip
@@ -90,8 +102,8 @@ def acl_text(node: str, roles: Sequence[str], devices: Mapping[str, Sequence[str
 
 
 class Identities:
-    def __init__(self, directory: Path, node: str, port: int) -> None:
-        self.dir, self.node, self.port = directory, node, port
+    def __init__(self, directory: Path, node: str, port: int, anonymous: bool = False) -> None:
+        self.dir, self.node, self.port, self.anonymous = directory, node, port, anonymous
         self._file = directory / "identities.json"
         try:
             self.passwords: dict[str, str] = json.loads(self._file.read_text())
@@ -116,7 +128,9 @@ class Identities:
             return False
         lines = [f"{role}:{password_hash(password)}" for role, password in self.passwords.items()]
         write_private(self.dir / "passwd", "\n".join(lines) + "\n")
-        write_private(self.dir / "acl", acl_text(self.node, list(self.passwords), devices))
+        write_private(
+            self.dir / "acl", acl_text(self.node, list(self.passwords), devices, self.anonymous)
+        )
         for role in self.passwords:
             write_private(self.dir / f"{role}.url", self.settings(role).url() + "\n")
         os.chmod(self.dir, 0o700)

@@ -172,3 +172,36 @@ def test_a_16_mib_publish_through_a_broker_without_limits_is_answered(
         ok = probe.request(f"{DEV}/twin/update", {"twin": {"power": {"actual": {"value": "true"}}}})
         assert ok["twin"]["power"]["actual"]["value"] == "true"
         assert "MQTT connection lost" not in process.log()
+
+
+def test_anonymous_loopback_clients_only_when_asked_and_only_device_topics(tmp_path: Path) -> None:
+    """KubeEdge's apps and mappers connect anonymously: `--broker-anonymous` lets them do what
+    they do there (report, ask twins and membership), not speak for mappers or edgecore."""
+    samples = sorted(SAMPLES.glob("*.yaml"))
+    process = EdgeProcess(tmp_path / "state", broker_port=free_port(), devices=samples,
+                          extra=["--broker-anonymous"])  # fmt: skip
+    with running(process):
+        port = process.broker_credentials()[0]
+        anonymous = MqttProbe(port)
+        watcher = _probe(process, "app")
+        try:
+            watcher.subscribe(f"{NODE}/mappers/#")
+            anonymous.subscribe(f"{NODE}/membership/get/result")
+            anonymous.subscribe(f"{DEV}/twin/update/result")
+            answer = anonymous.request(f"{DEV}/twin/update", {"twin": {"temperature": {
+                "actual": {"value": "20.5"}}}})  # fmt: skip
+            assert answer["twin"]["temperature"]["actual"]["value"] == "20.5"
+            assert (
+                process.twin("default/thermostat-1", "temperature")["reported"]["value"] == "20.5"
+            )
+            members = anonymous.request(
+                f"{NODE}/membership/get", {}, f"{NODE}/membership/get/result"
+            )
+            assert "default/thermostat-1" in [d["id"] for d in members["devices"]]
+            # not a mapper's presence, not another node's topics
+            anonymous.publish(f"{NODE}/mappers/modbus/fake", {"since": 1})
+            with pytest.raises(TimeoutError):
+                watcher.expect(f"{NODE}/mappers/modbus/fake", timeout=1)
+        finally:
+            anonymous.close()
+            watcher.close()

@@ -1,0 +1,153 @@
+"""edgecore's DeviceManagerService: where DMI mappers register and report, on a Unix socket.
+
+Reports join the same twin service as MQTT's: same rules, versions, outbox and status path;
+the events they cause (documents, deltas) are published to MQTT as well, so apps there see
+devices whose mapper speaks DMI. A report is answered once it is in SQLite. Unlike KubeEdge's
+edgecore, calls are not limited to 1 per second: a mapper of many devices reports that often.
+
+Every refusal is a gRPC status with a reason: an unknown device or property NOT_FOUND, a device
+whose protocol has no registered mapper FAILED_PRECONDITION, a value of the wrong type
+INVALID_ARGUMENT; messages over 1 MiB are refused by gRPC itself (RESOURCE_EXHAUSTED).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import grpc
+
+from devicetwin.events import Outbound
+from devicetwin.model import Device
+from devicetwin.rules import TwinError
+from devicetwin.service import TwinService
+from edgecore.dmi.convert import device_message, model_message, report_patches, target
+from edgecore.dmi.mappers import DmiMappers, MapperInfo
+from kedge.dmi import pb, services
+
+log = logging.getLogger("kedge.dmi")
+MAX_MESSAGE = 1 << 20
+SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with its terminating NUL
+_PROTOCOL = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
+_CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
+          409: grpc.StatusCode.ABORTED, 500: grpc.StatusCode.INTERNAL}  # fmt: skip
+Publish = Callable[[Iterable[Outbound]], None]
+
+
+class DeviceManager(services.DeviceManagerServiceServicer):  # type: ignore[misc]
+    def __init__(self, service: TwinService, mappers: DmiMappers, publish: Publish) -> None:
+        self.service, self.mappers, self.publish = service, mappers, publish
+
+    async def MapperRegister(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC name)
+        info = await self._mapper_info(request.mapper, context)
+        link = await self.mappers.register(info)
+        log.info("DMI mapper registered", extra={**link.facts, "address": info.address})
+        if not request.withData:
+            link.touch_all()  # it gets its devices as RegisterDevice calls
+            return pb.MapperRegisterResponse()
+        devices = [d for d in self.service.devices.values() if d.protocol == info.protocol]
+        models = {(m.namespace, m.name): m for m in map(model_message, devices)}
+        link.assume(devices)
+        link.touch_all()  # anything changed meanwhile follows as calls
+        return pb.MapperRegisterResponse(
+            modelList=list(models.values()), deviceList=[device_message(d) for d in devices]
+        )
+
+    async def _mapper_info(self, mapper: Any, context: Any) -> MapperInfo:
+        if not _PROTOCOL.match(mapper.protocol):
+            reason = "mapper.protocol must be 1-64 letters, digits, '.', '_' or '-'"
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, reason)
+        try:
+            address = mapper.address.decode()
+        except UnicodeDecodeError:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "mapper.address is not UTF-8")
+        address = address.removeprefix("unix://").removeprefix("unix:")
+        problem = _socket_problem(address)
+        if problem is not None:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"mapper.address {problem}")
+        name = mapper.name[:128] or mapper.protocol
+        return MapperInfo(name, mapper.protocol, address, mapper.version[:64])
+
+    async def ReportDeviceStatus(self, request: Any, context: Any) -> Any:  # noqa: N802
+        device = await self._served(request.deviceName, request.deviceNamespace, context)
+        try:
+            patches = report_patches(device, request.reportedDevice)
+            _, events = self.service.report(device.id, patches)
+        except TwinError as exc:
+            await _abort(context, _CODES.get(exc.code, grpc.StatusCode.INTERNAL), exc.reason)
+        await self._commit(context)
+        self.publish(events)
+        return pb.ReportDeviceStatusResponse()
+
+    async def ReportDeviceStates(self, request: Any, context: Any) -> Any:  # noqa: N802
+        device = await self._served(request.deviceName, request.deviceNamespace, context)
+        if not request.state:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "state is required")
+        try:
+            self.service.set_state(device.id, request.state)
+        except TwinError as exc:
+            await _abort(context, _CODES.get(exc.code, grpc.StatusCode.INTERNAL), exc.reason)
+        await self._commit(context)
+        return pb.ReportDeviceStatesResponse()
+
+    async def _served(self, name: str, namespace: str, context: Any) -> Device:
+        """The device a report is about: on this node, and of a protocol a DMI mapper serves."""
+        try:
+            device_id = target(name, namespace)
+        except TwinError as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.reason)
+        device = self.service.devices.get(device_id)
+        if device is None:
+            reason = f"device {device_id} is not bound to node {self.service.node}"
+            await _abort(context, grpc.StatusCode.NOT_FOUND, reason)
+        if device.protocol not in self.mappers.links:
+            await _abort(context, grpc.StatusCode.FAILED_PRECONDITION,
+                         f"no DMI mapper registered for protocol {device.protocol!r}")  # fmt: skip
+        return device
+
+    async def _commit(self, context: Any) -> None:
+        try:
+            await self.service.commit(self.service.take_batch())
+        except Exception:  # noqa: BLE001 - the service reloaded from disk; the mapper retries
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, "twin store write failed")
+
+
+async def _abort(context: Any, code: grpc.StatusCode, reason: str) -> NoReturn:
+    await context.abort(code, reason)
+    raise AssertionError("abort returns only by raising")  # pragma: no cover
+
+
+def _socket_problem(address: str) -> str | None:
+    if not address.startswith("/") or len(address.encode()) > SOCKET_PATH_MAX:
+        return f"must be an absolute socket path of at most {SOCKET_PATH_MAX} bytes"
+    try:
+        mode = os.stat(address).st_mode
+    except OSError:
+        return None  # a mapper may register before it listens
+    return None if stat.S_ISSOCK(mode) else f"{address} is not a Unix socket"
+
+
+def _clear_stale(path: Path) -> None:
+    if path.is_socket():  # left by a killed edgecore
+        path.unlink()
+
+
+async def serve(path: Path, manager: DeviceManager) -> grpc.aio.Server:
+    """Listen on `path` (a stale socket from a killed edgecore is replaced), owner-only."""
+    _clear_stale(path)
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                                      ("grpc.so_reuseport", 0)])  # fmt: skip
+    services.add_DeviceManagerServiceServicer_to_server(manager, server)
+    old_umask = os.umask(0o177)
+    try:
+        server.add_insecure_port(f"unix:{path}")
+        await server.start()
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    return server
