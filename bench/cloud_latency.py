@@ -51,8 +51,8 @@ class StatusWatch:
 
     def _watch_events(self) -> None:
         for event in self._watch.stream(
-            self.custom.list_namespaced_custom_object, GROUP, VERSION, "default", "devices",
-            field_selector=f"metadata.name={NAME}",
+            self.custom.list_namespaced_custom_object, GROUP, VERSION, "default",
+            "devicestatuses", field_selector=f"metadata.name={NAME}",
         ):  # fmt: skip
             with self.changed:
                 self.value = reported(event["object"], "setpoint")
@@ -61,7 +61,7 @@ class StatusWatch:
     def wait_for(self, value: str, timeout: float = 10) -> None:
         with self.changed:
             if not self.changed.wait_for(lambda: self.value == value, timeout):
-                raise TimeoutError(f"setpoint {value} never reported in Device.status")
+                raise TimeoutError(f"setpoint {value} never reported in the DeviceStatus")
 
     def stop(self) -> None:
         self._watch.stop()

@@ -30,7 +30,8 @@ FINAL = "99.99"
 
 
 class WriteCounter:
-    """Counts MODIFIED events of Devices (one per write) from a watch thread."""
+    """Counts MODIFIED events of DeviceStatus objects (one per status write) from a watch
+    thread."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self.custom = client.CustomObjectsApi(api)
@@ -45,7 +46,10 @@ class WriteCounter:
 
     def _watch_events(self) -> None:
         stream = self._watch.stream(
-            self.custom.list_cluster_custom_object, "devices.kubeedge.io", "v1beta1", "devices"
+            self.custom.list_cluster_custom_object,
+            "devices.kubeedge.io",
+            "v1beta1",
+            "devicestatuses",
         )
         for event in stream:
             obj = event["object"]

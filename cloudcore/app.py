@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from cloudcore.arguments import add_arguments
+from cloudcore.devicestatus import DeviceStatusWrites
 from cloudcore.downstream import Downstream, Listings
 from cloudcore.hub import CloudHub, server_context
 from cloudcore.join import NodeCertificates
@@ -126,13 +127,16 @@ def build(args: argparse.Namespace, tasks: Tasks) -> Cloud:
         """From the adoption thread: cloud values the edge's won over before it saw them."""
         loop.call_soon_threadsafe(problems.overrule, (namespace, name), found)
 
+    statuses = DeviceStatusWrites(
+        api, args.device_status, lambda ns, name: controller.routing.devices.get((ns, name))
+    )
     writers = Writers(
-        StatusWriter(writes.device_status, args.status_interval, desired_reached, args.status_qps),
+        StatusWriter(statuses.status, args.status_interval, desired_reached, args.status_qps),
         StatusWriter(EdgeDesired(api, overruled).write, args.status_interval),
         StatusWriter(writes.pod_status, 1.0, pod_status_urgent, args.status_qps),
     )
     problems = DeviceProblems(controller.routing, lifecycle.facts,
-                              StatusWriter(writes.device_status, 1.0, qps=args.status_qps),
+                              StatusWriter(statuses.conditions, 1.0, qps=args.status_qps),
                               writes.event)  # fmt: skip
     upstream = Upstream(hub, downstream, controller.routing, writers, problems, lifecycle,
                         certificates, pods, stream, writes)  # fmt: skip

@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the embedded API server; a real cluster has its own)",
     )
     parser.add_argument(
+        "--device-status", default="auto", choices=["auto", "devicestatus", "device"],
+        help="where reported twins and state go: DeviceStatus objects (KubeEdge v1.23), "
+        "Device.status (v1.15-v1.22), or (auto) DeviceStatus when the cluster serves it",
+    )  # fmt: skip
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
 

@@ -1,6 +1,7 @@
-"""cloudcore's writes to the API server that are not a controller's own: device status, pod
-status, a pod's deletion finished, events, and whether a Node exists. Each runs in a worker
-thread (the official client is synchronous) and says nothing of the protocol behind it."""
+"""cloudcore's writes to the API server that are not a controller's own (device status has
+its own module, `devicestatus`): pod status, a pod's deletion finished, events, and whether a
+Node exists. Each runs in a worker thread (the official client is synchronous) and says
+nothing of the protocol behind it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from controllers.apicall import write
-from controllers.devices import API_GROUP, API_VERSION
 
 log = logging.getLogger("kedge.cloudcore")
 
@@ -19,10 +19,6 @@ log = logging.getLogger("kedge.cloudcore")
 class ApiWrites:
     def __init__(self, api: client.ApiClient) -> None:
         self.core, self.custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-
-    def device_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        write(self.custom.patch_namespaced_custom_object_status,
-              API_GROUP, API_VERSION, namespace, "devices", name, {"status": status})  # fmt: skip
 
     def pod_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:

@@ -75,6 +75,12 @@ class CloudProcess:
         got = self.apiserver.kubectl("get", "device", name, "-o", "json")
         return dict(json.loads(got.stdout))
 
+    def reported(self, name: str) -> dict[str, Any]:
+        """The device's reported side: its DeviceStatus's status (kedge's CRDs serve the type,
+        so cloudcore writes there), {} before the first report."""
+        found = self.get("devicestatus", name)
+        return dict((found or {}).get("status") or {})
+
     def log(self) -> str:
         path = self.state / "cloudcore.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""

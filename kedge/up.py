@@ -207,8 +207,8 @@ def _show(state: Path, kubeconfig: Path, ports: dict[str, int]) -> None:
     print(  # noqa: T201 - the quick start shows where to look
         f"\nkedge up: the whole system runs on this machine; edge node {NODE} is joining\n"
         f"  export KUBECONFIG={kubeconfig}\n"
-        f"  kubectl get nodes; kubectl get pods -A; kubectl get devices\n"
-        f"  kubectl get device thermostat-1 -o yaml    # reported twins in status\n"
+        f"  kubectl get nodes; kubectl get pods -A; kubectl get devices,devicestatuses\n"
+        f"  kubectl get devicestatus thermostat-1 -o yaml    # reported twins and state\n"
         f"  kubectl logs -n kedge-system -l app.kubernetes.io/name=mapper-modbus"
         f"  (or {state}/edge/pods/*/logs/)\n"
         f"  curl http://127.0.0.1:{ports['http']}/v1/devices/default/thermostat-1"

@@ -9,6 +9,7 @@ schemas under components, for `kubectl explain`.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import orjson
@@ -36,12 +37,39 @@ def api_versions() -> dict[str, Any]:
     }
 
 
+_KUBE_VERSION = re.compile(r"^v([1-9][0-9]*)(?:(alpha|beta)([1-9][0-9]*))?\Z")
+_STABILITY = {None: 2, "beta": 1, "alpha": 0}
+
+
+def version_priority(version: str) -> tuple[int, int, int, int, str]:
+    """Sort key, highest priority first, as Kubernetes orders a group's versions: GA over beta
+    over alpha, then the higher major, then the higher minor; versions that do not look like
+    Kubernetes versions come last, alphabetically (apimachinery's CompareKubeAwareVersionStrings).
+    """
+    match = _KUBE_VERSION.match(version)
+    if match is None:
+        return (1, 0, 0, 0, version)
+    major, stability, minor = match.groups()
+    return (0, -_STABILITY[stability], -int(major), -int(minor or 0), "")
+
+
+def _group(name: str, versions: list[str]) -> dict[str, Any]:
+    ordered = sorted(versions, key=version_priority)
+    entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in ordered]
+    return {"name": name, "versions": entries, "preferredVersion": entries[0]}
+
+
 def api_groups(registry: Registry) -> dict[str, Any]:
-    groups: list[dict[str, Any]] = []
-    for name, versions in sorted(registry.groups().items()):
-        entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
-        groups.append({"name": name, "versions": entries, "preferredVersion": entries[0]})
+    groups = [_group(name, versions) for name, versions in sorted(registry.groups().items())]
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def api_group(registry: Registry, name: str) -> dict[str, Any] | None:
+    """`GET /apis/<group>`: the group's versions, preferred first (an APIGroup)."""
+    versions = registry.groups().get(name)
+    if not versions:
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group(name, versions)}
 
 
 def _resource(kind: ResourceType) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class ApiServer:
             Route("/api", self.api),
             Route("/apis", self.apis),
             Route("/api/{version}", self.group_version),
+            Route("/apis/{group}", self.group),
             Route("/apis/{group}/{version}", self.group_version),
             Route("/openapi/v3", self.openapi_index),
             Route("/openapi/v3/{path:path}", self.openapi_document),
@@ -82,6 +83,15 @@ class ApiServer:
     async def apis(self, request: Request) -> Response:
         async def handle(_user: User) -> Response:
             return json_response(discovery.api_groups(self.service.registry))
+
+        return await self._guarded(request, handle)
+
+    async def group(self, request: Request) -> Response:
+        async def handle(_user: User) -> Response:
+            document = discovery.api_group(self.service.registry, request.path_params["group"])
+            if document is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return json_response(document)
 
         return await self._guarded(request, handle)
 

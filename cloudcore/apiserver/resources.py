@@ -151,7 +151,7 @@ class Registry:
         return None
 
     def groups(self) -> dict[str, list[str]]:
-        """group -> served versions (preferred first), for discovery."""
+        """group -> served versions (discovery orders them by Kubernetes' priority)."""
         out: dict[str, list[str]] = {}
         for kind in self.all():
             if kind.group:

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -35,8 +36,14 @@ log = logging.getLogger("kedge.apiserver")
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 
 
+REVISION = "kedge.io/crd-revision"  # on kedge's own CRDs: which edition of them this is
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
 def load_crds(service: ApiService, directory: Path = CRDS) -> None:
-    """Create or update the CRDs shipped in `crds/` (standalone mode)."""
+    """Install the CRDs shipped in `crds/` that are absent (standalone mode). A CRD already
+    stored is kept unless it is an older revision of kedge's own: one a user applied (upstream
+    KubeEdge's, say) is never replaced."""
     kind = service.registry.by_key(CRD_KEY)
     assert kind is not None
     for path in sorted(directory.glob("*.yaml")):
@@ -49,8 +56,36 @@ def load_crds(service: ApiService, directory: Path = CRDS) -> None:
             except ApiError:
                 service.create(kind, "", document)
                 continue
-            document["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            service.update(kind, "", name, document)
+            if not _ours(current):
+                log.info("CRD kept as applied (not kedge's own)", extra={"crd": name})
+            elif _revision(current) < _revision(document):
+                document["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                service.update(kind, "", name, document)
+                log.info("CRD upgraded", extra={"crd": name, "revision": _revision(document)})
+
+
+def _annotations(crd: dict[str, Any]) -> dict[str, Any]:
+    return dict((crd.get("metadata") or {}).get("annotations") or {})
+
+
+def _ours(crd: dict[str, Any]) -> bool:
+    """kedge's own CRD: it has our revision, and if someone applied a CRD over it with kubectl,
+    what they applied had it too (kubectl apply keeps annotations it did not set)."""
+    annotations = _annotations(crd)
+    if REVISION not in annotations:
+        return False
+    applied = annotations.get(LAST_APPLIED)
+    if not isinstance(applied, str):
+        return True
+    try:
+        return REVISION in _annotations(json.loads(applied))
+    except (ValueError, AttributeError):
+        return False
+
+
+def _revision(crd: dict[str, Any]) -> int:
+    raw = _annotations(crd).get(REVISION, "0")
+    return int(raw) if isinstance(raw, str) and raw.isdigit() else 0
 
 
 def write_kubeconfig(path: Path, server: str, token: str | None, ca: Path | None) -> None:

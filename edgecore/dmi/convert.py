@@ -93,14 +93,41 @@ def _desired(twin: Twin | None) -> Any:
 
 
 def push_method(raw: Mapping[str, Any]) -> Any:
-    """The CRD's pushMethod (its JSON names are the proto's); None when absent or not that
-    shape (the spec parser refuses such devices before they get here)."""
+    """The CRD's pushMethod as DMI's. The CRD spells some keys unlike the proto (`hostName`,
+    `requestPath`, `TDEngine`/`TDEngineClientConfig`/`dbName`), as upstream's edgecore maps
+    them; None when absent or not that shape (the CRD's schema refuses such devices)."""
     if not raw:
         return None
+    out = {k: dict(v) for k, v in raw.items() if k in ("mqtt", "otel") and isinstance(v, Mapping)}
+    http = raw.get("http")
+    if isinstance(http, Mapping):
+        out["http"] = {_HTTP_KEYS.get(k, k): v for k, v in http.items()}
+    db = raw.get("dbMethod")
+    if isinstance(db, Mapping):
+        out["dbMethod"] = _db_method(db)
+    message = pb.PushMethod()
+    anomaly = raw.get("anomalyDetection")
+    if isinstance(anomaly, Mapping):
+        message.anomalyDetection.data.MergeFrom(pack_config(anomaly).data)
     try:
-        return ParseDict(dict(raw), pb.PushMethod())
+        return ParseDict(out, message, ignore_unknown_fields=True)
     except ParseError:
         return None
+
+
+_HTTP_KEYS = {"hostName": "hostname", "requestPath": "requestpath"}
+
+
+def _db_method(db: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in db.items() if k in ("influxdb2", "redis", "mysql")}
+    tdengine = db.get("TDEngine") or db.get("tdengine")
+    if isinstance(tdengine, Mapping):
+        config = tdengine.get("TDEngineClientConfig") or tdengine.get("tdEngineClientConfig") or {}
+        if isinstance(config, Mapping):
+            name = config.get("dbName") or config.get("dbname", "")
+            client = {"addr": config.get("addr", ""), "dbname": name}
+            out["tdengine"] = {"tdEngineClientConfig": client}
+    return out
 
 
 def _items(raw: object) -> list[Mapping[str, Any]]:

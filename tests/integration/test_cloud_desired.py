@@ -58,7 +58,7 @@ def _patch(cloud: CloudProcess, device: str, prop: str, value: str) -> None:
 
 
 def _reported(cloud: CloudProcess, device: str, prop: str) -> str | None:
-    for twin in (cloud.device(device).get("status") or {}).get("twins", []):
+    for twin in cloud.reported(device).get("twins", []):
         if twin["propertyName"] == prop:
             return str(twin["reported"]["value"])
     return None

@@ -58,9 +58,10 @@ def chain(tmp_path: Path, cloud: CloudProcess, broker: Mosquitto) -> Iterator[Ch
     simulator.stop()
 
 
-def _device_yaml(cloud: CloudProcess) -> dict[str, Any]:
-    got = cloud.apiserver.kubectl("get", "device", "thermostat-1", "-o", "yaml")
-    return dict(yaml.safe_load(got.stdout))
+def _status_yaml(cloud: CloudProcess) -> dict[str, Any]:
+    got = cloud.apiserver.kubectl("get", "devicestatus", "thermostat-1", "-o", "yaml",
+                                  check=False)  # fmt: skip
+    return dict(yaml.safe_load(got.stdout) or {}) if got.returncode == 0 else {}
 
 
 def _reported(device: dict[str, Any], prop: str) -> dict[str, Any] | None:
@@ -103,7 +104,7 @@ def _patch(cloud: CloudProcess, **desired: str) -> None:
 
 
 def _reported_value(cloud: CloudProcess, prop: str) -> str | None:
-    found = _reported(cloud.device("thermostat-1"), prop)
+    found = _reported({"status": cloud.reported("thermostat-1")}, prop)
     return None if found is None else str(found["value"])
 
 
@@ -113,7 +114,7 @@ def _condition(cloud: CloudProcess, kind: str) -> dict[str, Any]:
 
 
 def _reading_time(cloud: CloudProcess) -> int:
-    found = _reported(cloud.device("thermostat-1"), "temperature") or {}
+    found = _reported({"status": cloud.reported("thermostat-1")}, "temperature") or {}
     return int(found.get("metadata", {}).get("timestamp", 0))
 
 
@@ -122,17 +123,30 @@ def test_kubectl_desired_reaches_the_device_and_readings_reach_device_status(cha
     cloud.apiserver.kubectl("apply", "-f", str(chain.manifest))
     wait_for(lambda: _register(chain.port) == 21, timeout=30,
              what="the manifest's desired setpoint written to the simulated device")  # fmt: skip
-    wait_for(lambda: _reported(_device_yaml(cloud), "setpoint") is not None
-             and _reported(_device_yaml(cloud), "setpoint")["value"] == "21",  # type: ignore[index]
-             timeout=30, what="setpoint 21 reported in kubectl get device -o yaml")  # fmt: skip
-    temperature = wait_for(lambda: _reported(_device_yaml(cloud), "temperature"), timeout=30,
-                           what="a temperature reading in Device.status")  # fmt: skip
+    wait_for(lambda: _reported(_status_yaml(cloud), "setpoint") is not None
+             and _reported(_status_yaml(cloud), "setpoint")["value"] == "21",  # type: ignore[index]
+             timeout=30, what="setpoint 21 in kubectl get devicestatus -o yaml")  # fmt: skip
+    temperature = wait_for(lambda: _reported(_status_yaml(cloud), "temperature"), timeout=30,
+                           what="a temperature reading in the DeviceStatus")  # fmt: skip
     assert 15 <= float(temperature["value"]) <= 30
     _patch(cloud, setpoint="24")
     wait_for(lambda: _register(chain.port) == 24, timeout=30, what="kubectl patch on the device")
     wait_for(lambda: _reported_value(cloud, "setpoint") == "24", timeout=30,
-             what="the patched setpoint read back into Device.status")  # fmt: skip
-    assert cloud.device("thermostat-1")["status"]["state"] == "online"
+             what="the patched setpoint read back into the DeviceStatus")  # fmt: skip
+    assert cloud.reported("thermostat-1")["state"] == "online"
+    # the DeviceStatus belongs to its Device: named alike, owned by it, deleted with it
+    owner = _status_yaml(cloud)["metadata"]["ownerReferences"][0]
+    device = cloud.device("thermostat-1")
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "Device",
+        "thermostat-1",
+        device["metadata"]["uid"],
+        True,
+    )
+    assert "twins" not in (device.get("status") or {})  # reports never touch the Device
+    cloud.apiserver.kubectl("delete", "device", "thermostat-1")
+    wait_for(lambda: cloud.get("devicestatus", "thermostat-1") is None, timeout=30,
+             what="the DeviceStatus deleted with its Device")  # fmt: skip
 
 
 def test_cloudcore_killed_while_the_mapper_reports_loses_nothing(chain: Chain) -> None:

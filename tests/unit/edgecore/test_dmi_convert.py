@@ -11,7 +11,12 @@ from kedge.dmi import pb
 
 PUSH = {
     "mqtt": {"address": "tcp://127.0.0.1:1883", "topic": "t", "qos": 1, "retained": True},
-    "dbMethod": {"redis": {"redisClientConfig": {"addr": "127.0.0.1:6379", "db": 2}}},
+    "http": {"hostName": "127.0.0.1", "port": 8080, "requestPath": "/in", "timeout": 500},
+    "dbMethod": {
+        "redis": {"redisClientConfig": {"addr": "127.0.0.1:6379", "db": 2}},
+        "TDEngine": {"TDEngineClientConfig": {"addr": "127.0.0.1:6041", "dbName": "db"}},
+    },
+    "anomalyDetection": {"window": 10},
 }
 
 
@@ -55,6 +60,9 @@ def test_device_message_carries_spec_desired_and_push_method() -> None:
     assert prop.desired.metadata == {"type": "float", "timestamp": "7"}
     assert prop.pushMethod.mqtt.topic == "t" and prop.pushMethod.mqtt.retained
     assert prop.pushMethod.dbMethod.redis.redisClientConfig.db == 2
+    assert (prop.pushMethod.http.hostname, prop.pushMethod.http.requestpath) == ("127.0.0.1", "/in")
+    assert prop.pushMethod.dbMethod.tdengine.tdEngineClientConfig.dbname == "db"
+    assert prop.pushMethod.anomalyDetection.data["window"].type_url.endswith("Int32Value")
     assert message.status.twins[0].observedDesired.value == "3.5"
     assert message.spec.methods[0].propertyNames == ["t"]
     big = message.spec.protocol.configData.data["big"]
