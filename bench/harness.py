@@ -54,8 +54,11 @@ def write_manifest(path: Path, count: int = 100) -> Path:
 
 
 @contextlib.contextmanager
-def edge_node(count: int = 100) -> Iterator[tuple[Mosquitto, EdgeProcess]]:
-    """mosquitto plus an edgecore holding `count` devices, both stopped afterwards."""
+def edge_node(
+    count: int = 100, extra: Sequence[str] = ()
+) -> Iterator[tuple[Mosquitto, EdgeProcess]]:
+    """mosquitto plus an edgecore (with `extra` flags) holding `count` devices, both stopped
+    afterwards."""
     with tempfile.TemporaryDirectory(prefix="kedge-bench-") as tmp:
         workdir = Path(tmp)
         broker = Mosquitto(workdir).start()
@@ -64,6 +67,7 @@ def edge_node(count: int = 100) -> Iterator[tuple[Mosquitto, EdgeProcess]]:
             node=NODE,
             mqtt_url=broker.url,
             devices=[write_manifest(workdir / "devices.yaml", count)],
+            extra=list(extra),
         )
         try:
             edge.start()

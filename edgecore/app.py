@@ -57,6 +57,7 @@ log = logging.getLogger("kedge.edgecore")
 DB_NAME = "edgecore.db"
 META_DB = "meta.db"
 OUTBOX_DB = "outbox.db"
+DMI_MAPPERS = "dmi-mappers.json"  # the DMI mappers registered here
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV")
 
 
@@ -102,6 +103,7 @@ class Twins:
     async def serve_dmi(self, path: Path) -> None:
         manager = DeviceManager(self.service, self.dmi, self.bus.publish)
         self.dmi_server = await dmi_server.serve(path, manager)
+        await self.dmi.restore()
         log.info("DMI served", extra={"node": self.service.node, "socket": str(path)})
 
     async def close(self) -> None:
@@ -180,7 +182,8 @@ async def _twins(config: EdgeConfig, uplink: Uplink | None, mappers_changed: asy
         await broker.start()
     metrics = EdgeMetrics()
     bus = EventBus(service, settings, metrics)
-    dmi = DmiMappers(service, lambda: service.commit(service.take_batch()))
+    dmi = DmiMappers(service, lambda: service.commit(service.take_batch()),
+                     config.state_dir / DMI_MAPPERS)  # fmt: skip
     bus.observers.append(dmi.observe)
     return Twins(store, service, broker, settings, bus, metrics, dmi)
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -27,6 +29,7 @@ from devicetwin.topics import membership_updated_topic, parse_delta_topic
 from edgecore.dmi.convert import device_message, model_message
 from kedge.backoff import Backoff
 from kedge.dmi import pb, services
+from kedge.process import write_private
 
 log = logging.getLogger("kedge.dmi")
 CALL_TIMEOUT = 10.0  # seconds, as KubeEdge's edgecore allows a mapper
@@ -208,12 +211,41 @@ Commit = Callable[[], Awaitable[None]]
 
 class DmiMappers:
     """The links by protocol (one mapper per protocol, as in KubeEdge: a new registration
-    replaces the old link). A protocol whose mapper is gone turns its devices `unknown`."""
+    replaces the old link). A protocol whose mapper is gone turns its devices `unknown`.
 
-    def __init__(self, service: TwinService, commit: Commit) -> None:
-        self.service, self.commit = service, commit
+    Registrations are kept in `saved` (0600), as KubeEdge's edgecore keeps them in its
+    database: a mapper registers once, when it starts, so after an edgecore restart its link is
+    restored from there (and dropped if the mapper no longer answers)."""
+
+    def __init__(self, service: TwinService, commit: Commit, saved: Path | None = None) -> None:
+        self.service, self.commit, self.saved = service, commit, saved
         self.links: dict[str, MapperLink] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def restore(self) -> None:
+        """Links to the mappers registered before edgecore (re)started."""
+        for info in self._load():
+            log.info("DMI mapper restored", extra={"node": self.service.node,
+                     "mapper": info.name, "protocol": info.protocol})  # fmt: skip
+            link = await self.register(info)
+            # it kept its devices while edgecore was away; later changes reach it as calls
+            link.assume(d for d in self.service.devices.values() if link.mine(d))
+
+    def _load(self) -> list[MapperInfo]:
+        if self.saved is None or not self.saved.exists():
+            return []
+        try:
+            raw = json.loads(self.saved.read_text())
+            return [MapperInfo(**entry) for entry in raw]
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("DMI registrations unreadable, ignored: %s", exc,
+                        extra={"node": self.service.node})  # fmt: skip
+            return []
+
+    def _save(self) -> None:
+        if self.saved is not None:
+            entries = [asdict(link.info) for link in self.links.values()]
+            write_private(self.saved, json.dumps(entries))
 
     @staticmethod
     def instance(protocol: str) -> str:
@@ -227,6 +259,7 @@ class DmiMappers:
                 await old
         link = MapperLink(info, self.service)
         self.links[info.protocol] = link
+        self._save()
         self.service.mapper_seen(self.instance(info.protocol), info.protocol)
         await self.commit()
         self._tasks[info.protocol] = asyncio.create_task(self._serve(link))
@@ -238,6 +271,7 @@ class DmiMappers:
         if self.links.get(protocol) is link:
             del self.links[protocol]
             self._tasks.pop(protocol, None)
+            self._save()
             self.service.mapper_seen(self.instance(protocol), None)
             await self.commit()
 

@@ -16,11 +16,12 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from devicetwin.events import Outbound
 from devicetwin.model import Device
@@ -28,7 +29,7 @@ from devicetwin.rules import TwinError
 from devicetwin.service import TwinService
 from edgecore.dmi.convert import device_message, model_message, report_patches, target
 from edgecore.dmi.mappers import DmiMappers, MapperInfo
-from kedge.dmi import pb, services
+from kedge.dmi import pb
 
 log = logging.getLogger("kedge.dmi")
 MAX_MESSAGE = 1 << 20
@@ -39,7 +40,7 @@ _CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
 Publish = Callable[[Iterable[Outbound]], None]
 
 
-class DeviceManager(services.DeviceManagerServiceServicer):  # type: ignore[misc]
+class DeviceManager:
     def __init__(self, service: TwinService, mappers: DmiMappers, publish: Publish) -> None:
         self.service, self.mappers, self.publish = service, mappers, publish
 
@@ -117,6 +118,47 @@ class DeviceManager(services.DeviceManagerServiceServicer):  # type: ignore[misc
             await _abort(context, grpc.StatusCode.UNAVAILABLE, "twin store write failed")
 
 
+class Malformed(NamedTuple):
+    """A request whose bytes are not the message its method takes."""
+
+    reason: str
+
+
+def _decoder(message_type: Any) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        try:
+            return message_type.FromString(data)
+        except DecodeError as exc:
+            return Malformed(f"not a valid {message_type.DESCRIPTOR.name}: {exc}")
+
+    return decode
+
+
+def _guarded(method: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
+    async def call(request: Any, context: Any) -> Any:
+        if isinstance(request, Malformed):
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+        return await method(request, context)
+
+    return call
+
+
+def handlers(manager: DeviceManager) -> grpc.GenericRpcHandler:
+    """DeviceManagerService's methods, from the .proto's descriptor. Undecodable bytes get
+    INVALID_ARGUMENT with a reason (gRPC's own decoding would answer UNKNOWN and log a
+    traceback per message)."""
+    service = pb.DESCRIPTOR.services_by_name["DeviceManagerService"]
+    methods = {
+        m.name: grpc.unary_unary_rpc_method_handler(
+            _guarded(getattr(manager, m.name)),
+            request_deserializer=_decoder(getattr(pb, m.input_type.name)),
+            response_serializer=getattr(pb, m.output_type.name).SerializeToString,
+        )
+        for m in service.methods
+    }
+    return grpc.method_handlers_generic_handler(service.full_name, methods)
+
+
 async def _abort(context: Any, code: grpc.StatusCode, reason: str) -> NoReturn:
     await context.abort(code, reason)
     raise AssertionError("abort returns only by raising")  # pragma: no cover
@@ -142,7 +184,7 @@ async def serve(path: Path, manager: DeviceManager) -> grpc.aio.Server:
     _clear_stale(path)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                       ("grpc.so_reuseport", 0)])  # fmt: skip
-    services.add_DeviceManagerServiceServicer_to_server(manager, server)
+    server.add_generic_rpc_handlers((handlers(manager),))
     old_umask = os.umask(0o177)
     try:
         server.add_insecure_port(f"unix:{path}")

@@ -59,9 +59,7 @@ def test_edge_keeps_its_devices_offline_and_catches_up(
 
 
 def _reported(cloud: CloudProcess, prop: str) -> str | None:
-    listed = cloud.apiserver.kubectl("get", "device", "thermostat-1", "-o", "json")
-    got = json.loads(listed.stdout)
-    for twin in got.get("status", {}).get("twins", []):
+    for twin in cloud.reported("thermostat-1").get("twins", []):
         if twin["propertyName"] == prop:
             return str(twin["reported"]["value"])
     return None
@@ -78,7 +76,7 @@ def test_reported_values_reach_device_status_even_across_a_cloud_outage(
         topic = f"$hw/events/device/{DEV}/twin/update"
         probe.request(topic, {"twin": {"temperature": {"actual": {"value": "19.5"}}}})
         wait_for(lambda: _reported(cloud, "temperature") == "19.5", timeout=30,
-                 what="reported value in Device.status")  # fmt: skip
+                 what="reported value in the DeviceStatus")  # fmt: skip
         cloud.stop()
         probe.request(topic, {"twin": {"temperature": {"actual": {"value": "20.5"}}}})
         cloud.start()

@@ -5,7 +5,6 @@ a killed mapper's devices turning unknown, and a new registration restoring them
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -111,6 +110,10 @@ def _desired_in(update: dict[str, Any], prop: str) -> str | None:
     return next((t["observedDesired"]["value"] for t in twins if t["propertyName"] == prop), None)
 
 
+def _updates_to(mapper: DmiMapperProcess, setpoint: str) -> list[dict[str, Any]]:
+    return [u for u in mapper.calls("UpdateDevice") if _desired_in(u, "setpoint") == setpoint]
+
+
 def test_mapper_registers_with_data_and_reports(
     dmi_edge: EdgeProcess, sockets: Path, tmp_path: Path
 ) -> None:
@@ -166,10 +169,7 @@ def test_mapper_registers_with_data_and_reports(
 
         # an edge-local desired value reaches the mapper as UpdateDevice
         dmi_edge.put("/v1/devices/default/thermo-1/twin/setpoint/desired", json={"value": "42"})
-        update = wait_for(
-            lambda: [u for u in mapper.calls("UpdateDevice") if _desired_in(u, "setpoint") == "42"],
-            what="UpdateDevice",
-        )
+        update = wait_for(lambda: _updates_to(mapper, "42"), what="UpdateDevice")
         assert update[0]["device"]["spec"]["properties"][1]["desired"]["value"] == "42"
         held = dmi_edge.get("/v1/devices/default/thermo-1/mapper").json()
         assert held["mapper"] == "test-virtual" and held["device"]["name"] == "thermo-1"
@@ -233,8 +233,14 @@ def test_bad_messages_get_grpc_errors_and_change_nothing(
             assert _code(lambda: stub.MapperRegister(relative, timeout=5)) == (
                 grpc.StatusCode.INVALID_ARGUMENT
             )
+            raw = channel.unary_unary("/v1beta1.DeviceManagerService/ReportDeviceStatus")
+            for garbage in (b"\xff\xff\xff", b"\x0a\x05ab", b"\x12\x80\x80\x80\x80\x10"):
+                assert _code(lambda g=garbage: raw(g, timeout=5)) in (
+                    grpc.StatusCode.INTERNAL,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                )  # not decodable
             assert dmi_edge.twin("default/thermo-1", "temperature")["reported"]["value"] == "19.5"
-            assert dmi_edge.healthy()
+            assert dmi_edge.healthy() and "Traceback" not in dmi_edge.log()
             # without data, the mapper got its model and device as calls
             wait_for(lambda: mapper.calls("RegisterDevice"), what="RegisterDevice")
             assert [m["model"]["name"] for m in mapper.calls("CreateDeviceModel")] == [
@@ -273,5 +279,24 @@ def test_killed_mapper_turns_devices_unknown_and_a_new_one_restores(
             assert dmi_edge.get("/v1/devices/default/thermo-1").json()["state"] == "ok"
         finally:
             second.stop()
-    log = json.dumps(dmi_edge.log())
-    assert "Traceback" not in log
+    assert "Traceback" not in dmi_edge.log()
+
+
+def test_registrations_survive_an_edgecore_restart(
+    dmi_edge: EdgeProcess, sockets: Path, tmp_path: Path
+) -> None:
+    """A mapper registers once, when it starts: a restarted edgecore restores its link."""
+    mapper = _mapper(sockets, tmp_path, "m5", with_data=True)
+    try:
+        assert (dmi_edge.state_dir / "dmi-mappers.json").stat().st_mode & 0o777 == 0o600
+        dmi_edge.stop()
+        dmi_edge.start()
+        channel, stub = _stub(sockets)
+        with channel:
+            stub.ReportDeviceStatus(_report("thermo-1", "temperature", "30.5"), timeout=5)
+        assert dmi_edge.twin("default/thermo-1", "temperature")["reported"]["value"] == "30.5"
+        dmi_edge.put("/v1/devices/default/thermo-1/twin/setpoint/desired", json={"value": "55"})
+        wait_for(lambda: _updates_to(mapper, "55"), what="UpdateDevice after the restart")
+        assert not mapper.calls("RegisterDevice")  # it kept its devices: none sent again
+    finally:
+        mapper.stop()

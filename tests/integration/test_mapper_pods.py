@@ -52,8 +52,7 @@ def _running(cloud: CloudProcess) -> dict[str, Any] | None:
 
 
 def _temperature(cloud: CloudProcess) -> str | None:
-    device = cloud.get("device", "thermostat-1") or {}
-    for twin in device.get("status", {}).get("twins", []):
+    for twin in cloud.reported("thermostat-1").get("twins", []):
         if twin["propertyName"] == "temperature":
             return str(twin["reported"]["value"])
     return None
@@ -184,7 +183,7 @@ def test_scheduler_and_deployments_place_pods_on_edge_nodes(
 
 
 def _state(cloud: CloudProcess) -> str:
-    return str(((cloud.get("device", "thermostat-1") or {}).get("status") or {}).get("state"))
+    return str(cloud.reported("thermostat-1").get("state"))
 
 
 def _condition(cloud: CloudProcess, kind: str) -> dict[str, Any]:

@@ -93,10 +93,13 @@ def test_kedge_up_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
             assert {p["status"]["phase"] for p in pods["items"]} == {"Running"}
 
             def in_status() -> bool:
-                device = json.loads(kubectl("get", "device", "thermostat-1", "-o", "json"))
-                return bool(device.get("status", {}).get("twins"))
+                try:  # made with the device's first report
+                    found = json.loads(kubectl("get", "devicestatus", "thermostat-1", "-o", "json"))
+                except subprocess.CalledProcessError:
+                    return False
+                return bool(found.get("status", {}).get("twins"))
 
-            wait_for(in_status, timeout=30, what="reported twins in Device.status")
+            wait_for(in_status, timeout=30, what="reported twins in the DeviceStatus")
             children = psutil.Process(up.pid).children(recursive=True)
             names = " ".join(" ".join(c.cmdline()) for c in children)
             for part in ("mosquitto", "cloudcore.apiserver", "-m cloudcore", "mappers.modbus",

@@ -1,0 +1,209 @@
+"""Reported-twin ingest through one edgecore over DMI (gRPC on a Unix socket, as KubeEdge's
+mapper-framework mappers report) next to the MQTT path, same edgecore, same run.
+
+Throughput: closed loops keep WINDOW reports in flight. Over MQTT an update counts when its
+`/result` arrives (bench/loadclient.py); over DMI when ReportDeviceStatus returns (the report is
+then in SQLite). Each report carries one twin, as the mapper framework sends them. Latency: a
+report every few ms, timed from the send to its `document` event on MQTT. Target: DMI ingest
+at least the MQTT path's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from typing import Any
+
+import grpc
+import orjson
+import paho.mqtt.client as mqtt
+import psutil
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bench.harness import device_ids, edge_node, summary
+from bench.loadclient import WINDOW, measure
+from bench.twin_ingest import updates
+from harness.dmi_mapper import DmiMapperProcess
+from harness.support import EdgeProcess, Mosquitto
+from kedge.dmi import pb, services
+
+CLIENTS = 2  # DMI client processes (one Python gRPC client cannot outrun edgecore)
+
+
+def _dmi_request(device: str, value: str) -> Any:
+    namespace, name = device.split("/")
+    twin = pb.Twin(propertyName="temperature", reported=pb.TwinProperty(value=value))
+    return pb.ReportDeviceStatusRequest(deviceName=name, deviceNamespace=namespace,
+                                        reportedDevice=pb.DeviceStatus(twins=[twin]))  # fmt: skip
+
+
+def _dmi_client(socket: str, devices: list[str], window: int, seconds: float,
+                done: Synchronized[int]) -> None:  # fmt: skip
+    requests = [_dmi_request(d, f"{20 + n % 97 / 10:.1f}") for n, d in enumerate(devices * 10)]
+
+    async def run() -> None:
+        async with grpc.aio.insecure_channel(f"unix:{socket}") as channel:
+            call = channel.unary_unary("/v1beta1.DeviceManagerService/ReportDeviceStatus",
+                                       request_serializer=pb.ReportDeviceStatusRequest.SerializeToString,
+                                       response_deserializer=lambda _b: None)  # fmt: skip
+            end = time.monotonic() + seconds
+
+            async def loop(n: int) -> None:
+                while time.monotonic() < end:
+                    await call(requests[n % len(requests)], timeout=30)
+                    done.value += 1
+                    n += window
+
+            await asyncio.gather(*(loop(i) for i in range(window)))
+
+    asyncio.run(run())
+
+
+def dmi_measure(socket: Path, devices: list[str], seconds: float, warmup: float
+                ) -> tuple[float, list[float]]:  # fmt: skip
+    """Reports/s over `seconds` after `warmup` (CLIENTS processes, WINDOW in flight in all)."""
+    ctx = mp.get_context("spawn")
+    counters = [ctx.Value("q", 0, lock=False) for _ in range(CLIENTS)]
+    window = WINDOW // CLIENTS // 8
+    procs = [
+        ctx.Process(target=_dmi_client, args=(str(socket), devices, window, warmup + seconds, c))
+        for c in counters
+    ]
+    for proc in procs:
+        proc.start()
+
+    def total() -> int:
+        return sum(c.value for c in counters)
+
+    time.sleep(warmup)  # benchmark pacing, not synchronisation
+    start_count, start = total(), time.monotonic()
+    slices, last_count, last = [], start_count, start
+    while (now := time.monotonic()) < start + seconds:
+        time.sleep(min(10.0, start + seconds - now))  # benchmark pacing
+        count, now = total(), time.monotonic()
+        slices.append((count - last_count) / (now - last))
+        last_count, last = count, now
+    rate = (total() - start_count) / (time.monotonic() - start)
+    for proc in procs:
+        proc.join(60)
+    return rate, slices
+
+
+def latencies(broker: Mosquitto, send: Callable[[str, str], None], devices: list[str],
+              count: int) -> list[float]:  # fmt: skip
+    """ms from sending a report to its `document` event, one report every 5 ms."""
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    done = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+
+    def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+        body = orjson.loads(message.payload)
+        current = ((body.get("twin") or {}).get("temperature") or {}).get("current") or {}
+        value = (current.get("actual") or {}).get("value")
+        if value in sent and value not in seen:
+            seen[value] = time.perf_counter()
+            if len(seen) == count:
+                done.set()
+
+    client.on_message = on_message
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *_a: subscribed.set()
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    client.subscribe("$hw/events/device/+/+/twin/update/document")
+    subscribed.wait(10)
+    for n in range(count):
+        value = f"{1000 + n}.25"
+        sent[value] = time.perf_counter()
+        send(devices[n % len(devices)], value)
+        time.sleep(0.005)  # benchmark pacing: an unloaded edge
+    done.wait(30)
+    client.loop_stop()
+    client.disconnect()
+    return [(seen[v] - t) * 1000 for v, t in sent.items() if v in seen]
+
+
+def idle(edge: EdgeProcess, mapper: DmiMapperProcess, seconds: float) -> tuple[float, int]:
+    """edgecore's CPU (% of one core) and the DMI calls it made while nothing changed."""
+    assert edge.process is not None
+    process = psutil.Process(edge.process.pid)
+    calls, cpu = len(mapper.calls()), process.cpu_times()
+    time.sleep(seconds)  # measuring an idle window
+    after = process.cpu_times()
+    used = (after.user + after.system) - (cpu.user + cpu.system)
+    return 100 * used / seconds, len(mapper.calls()) - calls
+
+
+def _mqtt_sender(broker: Mosquitto) -> tuple[mqtt.Client, Callable[[str, str], None]]:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+
+    def send(device: str, value: str) -> None:
+        payload = f'{{"twin":{{"temperature":{{"actual":{{"value":"{value}"}}}}}}}}'
+        client.publish(f"$hw/events/device/{device}/twin/update", payload)
+
+    return client, send
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    args = parser.parse_args()
+    devices = device_ids(100)
+    sockets = Path(tempfile.mkdtemp(prefix="kdmi-", dir="/tmp"))
+    socket = sockets / "dmi.sock"
+    try:
+        with edge_node(len(devices), ["--dmi-socket", str(socket)]) as (broker, edge):
+            mapper = DmiMapperProcess(socket, sockets / "m.sock", "modbus",
+                                      sockets / "mapper.jsonl", with_data=True).start()  # fmt: skip
+            try:
+                idle_cpu, idle_calls = idle(edge, mapper, 20.0)
+                mqtt_rate, errors, mqtt_slices = measure(
+                    broker.port, "$hw/events/device/+/+/twin/update/result", updates(devices),
+                    args.seconds, args.warmup)  # fmt: skip
+                dmi_rate, dmi_slices = dmi_measure(socket, devices, args.seconds, args.warmup)
+                client, mqtt_send = _mqtt_sender(broker)
+                mqtt_latency = latencies(broker, mqtt_send, devices, 1000)
+                client.loop_stop()
+                client.disconnect()
+                with grpc.insecure_channel(f"unix:{socket}") as channel:
+                    stub = services.DeviceManagerServiceStub(channel)
+
+                    def dmi_send(device: str, value: str) -> None:
+                        request = pb.ReportDeviceStatusRequest.FromString(
+                            _dmi_request(device, value)
+                        )
+                        stub.ReportDeviceStatus.future(request, timeout=30)
+
+                    dmi_latency = latencies(broker, dmi_send, devices, 1000)
+            finally:
+                mapper.stop()
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+    print(f"twin ingest through one edgecore, 100 devices, {args.seconds:.0f} s each")
+    print(f"  MQTT twin/update -> /result:   {mqtt_rate:,.0f} updates/s (error replies {errors})")
+    print(f"  DMI ReportDeviceStatus:        {dmi_rate:,.0f} reports/s "
+          f"({dmi_rate / mqtt_rate:.0%} of MQTT)")  # fmt: skip
+    print(f"  per 10 s, MQTT: {' '.join(f'{r:,.0f}' for r in mqtt_slices)}")
+    print(f"  per 10 s, DMI:  {' '.join(f'{r:,.0f}' for r in dmi_slices)}")
+    print(f"  report -> document, MQTT: {summary(mqtt_latency)}")
+    print(f"  report -> document, DMI:  {summary(dmi_latency)}")
+    print(f"  idle, DMI mapper registered, 20 s: edgecore {idle_cpu:.1f} % of a core, "
+          f"{idle_calls} DMI calls")  # fmt: skip
+    met = dmi_rate >= mqtt_rate
+    print(f"  target DMI ingest >= MQTT ingest: {'MET' if met else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    main()
