@@ -58,6 +58,7 @@ test: $(STAMP) os-packages test-packages kubectl lint
 bench: $(STAMP) os-packages
 	$(BIN)/python -m bench.twin_ingest
 	$(BIN)/python -m bench.acl_ingest
+	$(BIN)/python -m bench.dmi_ingest
 	$(BIN)/python -m bench.desired_latency
 	$(BIN)/python -m bench.edgecore_memory
 	$(BIN)/python -m bench.modbus_reads

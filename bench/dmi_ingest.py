@@ -32,7 +32,7 @@ from bench.harness import device_ids, edge_node, summary
 from bench.loadclient import WINDOW, measure
 from bench.twin_ingest import updates
 from harness.dmi_mapper import DmiMapperProcess
-from harness.support import EdgeProcess, Mosquitto
+from harness.support import EdgeProcess, Mosquitto, wait_for
 from kedge.dmi import pb, services
 
 CLIENTS = 2  # DMI client processes (one Python gRPC client cannot outrun edgecore)
@@ -67,6 +67,38 @@ def _dmi_client(socket: str, devices: list[str], window: int, seconds: float,
     asyncio.run(run())
 
 
+def _trivial_server(socket: str) -> None:
+    """grpcio's own ceiling: a ReportDeviceStatus that does nothing, on its own socket."""
+
+    async def handler(_request: Any, _context: Any) -> Any:
+        return pb.ReportDeviceStatusResponse()
+
+    async def run() -> None:
+        server = grpc.aio.server()
+        method = grpc.unary_unary_rpc_method_handler(
+            handler, request_deserializer=pb.ReportDeviceStatusRequest.FromString,
+            response_serializer=pb.ReportDeviceStatusResponse.SerializeToString)  # fmt: skip
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "v1beta1.DeviceManagerService", {"ReportDeviceStatus": method}),))  # fmt: skip
+        server.add_insecure_port(f"unix:{socket}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(run())
+
+
+def ceiling(socket: Path, devices: list[str], seconds: float, warmup: float) -> float:
+    """Calls/s the same clients get from a gRPC server that does nothing (same run)."""
+    server = mp.get_context("spawn").Process(target=_trivial_server, args=(str(socket),))
+    server.start()
+    try:
+        wait_for(socket.exists, timeout=30, what="the trivial gRPC server")
+        return dmi_measure(socket, devices, seconds, warmup)[0]
+    finally:
+        server.kill()
+        server.join(10)
+
+
 def dmi_measure(socket: Path, devices: list[str], seconds: float, warmup: float
                 ) -> tuple[float, list[float]]:  # fmt: skip
     """Reports/s over `seconds` after `warmup` (CLIENTS processes, WINDOW in flight in all)."""
@@ -97,7 +129,7 @@ def dmi_measure(socket: Path, devices: list[str], seconds: float, warmup: float
     return rate, slices
 
 
-def latencies(broker: Mosquitto, send: Callable[[str, str], None], devices: list[str],
+def latencies(broker: Mosquitto, send: Callable[[str, str], object], devices: list[str],
               count: int) -> list[float]:  # fmt: skip
     """ms from sending a report to its `document` event, one report every 5 ms."""
     sent: dict[str, float] = {}
@@ -121,15 +153,29 @@ def latencies(broker: Mosquitto, send: Callable[[str, str], None], devices: list
     client.loop_start()
     client.subscribe("$hw/events/device/+/+/twin/update/document")
     subscribed.wait(10)
+    calls = []  # kept: a gRPC future dropped is a call cancelled
     for n in range(count):
         value = f"{1000 + n}.25"
         sent[value] = time.perf_counter()
-        send(devices[n % len(devices)], value)
+        calls.append(send(devices[n % len(devices)], value))
         time.sleep(0.005)  # benchmark pacing: an unloaded edge
     done.wait(30)
     client.loop_stop()
     client.disconnect()
     return [(seen[v] - t) * 1000 for v, t in sent.items() if v in seen]
+
+
+def settle(socket: Path, devices: list[str]) -> None:
+    """Every device reports its desired set-point: nothing is left to retry."""
+    with grpc.insecure_channel(f"unix:{socket}") as channel:
+        stub = services.DeviceManagerServiceStub(channel)
+        for device in devices:
+            namespace, name = device.split("/")
+            twin = pb.Twin(propertyName="setpoint", reported=pb.TwinProperty(value="20"))
+            stub.ReportDeviceStatus(pb.ReportDeviceStatusRequest(
+                deviceName=name, deviceNamespace=namespace,
+                reportedDevice=pb.DeviceStatus(twins=[twin])), timeout=10)  # fmt: skip
+    time.sleep(2)  # benchmark pacing: let the last retries scheduled before this fall due
 
 
 def idle(edge: EdgeProcess, mapper: DmiMapperProcess, seconds: float) -> tuple[float, int]:
@@ -168,6 +214,7 @@ def main() -> None:
             mapper = DmiMapperProcess(socket, sockets / "m.sock", "modbus",
                                       sockets / "mapper.jsonl", with_data=True).start()  # fmt: skip
             try:
+                settle(socket, devices)
                 idle_cpu, idle_calls = idle(edge, mapper, 20.0)
                 mqtt_rate, errors, mqtt_slices = measure(
                     broker.port, "$hw/events/device/+/+/twin/update/result", updates(devices),
@@ -180,21 +227,22 @@ def main() -> None:
                 with grpc.insecure_channel(f"unix:{socket}") as channel:
                     stub = services.DeviceManagerServiceStub(channel)
 
-                    def dmi_send(device: str, value: str) -> None:
-                        request = pb.ReportDeviceStatusRequest.FromString(
-                            _dmi_request(device, value)
-                        )
-                        stub.ReportDeviceStatus.future(request, timeout=30)
+                    def dmi_send(device: str, value: str) -> object:
+                        return stub.ReportDeviceStatus.future(_dmi_request(device, value),
+                                                              timeout=30)  # fmt: skip
 
                     dmi_latency = latencies(broker, dmi_send, devices, 1000)
             finally:
                 mapper.stop()
+        top = ceiling(sockets / "trivial.sock", devices, args.seconds, args.warmup)
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
     print(f"twin ingest through one edgecore, 100 devices, {args.seconds:.0f} s each")
     print(f"  MQTT twin/update -> /result:   {mqtt_rate:,.0f} updates/s (error replies {errors})")
     print(f"  DMI ReportDeviceStatus:        {dmi_rate:,.0f} reports/s "
           f"({dmi_rate / mqtt_rate:.0%} of MQTT)")  # fmt: skip
+    print(f"  grpcio, a handler doing nothing: {top:,.0f} calls/s (DMI ingest {dmi_rate / top:.0%}"
+          " of it)")  # fmt: skip
     print(f"  per 10 s, MQTT: {' '.join(f'{r:,.0f}' for r in mqtt_slices)}")
     print(f"  per 10 s, DMI:  {' '.join(f'{r:,.0f}' for r in dmi_slices)}")
     print(f"  report -> document, MQTT: {summary(mqtt_latency)}")

@@ -84,6 +84,8 @@ def main() -> None:
         parser.add_argument(flag, required=True)
     parser.add_argument("--with-data", action="store_true")
     args = parser.parse_args()
+    # SIGTERM is taken by sigwait below: blocked here, before gRPC starts its threads
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     recorder = Recorder(Path(args.log))
     server = grpc.server(futures.ThreadPoolExecutor(4))
     services.add_DeviceMapperServiceServicer_to_server(recorder, server)
@@ -105,9 +107,7 @@ def main() -> None:
     for device in reply.deviceList:
         recorder.devices[(device.namespace, device.name)] = device
     recorder.write("MapperRegister", reply)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
     server.stop(1)
 
 
@@ -161,7 +161,11 @@ class DmiMapperProcess:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(10)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ INVALID_ARGUMENT; messages over 1 MiB are refused by gRPC itself (RESOURCE_EXHAU
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -40,9 +41,42 @@ _CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
 Publish = Callable[[Iterable[Outbound]], None]
 
 
+class SharedCommit:
+    """Reports handled in one turn of the event loop share one batch and one commit, as an
+    MQTT burst does: a commit per gRPC call cost more than the call itself."""
+
+    def __init__(self, service: TwinService) -> None:
+        self.service = service
+        self._pending: asyncio.Future[None] | None = None
+
+    def join(self) -> asyncio.Future[None]:
+        """Completes once what was written so far in this turn is durable."""
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = loop.create_future()
+            loop.call_soon(self._flush)
+        return self._pending
+
+    def _flush(self) -> None:
+        shared, self._pending = self._pending, None
+        assert shared is not None
+        committed = self.service.submit(self.service.take_batch())
+        committed.add_done_callback(lambda done: _settle(shared, done))
+
+
+def _settle(shared: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+    if shared.done():
+        return
+    if done.exception() is not None:
+        shared.set_exception(done.exception())  # type: ignore[arg-type]
+    else:
+        shared.set_result(None)
+
+
 class DeviceManager:
     def __init__(self, service: TwinService, mappers: DmiMappers, publish: Publish) -> None:
         self.service, self.mappers, self.publish = service, mappers, publish
+        self.shared = SharedCommit(service)
 
     async def MapperRegister(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC name)
         info = await self._mapper_info(request.mapper, context)
@@ -113,7 +147,7 @@ class DeviceManager:
 
     async def _commit(self, context: Any) -> None:
         try:
-            await self.service.commit(self.service.take_batch())
+            await asyncio.shield(self.shared.join())  # one caller leaving cancels no other's
         except Exception:  # noqa: BLE001 - the service reloaded from disk; the mapper retries
             await _abort(context, grpc.StatusCode.UNAVAILABLE, "twin store write failed")
 
