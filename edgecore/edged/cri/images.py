@@ -1,0 +1,143 @@
+"""OCI images without a registry: a root filesystem packed as an OCI image layout archive (one
+uncompressed layer) and imported into containerd's `k8s.io` namespace, the one its CRI plugin
+serves. Also the two images edged itself needs: the sandbox's pause process (a static C program)
+and a busybox userland (for tests and small jobs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+PAUSE_SOURCE = r"""
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void quit(int sig) { (void)sig; _exit(0); }
+static void reap(int sig) { (void)sig; while (waitpid(-1, 0, WNOHANG) > 0) {} }
+int main(void) {
+    signal(SIGTERM, quit);
+    signal(SIGINT, quit);
+    signal(SIGCHLD, reap);
+    for (;;) pause();
+}
+"""
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+CONFIG = "application/vnd.oci.image.config.v1+json"
+LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+def _blob(out: tarfile.TarFile, data: bytes) -> dict[str, Any]:
+    digest = hashlib.sha256(data).hexdigest()
+    _add(out, f"blobs/sha256/{digest}", data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def _add(out: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o644
+    out.addfile(info, io.BytesIO(data))
+
+
+def _layer(rootfs: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as layer:
+        for path in sorted(rootfs.rglob("*")):
+            layer.add(path, arcname=str(path.relative_to(rootfs)), recursive=False)
+    return buffer.getvalue()
+
+
+def pack(
+    rootfs: Path,
+    name: str,
+    archive: Path,
+    cmd: list[str],
+    env: tuple[str, ...] = ("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",),
+) -> Path:
+    """`rootfs` as an OCI image layout archive named `name` (repository:tag)."""
+    layer = _layer(rootfs)
+    diff_id = f"sha256:{hashlib.sha256(layer).hexdigest()}"
+    image_config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": cmd, "Env": list(env)},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }
+    with tarfile.open(archive, "w") as out:
+        layer_ref = _blob(out, layer)
+        config_ref = _blob(out, json.dumps(image_config).encode())
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": CONFIG, **config_ref},
+            "layers": [{"mediaType": LAYER, **layer_ref}],
+        }
+        manifest_ref = _blob(out, json.dumps(manifest).encode())
+        tag = name.rpartition(":")[2]
+        index = {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": MANIFEST,
+                    **manifest_ref,
+                    "annotations": {
+                        "io.containerd.image.name": name,
+                        "org.opencontainers.image.ref.name": tag,
+                    },
+                }
+            ],
+        }
+        _add(out, "index.json", json.dumps(index).encode())
+        _add(out, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+    return archive
+
+
+def import_archive(socket: Path, archive: Path) -> str:
+    """Import into containerd's k8s.io namespace; ctr's output (the image names)."""
+    ctr = shutil.which("ctr")
+    if ctr is None:
+        raise RuntimeError("ctr (containerd's client) is not installed")
+    argv = [ctr, "-a", str(socket), "-n", "k8s.io", "images", "import", str(archive)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"image import failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def pause_rootfs(rootfs: Path) -> None:
+    """The sandbox's process: sleeps until SIGTERM, reaps zombies (static, no libc needed)."""
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        raise RuntimeError("a C compiler is needed to build the pause image")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "pause.c"
+        source.write_text(PAUSE_SOURCE)
+        subprocess.run(
+            [gcc, "-Os", "-static", "-s", "-o", str(rootfs / "pause"), str(source)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+
+def busybox_rootfs(rootfs: Path) -> None:
+    """A busybox userland: the static binary and a link per applet in /bin."""
+    busybox = Path("/bin/busybox")
+    if not busybox.exists():
+        raise RuntimeError("busybox-static is not installed")
+    (rootfs / "bin").mkdir(parents=True)
+    (rootfs / "tmp").mkdir(mode=0o1777)
+    shutil.copy2(busybox, rootfs / "bin" / "busybox")
+    applets = subprocess.run(
+        [str(busybox), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            (rootfs / "bin" / applet).symlink_to("busybox")
