@@ -1,10 +1,10 @@
-"""One container as a supervised process: started, probed, restarted with back-off, stopped.
+"""One container's life: started, probed, restarted with back-off, stopped.
 
 Its state is what kubelet reports (waiting / running / terminated, lastState, restartCount,
 ready, started). Restarts follow the pod's restartPolicy with CrashLoopBackOff: the first
 restart is immediate, then `base` seconds doubling up to five minutes; ten minutes of running
-resets it. Each process gets its own session (signals reach its children too) and dies with
-edgecore (PR_SET_PDEATHSIG), so a killed edgecore leaves no pod running unsupervised.
+resets it. Each attempt runs through a `Launcher` (`edgecore.edged.launch`): a host process, or
+a container through CRI.
 """
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ import asyncio
 import contextlib
 import datetime
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edgecore.edged import probes
+from edgecore.edged.launch import Launcher, LaunchError, ProcessLauncher, Running
 from edgecore.edged.podspec import ContainerPlan, Probe
 from kedge.backoff import Backoff
-from kedge.process import die_with_parent
 
 log = logging.getLogger("kedge.edged")
 MAX_BACKOFF = 300.0
@@ -43,8 +41,11 @@ class Container:
         pod_dir: Path,
         backoff: float,
         on_change: Callable[[], None],
+        launcher: Launcher | None = None,
     ) -> None:
+        """`launcher`: the runtime that runs each attempt (default: host processes)."""
         self.pod, self.plan, self.policy, self.pod_dir = pod, plan, policy, pod_dir
+        self.launcher: Launcher = launcher or ProcessLauncher(pod_dir)
         # CrashLoopBackOff: the first restart at once, then `backoff` doubling up to 5 minutes
         self.backoff = Backoff(backoff, MAX_BACKOFF, free=1, healthy_after=RESET_AFTER)
         self.on_change = on_change
@@ -55,7 +56,7 @@ class Container:
         self.started = False
         self.container_id = ""
         self.grace = 30.0
-        self._process: asyncio.subprocess.Process | None = None
+        self._running: Running | None = None
         self._stopping = False
         self._replanned = asyncio.Event()
         self._wake = asyncio.Event()
@@ -64,9 +65,8 @@ class Container:
     def name(self) -> str:
         return self.plan.name
 
-    @property
-    def log_path(self) -> Path:
-        return self.pod_dir / "logs" / f"{self.name}.log"
+    def log_path(self, previous: bool = False) -> Path:
+        return self.launcher.log_path(self.name, previous)
 
     def replan(self, plan: ContainerPlan) -> None:
         """A new plan (config that was missing arrived): used for the next start."""
@@ -129,52 +129,36 @@ class Container:
         """Whether the pod's restartPolicy restarts this container after exit code `code`."""
         return self.policy == "Always" or (self.policy == "OnFailure" and code != 0)
 
-    def _rotate_log(self) -> Any:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.log_path.exists() and self.restarts > 0:
-            os.replace(self.log_path, self.log_path.with_suffix(".log.1"))
-        return self.log_path.open("ab")
-
     async def _run_once(self) -> tuple[int, str]:
-        """Start the process and wait for it; (exit code, reason) once it is gone."""
+        """Start an attempt and wait for it; (exit code, reason) once it is gone."""
         plan, started_at = self.plan, now()
-        cwd = plan.working_dir or str(self.pod_dir)
-        with self._rotate_log() as out:
-            try:
-                self._process = await asyncio.create_subprocess_exec(
-                    *plan.argv, env=dict(plan.env), cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                    preexec_fn=die_with_parent(),
-                )  # fmt: skip
-            except OSError as exc:
-                message = f"failed to start {plan.argv[0]!r}: {exc.strerror or exc}"
-                self._terminated(128, "StartError", started_at, message)
-                log.warning("%s", message, extra={"pod": self.pod, "container": self.name})
-                return 128, "StartError"
-        process = self._process
+        try:
+            running = await self.launcher.launch(plan, self.restarts)
+        except LaunchError as exc:
+            self._terminated(128, exc.reason, started_at, exc.message)
+            log.warning("%s", exc.message, extra={"pod": self.pod, "container": self.name})
+            return 128, exc.reason
+        self._running = running
         if self._stopping:  # stopped while it was being started
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        self.container_id = f"process://{process.pid}"
+            await running.terminate(self.grace)
+        self.container_id = running.id
         self.started, self.ready = True, plan.readiness is None
         self._set(running={"startedAt": started_at})
         log.info("container started", extra={"pod": self.pod, "container": self.name,
-                                             "pid": process.pid})  # fmt: skip
+                                             "id": running.id})  # fmt: skip
         checks = [
             asyncio.create_task(self._probe(p, live)) for p, live in
             ((plan.liveness, True), (plan.readiness, False)) if p is not None
         ]  # fmt: skip
-        code = await process.wait()
+        code, reason = await running.wait()
         for task in checks:
             task.cancel()
         await asyncio.gather(*checks, return_exceptions=True)
-        self._process = None
+        self._running = None
         self.ready = False
-        code = 128 - code if code < 0 else code  # killed by signal N -> 128+N, as runtimes say
-        reason = "Completed" if code == 0 else "Error"
         self._terminated(code, reason, started_at)
         log.info("container exited", extra={"pod": self.pod, "container": self.name,
-                                            "exitCode": code})  # fmt: skip
+                                            "exitCode": code, "reason": reason})  # fmt: skip
         return code, reason
 
     def _terminated(self, code: int, reason: str, started_at: str, message: str = "") -> None:
@@ -208,19 +192,9 @@ class Container:
             await asyncio.sleep(probe.period)
 
     async def _terminate(self, grace: float) -> None:
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(process.wait()), grace)
-        except TimeoutError:
-            log.warning("still running after %gs; killing", grace,
-                        extra={"pod": self.pod, "container": self.name})  # fmt: skip
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        running = self._running
+        if running is not None:
+            await running.terminate(grace)
 
     async def stop(self, grace: float, task: asyncio.Task[None]) -> None:
         """Graceful stop: SIGTERM, SIGKILL after `grace` seconds; the run loop ends."""

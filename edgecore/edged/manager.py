@@ -175,8 +175,7 @@ class Edged:
             return None
         for candidate in runner.containers:
             if candidate.name == container or not container:
-                path = candidate.log_path
-                return path.with_suffix(".log.1") if previous else path
+                return candidate.log_path(previous)
         return None
 
     async def close(self) -> None:
