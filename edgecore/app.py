@@ -34,6 +34,8 @@ from edgecore.dmi import server as dmi_server
 from edgecore.dmi.api import mapper_view
 from edgecore.dmi.mappers import DmiMappers
 from edgecore.dmi.server import DeviceManager
+from edgecore.edged.cri.runtime import CriRuntime
+from edgecore.edged.launch import PodRuntime, ProcessRuntime
 from edgecore.edged.manager import Edged
 from edgecore.eventbus import EventBus
 from edgecore.heartbeat import Heartbeat
@@ -188,11 +190,14 @@ async def _twins(config: EdgeConfig, uplink: Uplink | None, mappers_changed: asy
     return Twins(store, service, broker, settings, bus, metrics, dmi)
 
 
-def _edged(config: EdgeConfig, twins: Twins, meta: MetaStore, uplink: Uplink) -> Edged:
+def _edged(config: EdgeConfig, twins: Twins, meta: MetaStore, uplink: Uplink,
+           runtime: PodRuntime) -> Edged:  # fmt: skip
     """Edged on the pods the store holds (they run offline too). Each pod gets the broker
-    identity of its role (a mapper's protocol, or an app)."""
-    base_env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV}
-    base_env |= {"KEDGE_NODE_NAME": config.node}
+    identity of its role (a mapper's protocol, or an app); host processes also get the
+    environment they need from edgecore's (a container has its image's)."""
+    base_env = {"KEDGE_NODE_NAME": config.node}
+    if isinstance(runtime, ProcessRuntime):
+        base_env |= {k: v for k, v in os.environ.items() if k in INHERITED_ENV}
 
     def pod_env(pod: dict[str, Any]) -> dict[str, str]:
         broker = twins.broker
@@ -201,13 +206,14 @@ def _edged(config: EdgeConfig, twins: Twins, meta: MetaStore, uplink: Uplink) ->
 
     return Edged(config.node, config.state_dir / "pods",
                  lambda kind, ns, name: meta.get(f"{kind}/{ns}/{name}"), base_env,
-                 uplink.upstream.pod_status, config.pod_backoff, pod_env)  # fmt: skip
+                 uplink.upstream.pod_status, config.pod_backoff, pod_env, runtime)  # fmt: skip
 
 
 def _cloud_side(config: EdgeConfig, twins: Twins, meta: MetaStore, catalog: Catalog,
-                uplink: Uplink, mappers_changed: asyncio.Event) -> CloudSide:  # fmt: skip
+                uplink: Uplink, mappers_changed: asyncio.Event, runtime: PodRuntime
+                ) -> CloudSide:  # fmt: skip
     assert config.cloud_certs is not None
-    edged = _edged(config, twins, meta, uplink)
+    edged = _edged(config, twins, meta, uplink, runtime)
     hub, presence = uplink.hub, twins.service.presence
     return CloudSide(
         uplink, meta, Intake(config.node, meta, catalog, hub, twins.adopt, edged), edged,
@@ -231,6 +237,10 @@ async def assemble(config: EdgeConfig, failing: Failing) -> Edge:
     """Every part, wired through constructors; the twins hold the declared devices."""
     private_state(config.state_dir)
     manifests = [doc for path in config.devices for doc in read_documents(path)]
+    runtime: PodRuntime = ProcessRuntime()
+    if config.runtime == "cri" and config.cloud is not None:  # pods come from the cloud
+        runtime = CriRuntime(config.state_dir, config.cri_endpoint)
+        await runtime.start()  # first: a failure leaves nothing else started
     meta = None
     if config.cloud is not None:
         meta = MetaStore(config.state_dir / META_DB, Sealer.in_dir(config.state_dir))
@@ -251,7 +261,7 @@ async def assemble(config: EdgeConfig, failing: Failing) -> Edge:
         log.warning("DMI not served: %s", config.dmi_off_reason, extra={"node": config.node})
     cloud = None
     if meta is not None and uplink is not None:
-        cloud = _cloud_side(config, twins, meta, catalog, uplink, mappers_changed)
+        cloud = _cloud_side(config, twins, meta, catalog, uplink, mappers_changed, runtime)
     return Edge(config, twins, _http(config, twins, failing), cloud)
 
 

@@ -20,7 +20,7 @@ DEFAULT_HTTP = "127.0.0.1:10550"
 SETTINGS = (
     "node", "state_dir", "mqtt", "broker", "http", "devices", "log_level", "cloud", "cloud_certs",
     "token", "join", "heartbeat", "labels", "pod_backoff", "http_auth", "max_optional_twins",
-    "dmi_socket", "broker_anonymous",
+    "dmi_socket", "broker_anonymous", "runtime", "cri_endpoint",
 )  # fmt: skip
 DMI_SOCKET = "dmi.sock"  # under the state dir; KubeEdge's is /etc/kubeedge/dmi.sock
 SOCKET_PATH_MAX = 107  # sun_path: 108 bytes with the terminating NUL
@@ -53,6 +53,8 @@ class EdgeConfig:
     dmi_socket: Path | None = None  # where DMI mappers register; None: DMI off
     dmi_off_reason: str = ""  # why DMI is off, when it is
     broker_anonymous: bool = False  # the local broker also takes anonymous loopback clients
+    runtime: str = "process"  # pods as host processes, or containers through CRI ("cri")
+    cri_endpoint: str | None = None  # an existing CRI runtime; None: edgecore's own containerd
 
     @property
     def http_needs_token(self) -> bool:
@@ -152,6 +154,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"Unix socket for KubeEdge DMI mappers (STATE_DIR/{DMI_SOCKET}; `off`: no DMI)",
     )
     parser.add_argument(
+        "--runtime", choices=["process", "cri"],
+        help="pods as host processes (the default) or as containers through CRI",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cri-endpoint", "--remote-runtime-endpoint", dest="cri_endpoint",
+        help="CRI runtime socket, unix:///path (default: a containerd edgecore runs itself)",
+    )  # fmt: skip
+    parser.add_argument(
         "--broker-anonymous", action="store_true", default=None,
         help="the local broker also accepts anonymous clients on 127.0.0.1, as KubeEdge's edge "
         "does (confined to device and membership topics); off by default",
@@ -219,6 +229,20 @@ def _dmi(merged: dict[str, Any], state_dir: Path) -> tuple[Path | None, str]:
     return None, f"{path} is longer than a socket path may be; give --dmi-socket"
 
 
+def _runtime(merged: dict[str, Any]) -> tuple[str, str | None]:
+    runtime = merged.get("runtime") or "process"
+    if runtime not in ("process", "cri"):
+        raise ConfigError(f"runtime: {runtime!r} is not process or cri")
+    endpoint = merged.get("cri_endpoint")
+    if endpoint is not None and (
+        not isinstance(endpoint, str) or not endpoint.startswith("unix://")
+    ):
+        raise ConfigError(f"cri_endpoint: {endpoint!r} is not a unix:// socket")
+    if endpoint and runtime != "cri":
+        raise ConfigError("cri_endpoint: only with runtime cri (--runtime cri)")
+    return str(runtime), endpoint
+
+
 def _seconds(merged: dict[str, Any], key: str, default: float, cap: float) -> float:
     value = merged.get(key, default)
     if not isinstance(value, int | float) or not 0 < value <= cap:
@@ -253,7 +277,10 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
     cloud, certs, token, join = _cloud(merged, state_dir)
     auth, optional = _guards(merged)
     dmi_socket, dmi_off = _dmi(merged, state_dir)
+    runtime, endpoint = _runtime(merged)
     return EdgeConfig(
+        runtime=runtime,
+        cri_endpoint=endpoint,
         dmi_socket=dmi_socket,
         dmi_off_reason=dmi_off,
         broker_anonymous=bool(merged.get("broker_anonymous")),

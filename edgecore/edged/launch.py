@@ -9,7 +9,7 @@ import contextlib
 import os
 import signal
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from edgecore.edged.podspec import ContainerPlan
 from kedge.process import die_with_parent
@@ -37,6 +37,36 @@ class Launcher(Protocol):
     async def launch(self, plan: ContainerPlan, attempt: int) -> Running: ...
 
     def log_path(self, container: str, previous: bool = False) -> Path: ...
+
+
+class PodRuntime(Protocol):
+    """Where a pod's containers run: `open` prepares the pod (a CRI sandbox, say) and gives the
+    launcher its containers use; `close` releases what `open` made, once they stopped."""
+
+    async def open(self, pod: dict[str, Any], pod_dir: Path) -> Launcher: ...
+
+    async def close(self, launcher: Launcher) -> None: ...
+
+    def pod_ip(self, launcher: Launcher) -> str: ...
+
+    async def shutdown(self) -> None:
+        """Every pod stopped: release the runtime itself."""
+
+
+class ProcessRuntime:
+    """Pods as host processes: nothing to prepare per pod; they share the node's address."""
+
+    async def open(self, pod: dict[str, Any], pod_dir: Path) -> Launcher:
+        return ProcessLauncher(pod_dir)
+
+    async def close(self, launcher: Launcher) -> None:
+        return None
+
+    def pod_ip(self, launcher: Launcher) -> str:
+        return "127.0.0.1"
+
+    async def shutdown(self) -> None:
+        return None
 
 
 class _Process:

@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from pathlib import Path
 from typing import Any
+
+# CRI's log format: `<RFC3339Nano> <stdout|stderr> <F|P> <text>` (P: a partial line continues)
+_CRI_LINE = re.compile(rb"^\S+ (?:stdout|stderr) ([FP]) (.*)$", re.DOTALL)
+
+
+def plain(data: bytes) -> bytes:
+    """A CRI-format log as the container wrote it; a plain log as it is."""
+    out: list[bytes] = []
+    partial = False
+    for line in data.splitlines(keepends=True):
+        match = _CRI_LINE.match(line.rstrip(b"\n"))
+        if match is None:
+            if not out and not partial:
+                return data  # not CRI's format (the process runtime's plain log)
+            continue
+        out.append(match.group(2) + (b"" if match.group(1) == b"P" else b"\n"))
+        partial = match.group(1) == b"P"
+    return b"".join(out)
+
 
 MAX_BYTES = 4 * 1024 * 1024
 
@@ -30,7 +50,7 @@ def read_log(path: Path | None, query: dict[str, Any]) -> str:
             size = path.stat().st_size
             log.seek(max(0, size - limit * 4))  # enough to hold the tail within the limit
             lines = deque(log, maxlen=tail) if tail else deque()
-            data = b"".join(lines)
+            data = plain(b"".join(lines))
         else:
-            data = log.read(limit)
+            data = plain(log.read(limit))
     return data[-limit:].decode(errors="replace")

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
+from edgecore.edged.launch import PodRuntime, ProcessRuntime
 from edgecore.edged.pod import PodRunner
 from edgecore.edged.podspec import Lookup
 from edgecore.edged.volumes import secret_root
@@ -58,8 +59,11 @@ class Edged:
         report: Report | None = None,
         backoff: float = 10.0,
         pod_env: Callable[[Obj], Mapping[str, str]] | None = None,
+        runtime: PodRuntime | None = None,
     ) -> None:
-        """`pod_env(pod)`: what a pod's containers get beside `base_env` (its broker identity)."""
+        """`pod_env(pod)`: what a pod's containers get beside `base_env` (its broker identity);
+        `runtime`: host processes (the default) or CRI."""
+        self.runtime: PodRuntime = runtime or ProcessRuntime()
         self.node, self.pods_dir, self.lookup, self.base_env = node, pods_dir, lookup, base_env
         self.report, self.backoff = report, backoff
         self.pod_env = pod_env or (lambda _pod: {})
@@ -104,7 +108,7 @@ class Edged:
                 if key not in self.pods and not _deleting(pod):
                     env = {**self.base_env, **self.pod_env(pod)}
                     runner = PodRunner(pod, self.node, self.pods_dir, self.lookup, env,
-                                       self.backoff, self._changed)  # fmt: skip
+                                       self.backoff, self._changed, self.runtime)  # fmt: skip
                     self.pods[key] = runner
                     self._later(self._start(runner, self._stopping.get(key)))
                     self._mark(key)
@@ -119,7 +123,7 @@ class Edged:
         if previous is not None:  # same name, new uid: the old one must be gone first
             await previous
         if self.pods.get(runner.key) is runner:
-            runner.start()
+            await runner.start()
 
     def _remove(self, key: str, keep_files: bool = False) -> None:
         """Stop a pod in the background (its grace period must not hold up other pods); its
@@ -184,3 +188,4 @@ class Edged:
             for key in list(self.pods):
                 self._remove(key, keep_files=True)
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.runtime.shutdown()

@@ -6,10 +6,12 @@ import asyncio
 import logging
 import shutil
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from edgecore.edged.container import Container, now
+from edgecore.edged.launch import Launcher, LaunchError, PodRuntime, ProcessRuntime
 from edgecore.edged.podspec import (
     ContainerPlan,
     Lookup,
@@ -51,8 +53,11 @@ class PodRunner:
         base_env: Mapping[str, str],
         backoff: float,
         on_change: Callable[[PodRunner], None],
+        runtime: PodRuntime | None = None,
     ) -> None:
         meta = pod.get("metadata") or {}
+        self.runtime: PodRuntime = runtime or ProcessRuntime()
+        self.launcher: Launcher | None = None
         self.pod, self.node, self.lookup, self.base_env = pod, node, lookup, base_env
         self.key = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
         self.uid = str(meta.get("uid", ""))
@@ -69,7 +74,9 @@ class PodRunner:
     def _plans(self) -> list[ContainerPlan]:
         env = {**self.base_env, "HOSTNAME": str((self.pod.get("metadata") or {}).get("name", ""))}
         containers = (self.pod.get("spec") or {}).get("containers") or []
-        plans = [plan_container(c, self.pod, self.node, self.lookup, env) for c in containers]
+        images = isinstance(self.runtime, ProcessRuntime)  # its image table, or real images
+        plans = [plan_container(c, self.pod, self.node, self.lookup, env, images)
+                 for c in containers]  # fmt: skip
         try:
             volumes = materialise(self.pod, self.dir, self.lookup, self.secrets)
         except (PodConfigError, OSError) as exc:
@@ -86,21 +93,31 @@ class PodRunner:
                 error = ("CreateContainerConfigError", str(exc))
                 out.append(ContainerPlan(plan.name, plan.image, error=error))
                 continue
-            out.append(
-                ContainerPlan(
-                    plan.name, plan.image, tuple(rewrite(a, table) for a in plan.argv),
-                    {k: rewrite(v, table) for k, v in plan.env.items()}, plan.mounts,
-                    rewrite(plan.working_dir, table), plan.liveness, plan.readiness,
-                )
-            )  # fmt: skip
+            if not images:  # real mounts: paths stay as the pod wrote them
+                out.append(replace(plan, binds=tuple(table)))
+                continue
+            out.append(replace(
+                plan, argv=tuple(rewrite(a, table) for a in plan.argv),
+                env={k: rewrite(v, table) for k, v in plan.env.items()},
+                working_dir=rewrite(plan.working_dir, table),
+            ))  # fmt: skip
         return out
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         grace = grace_period(self.pod)
+        failed: tuple[str, str] | None = None
+        try:
+            self.launcher = await self.runtime.open(self.pod, self.dir)
+        except LaunchError as exc:  # no sandbox: every container waits with the reason
+            log.warning("pod not started: %s", exc.message,
+                        extra={"node": self.node, "pod": self.key})  # fmt: skip
+            failed = (exc.reason, exc.message)
         for plan in self._plans():
+            if failed is not None:
+                plan = replace(plan, error=failed)
             container = Container(self.key, plan, self.policy, self.dir, self._backoff,
-                                  lambda: self.on_change(self))  # fmt: skip
+                                  lambda: self.on_change(self), self.launcher)  # fmt: skip
             container.grace = grace
             self.containers.append(container)
             self._tasks.append(asyncio.create_task(container.run(), name=f"{self.key}/{plan.name}"))
@@ -118,6 +135,8 @@ class PodRunner:
         wait = grace_period(self.pod) if grace is None else grace
         await asyncio.gather(*(c.stop(wait, t) for c, t in zip(self.containers, self._tasks,
                                                                strict=True)))  # fmt: skip
+        if self.launcher is not None:
+            await self.runtime.close(self.launcher)
         log.info("pod stopped", extra={"node": self.node, "pod": self.key, "uid": self.uid})
 
     def remove_files(self) -> None:
@@ -140,6 +159,7 @@ class PodRunner:
         pod_phase = phase([{"state": c.state, "ran": c.started} for c in self.containers],
                           restarting)  # fmt: skip
         ready = bool(statuses) and all(s["ready"] for s in statuses)
+        ip = self.runtime.pod_ip(self.launcher) if self.launcher is not None else "127.0.0.1"
         scheduled = self._transition("PodScheduled", True)
         return {
             "phase": pod_phase,
@@ -150,8 +170,8 @@ class PodRunner:
                 _condition("Ready", ready, self._transition("Ready", ready)),
             ],
             "hostIP": "127.0.0.1",
-            "podIP": "127.0.0.1",
-            "podIPs": [{"ip": "127.0.0.1"}],
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
             "startTime": self.started_at,
             "containerStatuses": statuses,
             "qosClass": "BestEffort",

@@ -58,6 +58,11 @@ class ContainerPlan:
     liveness: Probe | None = None
     readiness: Probe | None = None
     error: tuple[str, str] | None = None  # (reason, message): cannot be started
+    # as the pod gives them (a container runtime applies the image's entrypoint and cmd)
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    binds: tuple[tuple[str, str], ...] = ()  # (path in the container, path on the node)
+    resources: Mapping[str, Any] = field(default_factory=dict)  # the container's resources
 
 
 def _items(obj: Any, what: str) -> list[Obj]:
@@ -230,9 +235,11 @@ def parse_probe(probe: Any, container: Obj) -> Probe | None:
     raise PodConfigError("a probe needs exec, httpGet or tcpSocket")
 
 
-def plan_container(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Mapping[str, str]
-                   ) -> ContainerPlan:  # fmt: skip
-    """What to run; a plan with `error` set when it cannot be run (the reason is shown)."""
+def plan_container(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Mapping[str, str],
+                   images: bool = True) -> ContainerPlan:  # fmt: skip
+    """What to run; a plan with `error` set when it cannot be run (the reason is shown).
+    `images`: resolve the image through the process runtime's table (a container runtime has
+    real images)."""
     name, image = str(container.get("name", "")), str(container.get("image", ""))
     try:
         mounts = tuple(
@@ -247,12 +254,14 @@ def plan_container(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Ma
     except PodConfigError as exc:
         return ContainerPlan(name, image, error=("CreateContainerConfigError", str(exc)))
     try:
-        argv = resolve(image, command, args)
+        argv = resolve(image, command, args) if images else [*command, *args]
     except ImageError as exc:
         return ContainerPlan(name, image, error=("ErrImagePull", str(exc)))
+    resources = container.get("resources")
     return ContainerPlan(
         name, image, tuple(argv), env, mounts, str(container.get("workingDir") or ""),
-        liveness, readiness,
+        liveness, readiness, command=tuple(command), args=tuple(args),
+        resources=resources if isinstance(resources, dict) else {},
     )  # fmt: skip
 
 

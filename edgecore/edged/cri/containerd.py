@@ -21,7 +21,7 @@ import grpc
 
 from kedge.cri import pb, services
 from kedge.errors import PermanentError
-from kedge.process import write_private
+from kedge.process import die_with_parent, write_private
 
 log = logging.getLogger("kedge.edged")
 SHIM_DIRS = (Path("/run/containerd/s"), Path("/run/containerd/fifo"), Path("/run/containerd"))
@@ -31,14 +31,14 @@ SOCKET_PATH_MAX = 107
 READY_TIMEOUT = 30.0  # seconds for a starting containerd to answer (it takes about 0.1 s)
 
 
-def config(base: Path, sandbox_image: str, cni_bin: Path, cni_conf: Path) -> str:
+def config(base: Path, run: Path, sandbox_image: str, cni_bin: Path, cni_conf: Path) -> str:
     return f"""version = 2
 root = "{base / "root"}"
 state = "{base / "state"}"
 [grpc]
-  address = "{base / "run" / "containerd.sock"}"
+  address = "{run / "containerd.sock"}"
 [ttrpc]
-  address = "{base / "run" / "containerd.sock.ttrpc"}"
+  address = "{run / "containerd.sock.ttrpc"}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{sandbox_image}"
   restrict_oom_score_adj = true
@@ -51,7 +51,7 @@ state = "{base / "state"}"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
-        Root = "{base / "run" / "runc"}"
+        Root = "{run / "runc"}"
         BinaryName = "{shutil.which("runc") or "/usr/sbin/runc"}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{cni_bin}"
@@ -61,10 +61,17 @@ state = "{base / "state"}"
 
 class Containerd:
     def __init__(
-        self, base: Path, sandbox_image: str, cni_bin: Path = Path("/usr/lib/cni")
+        self,
+        base: Path,
+        sandbox_image: str,
+        cni_bin: Path = Path("/usr/lib/cni"),
+        run: Path | None = None,
     ) -> None:
+        """`run`: where the sockets go (default `base/run`; a socket path may not exceed 107
+        bytes)."""
         self.base, self.sandbox_image, self.cni_bin = base.absolute(), sandbox_image, cni_bin
-        self.socket = self.base / "run" / "containerd.sock"
+        self.run = run or self.base / "run"
+        self.socket = self.run / "containerd.sock"
         if len(str(self.socket).encode()) > SOCKET_PATH_MAX:
             raise PermanentError(f"containerd socket path {self.socket} is too long for a socket")
         self._process: asyncio.subprocess.Process | None = None
@@ -78,21 +85,23 @@ class Containerd:
         binary = shutil.which("containerd")
         if binary is None:
             raise PermanentError("containerd is not installed (apt-get install containerd runc)")
-        for sub in ("root", "state", "run", "cni/net.d"):
+        for sub in ("root", "state", "cni/net.d"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
+        self.run.mkdir(parents=True, exist_ok=True)
         os.chmod(self.base, 0o700)
+        os.chmod(self.run, 0o700)
         self._made = [d for d in SHIM_DIRS if not d.exists()]  # children first
         self._made += [
             d / CGROUP_PARENT for d in _controllers() if not (d / CGROUP_PARENT).exists()
         ]
         path = self.base / "containerd.toml"
-        write_private(
-            path, config(self.base, self.sandbox_image, self.cni_bin, self.base / "cni" / "net.d")
-        )
+        cni_conf = self.base / "cni" / "net.d"
+        write_private(path, config(self.base, self.run, self.sandbox_image, self.cni_bin, cni_conf))
         log_file = (self.base / "containerd.log").open("ab")
         self._process = await asyncio.create_subprocess_exec(
-            binary, "--config", str(path), stdout=log_file, stderr=log_file, start_new_session=True
-        )
+            binary, "--config", str(path), stdout=log_file, stderr=log_file,
+            start_new_session=True, preexec_fn=die_with_parent(),
+        )  # fmt: skip
         log_file.close()
         await self._ready()
         log.info("containerd started", extra={"endpoint": self.endpoint})
@@ -121,6 +130,10 @@ class Containerd:
         for made in self._made:  # what containerd made outside our directory (if empty now)
             with contextlib.suppress(OSError):
                 made.rmdir()
+        if self.run != self.base / "run":
+            shutil.rmtree(self.run, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self.run.parent.rmdir()  # /run/kedge, when no other edgecore uses it
 
 
 def _controllers() -> list[Path]:

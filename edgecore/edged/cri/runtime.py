@@ -1,0 +1,222 @@
+"""Pods as containers through CRI: one sandbox per pod, its containers created and started in it.
+
+A container's end is found by one ListContainers a second over the whole node while anything
+runs (kubelet's PLEG relists the same way; CRI v1 as containerd 1.6 serves it has no event
+stream); idle, nothing is asked. Logs are CRI's files, `<pod dir>/logs/<container>/<attempt>.log`.
+Only host networking so far: a pod shares the node's address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from edgecore.edged.cri.client import CriClient, sandbox_config
+from edgecore.edged.cri.containerd import Containerd
+from edgecore.edged.cri.images import import_archive, pack, pause_rootfs
+from edgecore.edged.cri.resources import linux_resources
+from edgecore.edged.launch import Launcher, LaunchError, Running
+from edgecore.edged.podspec import ContainerPlan
+from kedge.cri import pb
+from kedge.errors import PermanentError
+
+log = logging.getLogger("kedge.edged")
+PAUSE = "localhost/kedge/pause:1"
+RELIST = 1.0  # seconds between relists while containers run (kubelet's PLEG period)
+
+
+def run_dir(state_dir: Path) -> Path:
+    """Sockets need short paths: under /run, named after the state dir."""
+    digest = hashlib.sha256(str(state_dir.absolute()).encode()).hexdigest()[:12]
+    return Path("/run/kedge") / digest
+
+
+class CriRuntime:
+    def __init__(self, state_dir: Path, endpoint: str | None = None) -> None:
+        """`endpoint`: an existing CRI runtime (unix:///...); None: a private containerd."""
+        self.state_dir = state_dir
+        self.containerd = None if endpoint else Containerd(
+            state_dir / "containerd", PAUSE, run=run_dir(state_dir))  # fmt: skip
+        self.endpoint = endpoint or (self.containerd.endpoint if self.containerd else "")
+        self.client: CriClient | None = None
+        self._exits: dict[str, asyncio.Event] = {}
+        self._relister: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Ready to run pods, or (having stopped what it started) PermanentError saying why."""
+        try:
+            if self.containerd is not None:
+                await self.containerd.start()
+                await self._pause_image(self.containerd.socket)
+            self.client = CriClient(self.endpoint)
+            version = await self.client.version()
+        except (grpc.aio.AioRpcError, OSError, RuntimeError) as exc:
+            await self.shutdown()
+            reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+            raise PermanentError(f"CRI runtime at {self.endpoint}: {reason}") from exc
+        except BaseException:
+            await self.shutdown()
+            raise
+        log.info("CRI runtime ready", extra={"runtime": version.runtime_name,
+                 "version": version.runtime_version, "endpoint": self.endpoint})  # fmt: skip
+
+    async def _pause_image(self, socket: Path) -> None:
+        """The sandbox image, built here and imported once (no registry needed)."""
+        client = CriClient(self.endpoint)
+        try:
+            if await client.image_present(PAUSE):
+                return
+        finally:
+            await client.close()
+        with tempfile.TemporaryDirectory(dir=self.state_dir) as tmp:
+            rootfs = Path(tmp) / "rootfs"
+            rootfs.mkdir()
+            await asyncio.to_thread(pause_rootfs, rootfs)
+            archive = pack(rootfs, PAUSE, Path(tmp) / "pause.tar", ["/pause"])
+            await asyncio.to_thread(import_archive, socket, archive)
+
+    async def shutdown(self) -> None:
+        """After every pod stopped: the relister, the connection, a private containerd."""
+        if self._relister is not None:
+            self._relister.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relister
+        if self.client is not None:
+            await self.client.close()
+        if self.containerd is not None:
+            await self.containerd.stop()
+
+    @property
+    def cri(self) -> CriClient:
+        assert self.client is not None, "CriRuntime.start() first"
+        return self.client
+
+    # ---- the PodRuntime interface --------------------------------------------------------
+
+    async def open(self, pod: dict[str, Any], pod_dir: Path) -> Launcher:
+        meta = pod.get("metadata") or {}
+        logs = pod_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        config = sandbox_config(str(meta.get("name", "")), str(meta.get("namespace", "default")),
+                                str(meta.get("uid", "")), str(logs), host_network=True)  # fmt: skip
+        try:
+            sandbox = await self.cri.run_sandbox(config)
+        except grpc.aio.AioRpcError as exc:
+            raise LaunchError("CreatePodSandboxError", str(exc.details())) from exc
+        return CriLauncher(self, sandbox, config, logs)
+
+    async def close(self, launcher: Launcher) -> None:
+        """The pod's containers stopped: they, and its sandbox, go."""
+        assert isinstance(launcher, CriLauncher)
+        for container in await self.cri.containers(launcher.sandbox):
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await self.cri.remove_container(container.id)
+        await self.cri.stop_sandbox(launcher.sandbox)
+        await self.cri.remove_sandbox(launcher.sandbox)
+
+    def pod_ip(self, launcher: Launcher) -> str:
+        return "127.0.0.1"  # host networking: the node's address
+
+    # ---- exits ---------------------------------------------------------------------------
+
+    def watch(self, container_id: str) -> asyncio.Event:
+        event = self._exits.setdefault(container_id, asyncio.Event())
+        if self._relister is None or self._relister.done():
+            self._relister = asyncio.create_task(self._relist(), name="cri relist")
+        return event
+
+    async def _relist(self) -> None:
+        while self._exits:
+            try:
+                listed = await self.cri.runtime.ListContainers(pb.ListContainersRequest(),
+                                                               timeout=30)  # fmt: skip
+            except grpc.aio.AioRpcError as exc:
+                log.warning("CRI relist failed: %s", exc.details())
+            else:
+                states = {c.id: c.state for c in listed.containers}
+                for container_id, event in list(self._exits.items()):
+                    if states.get(container_id, pb.CONTAINER_EXITED) == pb.CONTAINER_EXITED:
+                        event.set()
+                        del self._exits[container_id]
+            await asyncio.sleep(RELIST)  # the relist period, while containers run
+
+
+class CriRunning:
+    def __init__(self, runtime: CriRuntime, container_id: str) -> None:
+        self.runtime, self.id = runtime, f"containerd://{container_id}"
+        self.container_id = container_id
+        self.exited = runtime.watch(container_id)
+
+    async def wait(self) -> tuple[int, str]:
+        await self.exited.wait()
+        status = await self.runtime.cri.container_status(self.container_id)
+        code = int(status.exit_code)
+        return code, status.reason or ("Completed" if code == 0 else "Error")
+
+    async def terminate(self, grace: float) -> None:
+        with contextlib.suppress(grpc.aio.AioRpcError):  # already gone
+            await self.runtime.cri.stop_container(self.container_id, max(0, round(grace)))
+        await self.exited.wait()
+
+
+class CriLauncher:
+    """A pod's containers in its sandbox; each attempt a new container, the previous one (kept
+    for `--previous` logs' sake only as its log file) removed."""
+
+    def __init__(self, runtime: CriRuntime, sandbox: str, config: Any, logs: Path) -> None:
+        self.runtime, self.sandbox, self.config, self.logs = runtime, sandbox, config, logs
+        self.attempts: dict[str, int] = {}
+        self.previous: dict[str, str] = {}  # container name -> the last attempt's container id
+
+    def log_path(self, container: str, previous: bool = False) -> Path:
+        attempt = self.attempts.get(container, 0) - (1 if previous else 0)
+        return self.logs / container / f"{max(attempt, 0)}.log"
+
+    async def launch(self, plan: ContainerPlan, attempt: int) -> Running:
+        cri = self.runtime.cri
+        try:
+            if not await cri.image_present(plan.image):
+                await cri.pull(plan.image, self.config)
+        except grpc.aio.AioRpcError as exc:
+            raise LaunchError("ErrImagePull", f"image {plan.image!r}: {exc.details()}") from exc
+        old = self.previous.pop(plan.name, None)
+        if old is not None:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await cri.remove_container(old)
+        self.attempts[plan.name] = attempt
+        (self.logs / plan.name).mkdir(parents=True, exist_ok=True)
+        try:
+            config = container_config(plan, attempt)
+            container_id = await cri.create_container(self.sandbox, config, self.config)
+            await cri.start_container(container_id)
+        except (grpc.aio.AioRpcError, ValueError) as exc:
+            reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+            raise LaunchError("CreateContainerError", str(reason)) from exc
+        self.previous[plan.name] = container_id
+        return CriRunning(self.runtime, container_id)
+
+
+def container_config(plan: ContainerPlan, attempt: int) -> Any:
+    """The container as CRI takes it: command and args as the pod gave them (the image's
+    entrypoint and cmd otherwise), environment, bind mounts, resource limits."""
+    security = pb.LinuxContainerSecurityContext(
+        namespace_options=pb.NamespaceOption(network=pb.NODE, pid=pb.CONTAINER)
+    )
+    return pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name=plan.name, attempt=attempt),
+        image=pb.ImageSpec(image=plan.image), command=list(plan.command), args=list(plan.args),
+        working_dir=plan.working_dir,
+        envs=[pb.KeyValue(key=k, value=v.encode()) for k, v in plan.env.items()],
+        mounts=[pb.Mount(container_path=inside, host_path=outside)
+                for inside, outside in plan.binds],
+        log_path=f"{plan.name}/{attempt}.log",
+        linux=pb.LinuxContainerConfig(resources=linux_resources(plan.resources),
+                                      security_context=security),
+    )  # fmt: skip
