@@ -49,6 +49,9 @@ class PodRuntime(Protocol):
 
     def pod_ip(self, launcher: Launcher) -> str: ...
 
+    async def sweep(self) -> None:
+        """The node's pods started: what an earlier run left that no pod took can go."""
+
     async def shutdown(self) -> None:
         """Every pod stopped: release the runtime itself."""
 
@@ -64,6 +67,9 @@ class ProcessRuntime:
 
     def pod_ip(self, launcher: Launcher) -> str:
         return "127.0.0.1"
+
+    async def sweep(self) -> None:
+        return None
 
     async def shutdown(self) -> None:
         return None

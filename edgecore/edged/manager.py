@@ -157,6 +157,8 @@ class Edged:
     async def run(self, pods: list[Obj]) -> None:
         """Start the stored pods, then send changed pod statuses upstream: until cancelled."""
         await self.sync(pods)
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)  # the pods' starts
+        await self.runtime.sweep()
         while True:
             await self._wake.wait()
             self._wake.clear()

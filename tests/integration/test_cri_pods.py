@@ -132,3 +132,38 @@ def test_pods_run_as_containers_under_cri(
         for line in Path("/proc/mounts").read_text().splitlines()
         if str(edge.state_dir) in line
     ]
+
+
+def test_a_killed_edgecore_finds_its_containers_running(
+    tmp_path: Path, cloud: CloudProcess, broker: Mosquitto
+) -> None:
+    """Pods outlive edgecore's crash: re-adopted from containerd, not started again."""
+    edge = cloud.edge(tmp_path / "edge", broker.url)
+    edge.extra += ["--runtime", "cri", "--heartbeat", "0.5"]
+    edge.start()
+    socket = run_dir(edge.state_dir) / "containerd.sock"
+    try:
+        rootfs = tmp_path / "busybox"
+        rootfs.mkdir()
+        busybox_rootfs(rootfs)
+        import_archive(socket, pack(rootfs, BUSYBOX, tmp_path / "busybox.tar", ["/bin/sh"]))
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": "greeting", "namespace": "default"},
+                     "data": {"who": "the cloud"}}  # fmt: skip
+        for obj in (configmap, _pod("steady", SCRIPT)):
+            cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
+        wait_for(lambda: _main(cloud, "steady").get("state", {}).get("running"), timeout=60,
+                 what="the pod running")  # fmt: skip
+        first = _main(cloud, "steady")["containerID"]
+        edge.kill()  # SIGKILL: containerd goes with it, the container's shim does not
+        edge.start()
+        uid = cloud.get("pod", "steady")["metadata"]["uid"]  # type: ignore[index]
+        wait_for(lambda: len(_sandboxes(socket, uid)) == 1, timeout=30, what="the sandbox")
+        log = edge.log()
+        wait_for(lambda: "pod adopted from the runtime" in edge.log(), timeout=30,
+                 what="the pod adopted")  # fmt: skip
+        assert _main(cloud, "steady")["containerID"] == first, log
+        assert len(_sandboxes(socket, uid)) == 1  # not a second one
+    finally:
+        edge.stop()
+    assert not socket.exists()

@@ -3,8 +3,9 @@
 
 Two settings this kind of machine needs (see the CRI notes): `restrict_oom_score_adj` (without
 CAP_SYS_RESOURCE every sandbox fails to start otherwise) and runc's state under our directory.
-containerd 1.6 still makes `/run/containerd/{s,fifo}` for its shims: removed on stop when empty
-and made by us.
+containerd 1.6 still makes `/run/containerd/{s,fifo}` for its shims, and the CRI plugin a `k8s.io`
+cgroup parent per controller: removed on stop when empty. It dies with edgecore; its containers'
+shims do not, so a new containerd finds them running.
 """
 
 from __future__ import annotations
@@ -75,7 +76,6 @@ class Containerd:
         if len(str(self.socket).encode()) > SOCKET_PATH_MAX:
             raise PermanentError(f"containerd socket path {self.socket} is too long for a socket")
         self._process: asyncio.subprocess.Process | None = None
-        self._made: list[Path] = []
 
     @property
     def endpoint(self) -> str:
@@ -90,10 +90,6 @@ class Containerd:
         self.run.mkdir(parents=True, exist_ok=True)
         os.chmod(self.base, 0o700)
         os.chmod(self.run, 0o700)
-        self._made = [d for d in SHIM_DIRS if not d.exists()]  # children first
-        self._made += [
-            d / CGROUP_PARENT for d in _controllers() if not (d / CGROUP_PARENT).exists()
-        ]
         path = self.base / "containerd.toml"
         cni_conf = self.base / "cni" / "net.d"
         write_private(path, config(self.base, self.run, self.sandbox_image, self.cni_bin, cni_conf))
@@ -127,7 +123,9 @@ class Containerd:
             except TimeoutError:
                 process.kill()
                 await process.wait()
-        for made in self._made:  # what containerd made outside our directory (if empty now)
+        # what containerd makes outside our directory, removed when empty (a system
+        # containerd's are not: its sockets and its pods' cgroups are in them)
+        for made in [*SHIM_DIRS, *(d / CGROUP_PARENT for d in _controllers())]:
             with contextlib.suppress(OSError):
                 made.rmdir()
         if self.run != self.base / "run":

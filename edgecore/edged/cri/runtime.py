@@ -29,6 +29,7 @@ from kedge.errors import PermanentError
 
 log = logging.getLogger("kedge.edged")
 PAUSE = "localhost/kedge/pause:1"
+UID, OWNER, OWNED = "io.kubernetes.pod.uid", "kedge.io/managed-by", "edged"
 RELIST = 1.0  # seconds between relists while containers run (kubelet's PLEG period)
 
 
@@ -48,6 +49,8 @@ class CriRuntime:
         self.client: CriClient | None = None
         self._exits: dict[str, asyncio.Event] = {}
         self._relister: asyncio.Task[None] | None = None
+        self._leftover: dict[str, str] = {}  # pod uid -> a ready sandbox found at start
+        self._dead: list[str] = []  # sandboxes found stopped at start
 
     async def start(self) -> None:
         """Ready to run pods, or (having stopped what it started) PermanentError saying why."""
@@ -57,6 +60,12 @@ class CriRuntime:
                 await self._pause_image(self.containerd.socket)
             self.client = CriClient(self.endpoint)
             version = await self.client.version()
+            owned = pb.PodSandboxFilter(label_selector={OWNER: OWNED})
+            listed = await self.client.runtime.ListPodSandbox(
+                pb.ListPodSandboxRequest(filter=owned), timeout=60)  # fmt: skip
+            self._leftover = {b.labels.get(UID, "") or b.id: b.id for b in listed.items
+                              if b.state == pb.SANDBOX_READY}  # fmt: skip
+            self._dead = [b.id for b in listed.items if b.state != pb.SANDBOX_READY]
         except (grpc.aio.AioRpcError, OSError, RuntimeError) as exc:
             await self.shutdown()
             reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
@@ -101,25 +110,46 @@ class CriRuntime:
     # ---- the PodRuntime interface --------------------------------------------------------
 
     async def open(self, pod: dict[str, Any], pod_dir: Path) -> Launcher:
+        """The pod's sandbox: the one a killed edgecore left running (adopted with its running
+        containers), or a new one."""
         meta = pod.get("metadata") or {}
         logs = pod_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         config = sandbox_config(str(meta.get("name", "")), str(meta.get("namespace", "default")),
-                                str(meta.get("uid", "")), str(logs), host_network=True)  # fmt: skip
+                                str(meta.get("uid", "")), str(logs), host_network=True,
+                                labels={OWNER: OWNED})  # fmt: skip
+        found = self._leftover.pop(str(meta.get("uid", "")), None)
         try:
+            if found is not None:
+                running = [c for c in await self.cri.containers(found)
+                           if c.state == pb.CONTAINER_RUNNING]  # fmt: skip
+                log.info("pod adopted from the runtime", extra={"pod": meta.get("name"),
+                         "sandbox": found, "containers": len(running)})  # fmt: skip
+                return CriLauncher(self, found, config, logs, running)
             sandbox = await self.cri.run_sandbox(config)
         except grpc.aio.AioRpcError as exc:
             raise LaunchError("CreatePodSandboxError", str(exc.details())) from exc
         return CriLauncher(self, sandbox, config, logs)
 
+    async def sweep(self) -> None:
+        """After the node's pods started: sandboxes left by an earlier run that no pod took."""
+        leftover, self._leftover, dead, self._dead = self._leftover, {}, self._dead, []
+        for sandbox in [*leftover.values(), *dead]:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await self._remove(sandbox)
+
     async def close(self, launcher: Launcher) -> None:
         """The pod's containers stopped: they, and its sandbox, go."""
         assert isinstance(launcher, CriLauncher)
-        for container in await self.cri.containers(launcher.sandbox):
+        await self._remove(launcher.sandbox)
+
+    async def _remove(self, sandbox: str) -> None:
+        for container in await self.cri.containers(sandbox):
             with contextlib.suppress(grpc.aio.AioRpcError):
+                await self.cri.stop_container(container.id, 0)
                 await self.cri.remove_container(container.id)
-        await self.cri.stop_sandbox(launcher.sandbox)
-        await self.cri.remove_sandbox(launcher.sandbox)
+        await self.cri.stop_sandbox(sandbox)
+        await self.cri.remove_sandbox(sandbox)
 
     def pod_ip(self, launcher: Launcher) -> str:
         return "127.0.0.1"  # host networking: the node's address
@@ -170,16 +200,24 @@ class CriLauncher:
     """A pod's containers in its sandbox; each attempt a new container, the previous one (kept
     for `--previous` logs' sake only as its log file) removed."""
 
-    def __init__(self, runtime: CriRuntime, sandbox: str, config: Any, logs: Path) -> None:
+    def __init__(self, runtime: CriRuntime, sandbox: str, config: Any, logs: Path,
+                 running: list[Any] | None = None) -> None:  # fmt: skip
+        """`running`: containers found running in an adopted sandbox, taken over as they are."""
         self.runtime, self.sandbox, self.config, self.logs = runtime, sandbox, config, logs
         self.attempts: dict[str, int] = {}
         self.previous: dict[str, str] = {}  # container name -> the last attempt's container id
+        self.adopt = {c.metadata.name: c for c in running or []}
 
     def log_path(self, container: str, previous: bool = False) -> Path:
         attempt = self.attempts.get(container, 0) - (1 if previous else 0)
         return self.logs / container / f"{max(attempt, 0)}.log"
 
     async def launch(self, plan: ContainerPlan, attempt: int) -> Running:
+        adopted = self.adopt.pop(plan.name, None)
+        if adopted is not None:  # running since before edgecore restarted: not started again
+            self.attempts[plan.name] = int(adopted.metadata.attempt)
+            self.previous[plan.name] = adopted.id
+            return CriRunning(self.runtime, adopted.id)
         cri = self.runtime.cri
         try:
             if not await cri.image_present(plan.image):
