@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from edgecore.edged.cri.client import CriClient
@@ -138,6 +139,7 @@ def test_a_killed_edgecore_finds_its_containers_running(
     tmp_path: Path, cloud: CloudProcess, broker: Mosquitto
 ) -> None:
     """Pods outlive edgecore's crash: re-adopted from containerd, not started again."""
+    forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
     edge = cloud.edge(tmp_path / "edge", broker.url)
     edge.extra += ["--runtime", "cri", "--heartbeat", "0.5"]
     edge.start()
@@ -167,3 +169,48 @@ def test_a_killed_edgecore_finds_its_containers_running(
     finally:
         edge.stop()
     assert not socket.exists()
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == forward  # the host's, again
+
+
+def test_a_pod_gets_its_own_address_on_the_node_bridge(
+    tmp_path: Path, cloud: CloudProcess, broker: Mosquitto
+) -> None:
+    """Not on the host network: an address of its own (CNI bridge + host-local), reachable
+    from the node; the bridge and ip_forward as they were once edgecore stopped."""
+    forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    links = set(os.listdir("/sys/class/net"))
+    edge = cloud.edge(tmp_path / "edge", broker.url)
+    edge.extra += ["--runtime", "cri", "--heartbeat", "0.5"]
+    edge.start()
+    try:
+        rootfs = tmp_path / "busybox"
+        rootfs.mkdir()
+        busybox_rootfs(rootfs)
+        (rootfs / "www").mkdir()
+        (rootfs / "www" / "index.html").write_text("served from a pod\n")
+        import_archive(run_dir(edge.state_dir) / "containerd.sock",
+                       pack(rootfs, BUSYBOX, tmp_path / "busybox.tar", ["/bin/sh"]))  # fmt: skip
+        httpd = {"name": "main", "image": BUSYBOX,
+                 "command": ["httpd", "-f", "-p", "8080", "-h", "/www"]}  # fmt: skip
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "web", "namespace": "default"},
+               "spec": {"nodeName": "edge-node-1", "terminationGracePeriodSeconds": 2,
+                        "containers": [httpd]}}  # fmt: skip
+        cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+        wait_for(lambda: _main(cloud, "web").get("state", {}).get("running"), timeout=60,
+                 what="the pod running")  # fmt: skip
+        ip = cloud.get("pod", "web")["status"]["podIP"]  # type: ignore[index]
+        assert ip.startswith("10.") and ip != "127.0.0.1"
+        page = wait_for(lambda: _fetch(f"http://{ip}:8080/"), timeout=30, what="the pod's page")
+        assert page == "served from a pod\n"
+    finally:
+        edge.stop()
+    assert set(os.listdir("/sys/class/net")) == links  # no bridge, no veth left
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == forward
+
+
+def _fetch(url: str) -> str | None:
+    try:
+        return httpx.get(url, timeout=2).text
+    except httpx.HTTPError:
+        return None

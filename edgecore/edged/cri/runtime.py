@@ -3,7 +3,8 @@
 A container's end is found by one ListContainers a second over the whole node while anything
 runs (kubelet's PLEG relists the same way; CRI v1 as containerd 1.6 serves it has no event
 stream); idle, nothing is asked. Logs are CRI's files, `<pod dir>/logs/<container>/<attempt>.log`.
-Only host networking so far: a pod shares the node's address.
+A pod on the host network shares the node's address; any other gets its own on the node's CNI
+bridge (`network`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import grpc
 from edgecore.edged.cri.client import CriClient, sandbox_config
 from edgecore.edged.cri.containerd import Containerd
 from edgecore.edged.cri.images import import_archive, pack, pause_rootfs
+from edgecore.edged.cri.network import PodNetwork
 from edgecore.edged.cri.resources import linux_resources
 from edgecore.edged.launch import Launcher, LaunchError, Running
 from edgecore.edged.podspec import ContainerPlan
@@ -43,6 +45,9 @@ class CriRuntime:
     def __init__(self, state_dir: Path, endpoint: str | None = None) -> None:
         """`endpoint`: an existing CRI runtime (unix:///...); None: a private containerd."""
         self.state_dir = state_dir
+        self.network = (
+            None if endpoint else PodNetwork(state_dir, state_dir / "containerd" / "cni" / "net.d")
+        )
         self.containerd = None if endpoint else Containerd(
             state_dir / "containerd", PAUSE, run=run_dir(state_dir))  # fmt: skip
         self.endpoint = endpoint or (self.containerd.endpoint if self.containerd else "")
@@ -55,7 +60,8 @@ class CriRuntime:
     async def start(self) -> None:
         """Ready to run pods, or (having stopped what it started) PermanentError saying why."""
         try:
-            if self.containerd is not None:
+            if self.containerd is not None and self.network is not None:
+                self.network.write()
                 await self.containerd.start()
                 await self._pause_image(self.containerd.socket)
             self.client = CriClient(self.endpoint)
@@ -101,6 +107,8 @@ class CriRuntime:
             await self.client.close()
         if self.containerd is not None:
             await self.containerd.stop()
+        if self.network is not None:
+            self.network.remove()
 
     @property
     def cri(self) -> CriClient:
@@ -115,8 +123,9 @@ class CriRuntime:
         meta = pod.get("metadata") or {}
         logs = pod_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        host = bool((pod.get("spec") or {}).get("hostNetwork"))
         config = sandbox_config(str(meta.get("name", "")), str(meta.get("namespace", "default")),
-                                str(meta.get("uid", "")), str(logs), host_network=True,
+                                str(meta.get("uid", "")), str(logs), host_network=host,
                                 labels={OWNER: OWNED})  # fmt: skip
         found = self._leftover.pop(str(meta.get("uid", "")), None)
         try:
@@ -125,11 +134,13 @@ class CriRuntime:
                            if c.state == pb.CONTAINER_RUNNING]  # fmt: skip
                 log.info("pod adopted from the runtime", extra={"pod": meta.get("name"),
                          "sandbox": found, "containers": len(running)})  # fmt: skip
-                return CriLauncher(self, found, config, logs, running)
-            sandbox = await self.cri.run_sandbox(config)
+                sandbox, adopt = found, running
+            else:
+                sandbox, adopt = await self.cri.run_sandbox(config), []
+            ip = "" if host else (await self.cri.sandbox_status(sandbox)).network.ip
         except grpc.aio.AioRpcError as exc:
             raise LaunchError("CreatePodSandboxError", str(exc.details())) from exc
-        return CriLauncher(self, sandbox, config, logs)
+        return CriLauncher(self, sandbox, config, logs, adopt, ip)
 
     async def sweep(self) -> None:
         """After the node's pods started: sandboxes left by an earlier run that no pod took."""
@@ -152,7 +163,8 @@ class CriRuntime:
         await self.cri.remove_sandbox(sandbox)
 
     def pod_ip(self, launcher: Launcher) -> str:
-        return "127.0.0.1"  # host networking: the node's address
+        """The sandbox's address; a host-network pod has the node's."""
+        return getattr(launcher, "ip", "") or "127.0.0.1"
 
     # ---- exits ---------------------------------------------------------------------------
 
@@ -201,9 +213,11 @@ class CriLauncher:
     for `--previous` logs' sake only as its log file) removed."""
 
     def __init__(self, runtime: CriRuntime, sandbox: str, config: Any, logs: Path,
-                 running: list[Any] | None = None) -> None:  # fmt: skip
-        """`running`: containers found running in an adopted sandbox, taken over as they are."""
+                 running: list[Any] | None = None, ip: str = "") -> None:  # fmt: skip
+        """`running`: containers found running in an adopted sandbox, taken over as they are;
+        `ip`: the pod's own address ("" on the host network)."""
         self.runtime, self.sandbox, self.config, self.logs = runtime, sandbox, config, logs
+        self.ip = ip
         self.attempts: dict[str, int] = {}
         self.previous: dict[str, str] = {}  # container name -> the last attempt's container id
         self.adopt = {c.metadata.name: c for c in running or []}
@@ -231,7 +245,7 @@ class CriLauncher:
         self.attempts[plan.name] = attempt
         (self.logs / plan.name).mkdir(parents=True, exist_ok=True)
         try:
-            config = container_config(plan, attempt)
+            config = container_config(plan, attempt, host_network=not self.ip)
             container_id = await cri.create_container(self.sandbox, config, self.config)
             await cri.start_container(container_id)
         except (grpc.aio.AioRpcError, ValueError) as exc:
@@ -241,11 +255,13 @@ class CriLauncher:
         return CriRunning(self.runtime, container_id)
 
 
-def container_config(plan: ContainerPlan, attempt: int) -> Any:
+def container_config(plan: ContainerPlan, attempt: int, host_network: bool) -> Any:
     """The container as CRI takes it: command and args as the pod gave them (the image's
     entrypoint and cmd otherwise), environment, bind mounts, resource limits."""
     security = pb.LinuxContainerSecurityContext(
-        namespace_options=pb.NamespaceOption(network=pb.NODE, pid=pb.CONTAINER)
+        namespace_options=pb.NamespaceOption(
+            network=pb.NODE if host_network else pb.POD, pid=pb.CONTAINER
+        )
     )
     return pb.ContainerConfig(
         metadata=pb.ContainerMetadata(name=plan.name, attempt=attempt),
