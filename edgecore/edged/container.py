@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgecore.edged import probes
 from edgecore.edged.launch import Launcher, LaunchError, ProcessLauncher, Running
 from edgecore.edged.podspec import ContainerPlan, Probe
 from kedge.backoff import Backoff
@@ -175,9 +174,8 @@ class Container:
         await asyncio.sleep(probe.initial_delay)
         passed = failed = 0
         while True:
-            ok = await probes.check(
-                probe, self.plan.env, self.plan.working_dir or str(self.pod_dir)
-            )
+            running = self._running
+            ok = running is not None and await running.probe(probe)
             passed, failed = (passed + 1, 0) if ok else (0, failed + 1)
             if liveness and failed >= probe.failures:
                 log.warning("liveness probe failed; restarting",

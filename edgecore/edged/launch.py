@@ -11,7 +11,8 @@ import signal
 from pathlib import Path
 from typing import Any, Protocol
 
-from edgecore.edged.podspec import ContainerPlan
+from edgecore.edged import probes
+from edgecore.edged.podspec import ContainerPlan, Probe
 from kedge.process import die_with_parent
 
 
@@ -31,6 +32,9 @@ class Running(Protocol):
 
     async def terminate(self, grace: float) -> None:
         """SIGTERM, SIGKILL after `grace` seconds; returns once it is gone."""
+
+    async def probe(self, probe: Probe) -> bool:
+        """One liveness/readiness check where the container runs."""
 
 
 class Launcher(Protocol):
@@ -76,8 +80,12 @@ class ProcessRuntime:
 
 
 class _Process:
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, plan: ContainerPlan, cwd: str) -> None:
         self.process, self.id = process, f"process://{process.pid}"
+        self.plan, self.cwd = plan, cwd
+
+    async def probe(self, probe: Probe) -> bool:
+        return await probes.check(probe, self.plan.env, self.cwd)
 
     async def wait(self) -> tuple[int, str]:
         code = await self.process.wait()
@@ -113,14 +121,15 @@ class ProcessLauncher:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() and attempt > 0:
             os.replace(path, self.log_path(plan.name, previous=True))
+        cwd = plan.working_dir or str(self.pod_dir)
         with path.open("ab") as out:
             try:
                 process = await asyncio.create_subprocess_exec(
-                    *plan.argv, env=dict(plan.env), cwd=plan.working_dir or str(self.pod_dir),
+                    *plan.argv, env=dict(plan.env), cwd=cwd,
                     stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True, preexec_fn=die_with_parent(),
                 )  # fmt: skip
             except OSError as exc:
                 message = f"failed to start {plan.argv[0]!r}: {exc.strerror or exc}"
                 raise LaunchError("StartError", message) from exc
-        return _Process(process)
+        return _Process(process, plan, cwd)

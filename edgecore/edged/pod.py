@@ -75,7 +75,8 @@ class PodRunner:
         env = {**self.base_env, "HOSTNAME": str((self.pod.get("metadata") or {}).get("name", ""))}
         containers = (self.pod.get("spec") or {}).get("containers") or []
         images = isinstance(self.runtime, ProcessRuntime)  # its image table, or real images
-        plans = [plan_container(c, self.pod, self.node, self.lookup, env, images)
+        ip = self.runtime.pod_ip(self.launcher) if self.launcher is not None else "127.0.0.1"
+        plans = [plan_container(c, self.pod, self.node, self.lookup, env, images, ip)
                  for c in containers]  # fmt: skip
         try:
             volumes = materialise(self.pod, self.dir, self.lookup, self.secrets)

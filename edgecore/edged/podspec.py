@@ -63,6 +63,7 @@ class ContainerPlan:
     args: tuple[str, ...] = ()
     binds: tuple[tuple[str, str], ...] = ()  # (path in the container, path on the node)
     resources: Mapping[str, Any] = field(default_factory=dict)  # the container's resources
+    pull_policy: str = "IfNotPresent"  # Always, IfNotPresent, Never (a container runtime's)
 
 
 def _items(obj: Any, what: str) -> list[Obj]:
@@ -124,7 +125,7 @@ def _ref_value(ref: Obj, kind: str, namespace: str, lookup: Lookup) -> str | Non
     return data[key].decode(errors="replace")
 
 
-def _field_value(path: str, pod: Obj, node: str) -> str:
+def _field_value(path: str, pod: Obj, node: str, pod_ip: str) -> str:
     meta = pod.get("metadata") or {}
     fields = {
         "metadata.name": meta.get("name", ""),
@@ -133,7 +134,7 @@ def _field_value(path: str, pod: Obj, node: str) -> str:
         "spec.nodeName": node,
         "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName", ""),
         "status.hostIP": "127.0.0.1",
-        "status.podIP": "127.0.0.1",
+        "status.podIP": pod_ip,
     }
     for prefix, source in (("metadata.labels", "labels"), ("metadata.annotations", "annotations")):
         if path.startswith(prefix + "['") and path.endswith("']"):
@@ -143,8 +144,8 @@ def _field_value(path: str, pod: Obj, node: str) -> str:
     return str(fields[path])
 
 
-def container_env(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Mapping[str, str]
-                  ) -> dict[str, str]:  # fmt: skip
+def container_env(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Mapping[str, str],
+                  pod_ip: str = "127.0.0.1") -> dict[str, str]:  # fmt: skip
     """envFrom, then env (later entries win; `$(VAR)` refers to earlier ones), over `base`."""
     namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
     env = dict(base)
@@ -173,7 +174,8 @@ def container_env(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Map
             elif isinstance(origin.get("secretKeyRef"), dict):
                 value = _ref_value(origin["secretKeyRef"], "secret", namespace, lookup)
             elif isinstance(origin.get("fieldRef"), dict):
-                value = _field_value(str(origin["fieldRef"].get("fieldPath", "")), pod, node)
+                path = str(origin["fieldRef"].get("fieldPath", ""))
+                value = _field_value(path, pod, node, pod_ip)
             else:
                 raise PodConfigError(f"env {name}: valueFrom has no supported source")
             if value is not None:
@@ -235,8 +237,21 @@ def parse_probe(probe: Any, container: Obj) -> Probe | None:
     raise PodConfigError("a probe needs exec, httpGet or tcpSocket")
 
 
+def pull_policy(container: Obj) -> str:
+    """imagePullPolicy, or Kubernetes' default: Always for `:latest` or no tag, else
+    IfNotPresent."""
+    image = str(container.get("image", ""))
+    given = container.get("imagePullPolicy")
+    if given is None:
+        last = image.split("@", 1)[0].rsplit("/", 1)[-1]
+        return "Always" if ":" not in last or last.endswith(":latest") else "IfNotPresent"
+    if given not in ("Always", "IfNotPresent", "Never"):
+        raise PodConfigError(f"imagePullPolicy {given!r} is not Always, IfNotPresent or Never")
+    return str(given)
+
+
 def plan_container(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Mapping[str, str],
-                   images: bool = True) -> ContainerPlan:  # fmt: skip
+                   images: bool = True, pod_ip: str = "127.0.0.1") -> ContainerPlan:  # fmt: skip
     """What to run; a plan with `error` set when it cannot be run (the reason is shown).
     `images`: resolve the image through the process runtime's table (a container runtime has
     real images)."""
@@ -246,7 +261,8 @@ def plan_container(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Ma
             Mount(str(m.get("name", "")), str(m.get("mountPath", "")), str(m.get("subPath", "")))
             for m in _items(container.get("volumeMounts"), "volumeMounts")
         )
-        env = container_env(container, pod, node, lookup, base)
+        env = container_env(container, pod, node, lookup, base, pod_ip)
+        policy = pull_policy(container)
         command = [expand(a, env) for a in _strings(container.get("command"), "command")]
         args = [expand(a, env) for a in _strings(container.get("args"), "args")]
         liveness = parse_probe(container.get("livenessProbe"), container)
@@ -261,7 +277,7 @@ def plan_container(container: Obj, pod: Obj, node: str, lookup: Lookup, base: Ma
     return ContainerPlan(
         name, image, tuple(argv), env, mounts, str(container.get("workingDir") or ""),
         liveness, readiness, command=tuple(command), args=tuple(args),
-        resources=resources if isinstance(resources, dict) else {},
+        resources=resources if isinstance(resources, dict) else {}, pull_policy=policy,
     )  # fmt: skip
 
 

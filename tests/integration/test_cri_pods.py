@@ -99,7 +99,15 @@ def test_pods_run_as_containers_under_cri(
             "dd if=/dev/zero of=/dev/null bs=200M count=1",
             resources={"limits": {"memory": "64Mi"}},
         )
-        for obj in (configmap, _pod("hello", SCRIPT), hog):
+        probed = _pod("probed", "echo ip $MY_IP; touch /tmp/ready; sleep 3600",
+                      readinessProbe={"exec": {"command": ["cat", "/tmp/ready"]},
+                                      "periodSeconds": 1})  # fmt: skip
+        probed["spec"]["containers"][0]["env"].append(
+            {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+        )
+        never = _pod("never", "true", image="localhost/kedge/absent:1",
+                     imagePullPolicy="Never")  # fmt: skip
+        for obj in (configmap, _pod("hello", SCRIPT), hog, probed, never):
             cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
         wait_for(
             lambda: _main(cloud, "hello").get("state", {}).get("running"),
@@ -120,6 +128,15 @@ def test_pods_run_as_containers_under_cri(
             what="the memory hog ended",
         )
         assert (killed["reason"], killed["exitCode"]) == ("OOMKilled", 137)
+        # an exec probe runs inside the container (the file exists there, not on the node)
+        wait_for(lambda: _main(cloud, "probed").get("ready"), timeout=30, what="probed ready")
+        ip = cloud.get("pod", "probed")["status"]["podIP"]  # type: ignore[index]
+        assert ip != "127.0.0.1"
+        assert f"ip {ip}" in cloud.apiserver.kubectl("logs", "probed").stdout  # fieldRef
+        waiting = wait_for(lambda: _main(cloud, "never").get("state", {}).get("waiting")
+                           or _main(cloud, "never").get("state", {}).get("terminated"),
+                           timeout=30, what="the missing image refused")  # fmt: skip
+        assert waiting["reason"] == "ErrImageNeverPull", waiting
         uid = cloud.get("pod", "hello")["metadata"]["uid"]  # type: ignore[index]
         assert len(_sandboxes(socket, uid)) == 1
         cloud.apiserver.kubectl("delete", "pod", "hello", "--wait=false")

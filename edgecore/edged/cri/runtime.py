@@ -14,18 +14,20 @@ import contextlib
 import hashlib
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from edgecore.edged import probes
 from edgecore.edged.cri.client import CriClient, sandbox_config
 from edgecore.edged.cri.containerd import Containerd
 from edgecore.edged.cri.images import import_archive, pack, pause_rootfs
 from edgecore.edged.cri.network import PodNetwork
 from edgecore.edged.cri.resources import linux_resources
 from edgecore.edged.launch import Launcher, LaunchError, Running
-from edgecore.edged.podspec import ContainerPlan
+from edgecore.edged.podspec import ContainerPlan, Probe
 from kedge.cri import pb
 from kedge.errors import PermanentError
 
@@ -191,10 +193,24 @@ class CriRuntime:
 
 
 class CriRunning:
-    def __init__(self, runtime: CriRuntime, container_id: str) -> None:
+    def __init__(self, runtime: CriRuntime, container_id: str, ip: str = "") -> None:
+        """`ip`: the pod's own address, where its httpGet and tcpSocket probes go."""
         self.runtime, self.id = runtime, f"containerd://{container_id}"
-        self.container_id = container_id
+        self.container_id, self.ip = container_id, ip
         self.exited = runtime.watch(container_id)
+
+    async def probe(self, probe: Probe) -> bool:
+        """exec runs in the container (CRI's ExecSync); http and tcp go to the pod's address."""
+        if probe.action != "exec":
+            host = self.ip if self.ip and probe.host == "127.0.0.1" else probe.host
+            return await probes.check(replace(probe, host=host), {}, "")
+        request = pb.ExecSyncRequest(container_id=self.container_id, cmd=list(probe.command),
+                                     timeout=max(1, round(probe.timeout)))  # fmt: skip
+        try:
+            reply = await self.runtime.cri.runtime.ExecSync(request, timeout=probe.timeout + 5)
+        except grpc.aio.AioRpcError:
+            return False
+        return int(reply.exit_code) == 0
 
     async def wait(self) -> tuple[int, str]:
         await self.exited.wait()
@@ -231,13 +247,9 @@ class CriLauncher:
         if adopted is not None:  # running since before edgecore restarted: not started again
             self.attempts[plan.name] = int(adopted.metadata.attempt)
             self.previous[plan.name] = adopted.id
-            return CriRunning(self.runtime, adopted.id)
+            return CriRunning(self.runtime, adopted.id, self.ip)
         cri = self.runtime.cri
-        try:
-            if not await cri.image_present(plan.image):
-                await cri.pull(plan.image, self.config)
-        except grpc.aio.AioRpcError as exc:
-            raise LaunchError("ErrImagePull", f"image {plan.image!r}: {exc.details()}") from exc
+        await _ensure_image(cri, plan, self.config)
         old = self.previous.pop(plan.name, None)
         if old is not None:
             with contextlib.suppress(grpc.aio.AioRpcError):
@@ -252,7 +264,28 @@ class CriLauncher:
             reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
             raise LaunchError("CreateContainerError", str(reason)) from exc
         self.previous[plan.name] = container_id
-        return CriRunning(self.runtime, container_id)
+        return CriRunning(self.runtime, container_id, self.ip)
+
+
+async def _ensure_image(cri: CriClient, plan: ContainerPlan, sandbox: Any) -> None:
+    """The image as its pull policy asks. A node offline keeps running what it has: an Always
+    whose pull fails uses the image present (and says so)."""
+    try:
+        present = await cri.image_present(plan.image)
+    except grpc.aio.AioRpcError as exc:
+        raise LaunchError("ErrImageInspect", f"image {plan.image!r}: {exc.details()}") from exc
+    if plan.pull_policy == "Never" or (present and plan.pull_policy == "IfNotPresent"):
+        if not present:
+            raise LaunchError("ErrImageNeverPull", f'Container image "{plan.image}" is not '
+                              "present with pull policy of Never")  # fmt: skip
+        return
+    try:
+        await cri.pull(plan.image, sandbox)
+    except grpc.aio.AioRpcError as exc:
+        if not present:
+            raise LaunchError("ErrImagePull", f"image {plan.image!r}: {exc.details()}") from exc
+        log.warning("pull failed, running the image present: %s", exc.details(),
+                    extra={"image": plan.image})  # fmt: skip
 
 
 def container_config(plan: ContainerPlan, attempt: int, host_network: bool) -> Any:
