@@ -27,7 +27,10 @@ class CloudSystem:
 
 @contextlib.contextmanager
 def cloud_system(
-    devices: int = 1, cloudcore_flags: tuple[str, ...] = (), mapper: bool = True
+    devices: int = 1,
+    cloudcore_flags: tuple[str, ...] = (),
+    mapper: bool = True,
+    edge_flags: tuple[str, ...] = (),
 ) -> Iterator[CloudSystem]:
     """Everything running; the manifest is written but not applied (the benchmark does that)."""
     with tempfile.TemporaryDirectory(prefix="kedge-bench-") as tmp:
@@ -38,6 +41,7 @@ def cloud_system(
         cloud = CloudProcess(apiserver, workdir / "cloudcore", extra=cloudcore_flags)
         broker = Mosquitto(workdir).start()
         edge = cloud.start().edge(workdir / "edge", broker.url)
+        edge.extra += list(edge_flags)
         try:
             with contextlib.ExitStack() as stack:
                 if mapper:

@@ -239,7 +239,7 @@ async def assemble(config: EdgeConfig, failing: Failing) -> Edge:
     manifests = [doc for path in config.devices for doc in read_documents(path)]
     runtime: PodRuntime = ProcessRuntime()
     if config.runtime == "cri" and config.cloud is not None:  # pods come from the cloud
-        runtime = CriRuntime(config.state_dir, config.cri_endpoint)
+        runtime = CriRuntime(config.state_dir, config.cri_endpoint, config.cri_images)
         await runtime.start()  # first: a failure leaves nothing else started
     meta = None
     if config.cloud is not None:

@@ -20,7 +20,7 @@ DEFAULT_HTTP = "127.0.0.1:10550"
 SETTINGS = (
     "node", "state_dir", "mqtt", "broker", "http", "devices", "log_level", "cloud", "cloud_certs",
     "token", "join", "heartbeat", "labels", "pod_backoff", "http_auth", "max_optional_twins",
-    "dmi_socket", "broker_anonymous", "runtime", "cri_endpoint",
+    "dmi_socket", "broker_anonymous", "runtime", "cri_endpoint", "cri_images",
 )  # fmt: skip
 DMI_SOCKET = "dmi.sock"  # under the state dir; KubeEdge's is /etc/kubeedge/dmi.sock
 SOCKET_PATH_MAX = 107  # sun_path: 108 bytes with the terminating NUL
@@ -55,6 +55,7 @@ class EdgeConfig:
     broker_anonymous: bool = False  # the local broker also takes anonymous loopback clients
     runtime: str = "process"  # pods as host processes, or containers through CRI ("cri")
     cri_endpoint: str | None = None  # an existing CRI runtime; None: edgecore's own containerd
+    cri_images: list[Path] = field(default_factory=list)  # archives imported at start
 
     @property
     def http_needs_token(self) -> bool:
@@ -160,6 +161,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cri-endpoint", "--remote-runtime-endpoint", dest="cri_endpoint",
         help="CRI runtime socket, unix:///path (default: a containerd edgecore runs itself)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cri-images", type=Path, nargs="+", action="extend",
+        help="OCI/docker image archives to import into the runtime at start (once each)",
     )  # fmt: skip
     parser.add_argument(
         "--broker-anonymous", action="store_true", default=None,
@@ -281,6 +286,7 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
     return EdgeConfig(
         runtime=runtime,
         cri_endpoint=endpoint,
+        cri_images=[Path(p) for p in merged.get("cri_images") or []],
         dmi_socket=dmi_socket,
         dmi_off_reason=dmi_off,
         broker_anonymous=bool(merged.get("broker_anonymous")),

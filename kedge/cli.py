@@ -72,6 +72,11 @@ def _up_parser(up: argparse.ArgumentParser) -> None:
     up.add_argument("--join-port", type=int, default=10002)
     up.add_argument("--stream-port", type=int, default=10003)
     up.add_argument(
+        "--runtime", choices=["process", "cri"], default="process",
+        help="pods as host processes, or as containers in a containerd the edge node runs "
+        "(needs root and containerd; kedge's images are built once, about 20 s)",
+    )  # fmt: skip
+    up.add_argument(
         "--reset", action="store_true",
         help="apply the samples over what is there (by default only absent ones are created)",
     )  # fmt: skip

@@ -14,6 +14,8 @@ import argparse
 import contextlib
 import functools
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -219,6 +221,26 @@ def _show(state: Path, kubeconfig: Path, ports: dict[str, int]) -> None:
     )  # fmt: skip
 
 
+def _runtime(wanted: str, state: Path) -> list[str]:
+    """edgecore's flags for the pod runtime: CRI where it can run (root, containerd), with
+    kedge's images (built once into the state dir); else the process runtime, saying why."""
+    if wanted != "cri":
+        return []
+    missing = [b for b in ("containerd", "runc", "ctr") if shutil.which(b) is None]
+    if os.geteuid() != 0 or missing:
+        why = "not root" if os.geteuid() != 0 else f"{', '.join(missing)} missing"
+        say(f"CRI runtime unavailable ({why}): pods run as host processes")
+        return []
+    from edgecore.edged.cri import kedge_images
+
+    archive = state / "images" / "kedge-images.tar"
+    if not archive.exists():
+        say("building kedge's images for the CRI runtime (once; about 20 s)")
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        kedge_images.build(archive, ROOT)
+    return ["--runtime", "cri", "--cri-images", str(archive)]
+
+
 def run(args: argparse.Namespace, edgecore: Callable[[list[str], Supervise], int]) -> int:
     """Everything up, the edge node in this process; `edgecore(argv, supervise)` runs the
     node and, beside it on its event loop, `supervise()` restarting what stops."""
@@ -238,7 +260,7 @@ def run(args: argparse.Namespace, edgecore: Callable[[list[str], Supervise], int
             "--cloud", f"wss://127.0.0.1:{ports['hub']}",
             "--join", f"https://127.0.0.1:{ports['join']}", "--token", token,
         ]  # fmt: skip
-        return edgecore(argv, children.supervise)
+        return edgecore(argv + _runtime(args.runtime, state), children.supervise)
     except (RuntimeError, subprocess.CalledProcessError) as exc:
         say(f"failed: {exc}")
         return 1

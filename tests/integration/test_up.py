@@ -5,6 +5,8 @@ avoided; Ctrl-C stops every process it started."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from harness.apiserver import kubectl_binary
 from harness.support import ROOT, free_port, wait_for
@@ -139,3 +142,39 @@ def test_kedge_up_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     finally:
         again.send_signal(signal.SIGINT)
         assert again.wait(60) == 0
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(b) for b in ("containerd", "runc", "ctr")),
+    reason="needs root and containerd (make test installs it)",
+)
+def test_kedge_up_with_the_cri_runtime_runs_the_mappers_as_containers(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("http", "mqtt", "api", "cloud", "join", "stream")}
+    forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    state = tmp_path / "state"
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "kedge", "up", "--runtime", "cri", "--state-dir", str(state),
+             "--http-port", str(ports["http"]), "--mqtt-port", str(ports["mqtt"]),
+             "--api-port", str(ports["api"]), "--cloud-port", str(ports["cloud"]),
+             "--join-port", str(ports["join"]), "--stream-port", str(ports["stream"])],
+            stdout=out, stderr=out, cwd=ROOT,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: _reporting(ports["http"]) == PROTOCOLS, timeout=180,
+                 what="all four sample devices reporting, mappers in containers")  # fmt: skip
+        kubeconfig = state / "apiserver" / "kubeconfig"
+        listed = subprocess.run(
+            [kubectl_binary(), "--kubeconfig", str(kubeconfig), "get", "pods", "-n",
+             "kedge-system", "-o", "json"], capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        ids = [c["containerID"] for p in json.loads(listed)["items"]
+               for c in p["status"]["containerStatuses"]]  # fmt: skip
+        assert len(ids) == 4 and all(i.startswith("containerd://") for i in ids), ids
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(60)
+    assert up.returncode == 0, log.read_text()[-3000:]
+    assert not Path("/run/kedge").exists()
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == forward

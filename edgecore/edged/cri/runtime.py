@@ -30,6 +30,7 @@ from edgecore.edged.launch import Launcher, LaunchError, Running
 from edgecore.edged.podspec import ContainerPlan, Probe
 from kedge.cri import pb
 from kedge.errors import PermanentError
+from kedge.process import write_private
 
 log = logging.getLogger("kedge.edged")
 PAUSE = "localhost/kedge/pause:1"
@@ -44,9 +45,11 @@ def run_dir(state_dir: Path) -> Path:
 
 
 class CriRuntime:
-    def __init__(self, state_dir: Path, endpoint: str | None = None) -> None:
-        """`endpoint`: an existing CRI runtime (unix:///...); None: a private containerd."""
-        self.state_dir = state_dir
+    def __init__(self, state_dir: Path, endpoint: str | None = None,
+                 preload: list[Path] | None = None) -> None:  # fmt: skip
+        """`endpoint`: an existing CRI runtime (unix:///...); None: a private containerd.
+        `preload`: image archives imported into a private containerd at start, each once."""
+        self.state_dir, self.preload = state_dir, preload or []
         self.network = (
             None if endpoint else PodNetwork(state_dir, state_dir / "containerd" / "cni" / "net.d")
         )
@@ -66,6 +69,7 @@ class CriRuntime:
                 self.network.write()
                 await self.containerd.start()
                 await self._pause_image(self.containerd.socket)
+                await self._preload(self.containerd.socket)
             self.client = CriClient(self.endpoint)
             version = await self.client.version()
             owned = pb.PodSandboxFilter(label_selector={OWNER: OWNED})
@@ -98,6 +102,19 @@ class CriRuntime:
             await asyncio.to_thread(pause_rootfs, rootfs)
             archive = pack(rootfs, PAUSE, Path(tmp) / "pause.tar", ["/pause"])
             await asyncio.to_thread(import_archive, socket, archive)
+
+    async def _preload(self, socket: Path) -> None:
+        """Archives not imported yet (by size and time: a rebuilt archive goes in again)."""
+        done = self.state_dir / "containerd" / "imported"
+        seen = set(done.read_text().split("\n")) if done.exists() else set()
+        for archive in self.preload:
+            stat = archive.stat()
+            key = f"{archive.absolute()}:{stat.st_size}:{stat.st_mtime_ns}"
+            if key not in seen:
+                log.info("importing images", extra={"archive": str(archive)})
+                await asyncio.to_thread(import_archive, socket, archive)
+                seen.add(key)
+                write_private(done, "\n".join(sorted(seen)))
 
     async def shutdown(self) -> None:
         """After every pod stopped: the relister, the connection, a private containerd."""
