@@ -154,6 +154,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dmi-socket",
         help=f"Unix socket for KubeEdge DMI mappers (STATE_DIR/{DMI_SOCKET}; `off`: no DMI)",
     )
+    _runtime_arguments(parser)
+    parser.add_argument(
+        "--broker-anonymous", action="store_true", default=None,
+        help="the local broker also accepts anonymous clients on 127.0.0.1, as KubeEdge's edge "
+        "does (confined to device and membership topics); off by default",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-optional-twins", type=int,
+        help="twins clients may create on a device beyond its model's properties (64)",
+    )  # fmt: skip
+
+
+def _runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime", choices=["process", "cri"],
         help="pods as host processes (the default) or as containers through CRI",
@@ -165,15 +178,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cri-images", type=Path, nargs="+", action="extend",
         help="OCI/docker image archives to import into the runtime at start (once each)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--broker-anonymous", action="store_true", default=None,
-        help="the local broker also accepts anonymous clients on 127.0.0.1, as KubeEdge's edge "
-        "does (confined to device and membership topics); off by default",
-    )  # fmt: skip
-    parser.add_argument(
-        "--max-optional-twins", type=int,
-        help="twins clients may create on a device beyond its model's properties (64)",
     )  # fmt: skip
 
 
