@@ -47,12 +47,17 @@ def _add(out: tarfile.TarFile, name: str, data: bytes) -> None:
     out.addfile(info, io.BytesIO(data))
 
 
-def _layer(rootfs: Path) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as layer:
+def _layer(rootfs: Path, into: Path) -> dict[str, Any]:
+    """The root filesystem as an uncompressed layer file (streamed: an image of hundreds of
+    MiB never sits in memory); its digest and size."""
+    with tarfile.open(into, mode="w", format=tarfile.PAX_FORMAT) as layer:
         for path in sorted(rootfs.rglob("*")):
             layer.add(path, arcname=str(path.relative_to(rootfs)), recursive=False)
-    return buffer.getvalue()
+    digest = hashlib.sha256()
+    with into.open("rb") as data:
+        while chunk := data.read(1 << 20):
+            digest.update(chunk)
+    return {"digest": f"sha256:{digest.hexdigest()}", "size": into.stat().st_size}
 
 
 class Entry(NamedTuple):
@@ -71,28 +76,36 @@ def pack_many(
     rootfs: Path, archive: Path, images: list[Entry], env: tuple[str, ...] = PATH_ENV
 ) -> Path:
     """Several images over one layer (`rootfs`), in one OCI image layout archive."""
-    layer = _layer(rootfs)
-    diff_id = f"sha256:{hashlib.sha256(layer).hexdigest()}"
-    manifests = []
-    with tarfile.open(archive, "w") as out:
-        layer_ref = _blob(out, layer)
-        for image in images:
-            image_config = {"architecture": "amd64", "os": "linux",
-                            "config": {"Entrypoint": image.entrypoint, "Env": list(env)},
-                            "rootfs": {"type": "layers", "diff_ids": [diff_id]}}  # fmt: skip
-            config_ref = _blob(out, json.dumps(image_config).encode())
-            manifest = {"schemaVersion": 2, "mediaType": MANIFEST,
-                        "config": {"mediaType": CONFIG, **config_ref},
-                        "layers": [{"mediaType": LAYER, **layer_ref}]}  # fmt: skip
-            manifest_ref = _blob(out, json.dumps(manifest).encode())
-            tag = image.name.rpartition(":")[2]
-            manifests.append({"mediaType": MANIFEST, **manifest_ref, "annotations": {
-                "io.containerd.image.name": image.name,
-                "org.opencontainers.image.ref.name": tag}})  # fmt: skip
-        index = {"schemaVersion": 2, "manifests": manifests}
-        _add(out, "index.json", json.dumps(index).encode())
-        _add(out, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+    with tempfile.TemporaryDirectory(dir=archive.parent) as tmp:
+        layer = Path(tmp) / "layer.tar"
+        layer_ref = _layer(rootfs, layer)
+        with tarfile.open(archive, "w") as out:
+            out.add(layer, arcname=f"blobs/sha256/{layer_ref['digest'].removeprefix('sha256:')}")
+            _manifests(out, images, env, layer_ref)
     return archive
+
+
+def _manifests(out: tarfile.TarFile, images: list[Entry], env: tuple[str, ...],
+               layer_ref: dict[str, Any]) -> None:  # fmt: skip
+    """Each image's config and manifest over the shared layer, and the index naming them."""
+    diff_id = layer_ref["digest"]  # uncompressed: the layer's digest is its diff id
+    manifests = []
+    for image in images:
+        image_config = {"architecture": "amd64", "os": "linux",
+                        "config": {"Entrypoint": image.entrypoint, "Env": list(env)},
+                        "rootfs": {"type": "layers", "diff_ids": [diff_id]}}  # fmt: skip
+        config_ref = _blob(out, json.dumps(image_config).encode())
+        manifest = {"schemaVersion": 2, "mediaType": MANIFEST,
+                    "config": {"mediaType": CONFIG, **config_ref},
+                    "layers": [{"mediaType": LAYER, **layer_ref}]}  # fmt: skip
+        manifest_ref = _blob(out, json.dumps(manifest).encode())
+        tag = image.name.rpartition(":")[2]
+        manifests.append({"mediaType": MANIFEST, **manifest_ref, "annotations": {
+            "io.containerd.image.name": image.name,
+            "org.opencontainers.image.ref.name": tag}})  # fmt: skip
+    index = {"schemaVersion": 2, "manifests": manifests}
+    _add(out, "index.json", json.dumps(index).encode())
+    _add(out, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
 
 
 def import_archive(socket: Path, archive: Path) -> str:
