@@ -64,6 +64,11 @@ def _main(cloud: CloudProcess, name: str) -> dict[str, Any]:
     return dict(((pod.get("status") or {}).get("containerStatuses") or [{}])[0])
 
 
+def _logs(cloud: CloudProcess, *args: str) -> str:
+    """`kubectl logs ARGS`, "" while the node cannot answer yet."""
+    return cloud.apiserver.kubectl("logs", *args, check=False).stdout
+
+
 def _sandboxes(socket: Path, uid: str) -> list[Any]:
     async def listed() -> list[Any]:
         client = CriClient(f"unix://{socket}")
@@ -231,3 +236,51 @@ def _fetch(url: str) -> str | None:
         return httpx.get(url, timeout=2).text
     except httpx.HTTPError:
         return None
+
+
+def test_config_changes_crash_loops_and_bad_specs_under_cri(
+    tmp_path: Path, cloud: CloudProcess, broker: Mosquitto
+) -> None:
+    """A ConfigMap change seen inside the running container (a real mount); a failing container
+    in CrashLoopBackOff with its previous log; limits that are not quantities refused with a
+    reason, nothing left running."""
+    edge = cloud.edge(tmp_path / "edge", broker.url)
+    edge.extra += ["--runtime", "cri", "--heartbeat", "0.5", "--pod-backoff", "0.5"]
+    edge.start()
+    try:
+        rootfs = tmp_path / "busybox"
+        rootfs.mkdir()
+        busybox_rootfs(rootfs)
+        import_archive(run_dir(edge.state_dir) / "containerd.sock",
+                       pack(rootfs, BUSYBOX, tmp_path / "busybox.tar", ["/bin/sh"]))  # fmt: skip
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": "greeting", "namespace": "default"},
+                     "data": {"who": "the cloud"}}  # fmt: skip
+        watcher = _pod("watcher", "while true; do cat /config/who; echo; sleep 0.2; done")
+        crasher = _pod("crasher", "echo attempt; exit 3")
+        crasher["spec"]["restartPolicy"] = "Always"
+        bad = _pod("bad", "true", resources={"limits": {"memory": "lots"}})
+        for obj in (configmap, watcher, crasher, bad):
+            cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
+        wait_for(lambda: "the cloud" in _logs(cloud, "watcher"), timeout=60,
+                 what="the mounted ConfigMap read")  # fmt: skip
+        configmap["data"] = {"who": "the edge"}
+        cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(configmap))
+        wait_for(lambda: "the edge" in _logs(cloud, "watcher", "--tail=3"), timeout=60,
+                 what="the change seen inside the container")  # fmt: skip
+
+        def looping() -> dict[str, Any] | None:
+            main = _main(cloud, "crasher")
+            waiting = main.get("state", {}).get("waiting") or {}
+            return main if waiting.get("reason") == "CrashLoopBackOff" else None
+
+        loop = wait_for(looping, timeout=60, what="CrashLoopBackOff")
+        assert loop["restartCount"] >= 1 and loop["lastState"]["terminated"]["exitCode"] == 3
+        assert _logs(cloud, "crasher", "--previous").strip() == "attempt"
+        refused = wait_for(lambda: (_main(cloud, "bad").get("state") or {}).get("terminated")
+                           or (_main(cloud, "bad").get("state") or {}).get("waiting"),
+                           timeout=30, what="the bad limits refused")  # fmt: skip
+        assert refused["reason"] == "CreateContainerError"
+        assert "limits.memory" in refused["message"], refused
+    finally:
+        edge.stop()
