@@ -22,6 +22,7 @@ class CloudProcess:
     state: Path
     port: int = field(default_factory=free_port)
     join_port: int = field(default_factory=free_port)
+    stream_port: int = field(default_factory=free_port)
     extra: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
@@ -31,7 +32,8 @@ class CloudProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "cloudcore", "--kubeconfig", str(self.apiserver.kubeconfig),
                  "--state-dir", str(self.state), "--port", str(self.port),
-                 "--join-port", str(self.join_port), *self.extra],
+                 "--join-port", str(self.join_port), "--stream-port", str(self.stream_port),
+                 *self.extra],
                 stdout=log, stderr=log, cwd=ROOT,
             )  # fmt: skip
         wait_for(lambda: port_open(self.port) and port_open(self.join_port), timeout=30,

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ import httpx
 import pytest
 
 from edgecore.edged.cri.client import CriClient
-from edgecore.edged.cri.images import busybox_rootfs, import_archive, pack
-from edgecore.edged.cri.runtime import run_dir
+from edgecore.edged.cri.containerd import Containerd
+from edgecore.edged.cri.images import busybox_rootfs, import_archive, pack, pause_rootfs
+from edgecore.edged.cri.runtime import PAUSE, run_dir
 from harness.cloud import CloudProcess
 from harness.support import Mosquitto, wait_for
 
@@ -73,7 +75,7 @@ def _sandboxes(socket: Path, uid: str) -> list[Any]:
     async def listed() -> list[Any]:
         client = CriClient(f"unix://{socket}")
         try:
-            return await client.sandboxes({"io.kubernetes.pod.uid": uid})
+            return await client.sandboxes({"io.kubernetes.pod.uid": uid} if uid else {})
         finally:
             await client.close()
 
@@ -284,3 +286,46 @@ def test_config_changes_crash_loops_and_bad_specs_under_cri(
         assert "limits.memory" in refused["message"], refused
     finally:
         edge.stop()
+
+
+def test_an_existing_runtime_at_cri_endpoint(
+    tmp_path: Path, cloud: CloudProcess, broker: Mosquitto
+) -> None:
+    """`--remote-runtime-endpoint` (KubeEdge's flag): edged uses a containerd it did not start,
+    and leaves it running when it stops (its pods' sandboxes removed)."""
+    base = Path(tempfile.mkdtemp(prefix="kext-", dir="/tmp"))
+    theirs = Containerd(base / "ctd", PAUSE)
+    loop = asyncio.Runner()  # the containerd process belongs to the loop that started it
+    loop.run(theirs.start())
+    try:
+        for name, build, cmd in ((PAUSE, pause_rootfs, ["/pause"]),
+                                 (BUSYBOX, busybox_rootfs, ["/bin/sh"])):  # fmt: skip
+            rootfs = base / name.rpartition("/")[2].partition(":")[0]
+            rootfs.mkdir()
+            build(rootfs)
+            import_archive(theirs.socket, pack(rootfs, name, base / f"{rootfs.name}.tar", cmd))
+        edge = cloud.edge(tmp_path / "edge", broker.url)
+        edge.extra += ["--runtime", "cri", "--remote-runtime-endpoint", theirs.endpoint]
+        edge.start()
+        try:
+            pod = _pod("hosted", SCRIPT)
+            pod["spec"]["hostNetwork"] = True
+            configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "greeting", "namespace": "default"},
+                         "data": {"who": "the cloud"}}  # fmt: skip
+            for obj in (configmap, pod):
+                cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
+            wait_for(lambda: "hello from the cloud" in _logs(cloud, "hosted"), timeout=60,
+                     what="the pod running in the existing containerd")  # fmt: skip
+        finally:
+            edge.stop()
+        assert not run_dir(edge.state_dir).exists()  # edgecore started no containerd of its own
+        assert _sandboxes(theirs.socket, "") == [] or all(  # its pod's sandbox is gone
+            s.labels.get("io.kubernetes.pod.name") != "hosted"
+            for s in _sandboxes(theirs.socket, "")
+        )
+        assert theirs.socket.exists()  # theirs runs on
+    finally:
+        loop.run(theirs.stop())
+        loop.close()
+        shutil.rmtree(base, ignore_errors=True)
