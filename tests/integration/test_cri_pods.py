@@ -66,6 +66,22 @@ def _main(cloud: CloudProcess, name: str) -> dict[str, Any]:
     return dict(((pod.get("status") or {}).get("containerStatuses") or [{}])[0])
 
 
+def _greeting(who: str = "the cloud") -> dict[str, Any]:
+    meta = {"name": "greeting", "namespace": "default"}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"who": who}}
+
+
+def _busybox_into(socket: Path, work: Path, page: str = "") -> None:
+    """The busybox test image (with `/www/index.html` holding `page`) in a containerd."""
+    rootfs = work / "busybox"
+    rootfs.mkdir()
+    busybox_rootfs(rootfs)
+    if page:
+        (rootfs / "www").mkdir()
+        (rootfs / "www" / "index.html").write_text(page)
+    import_archive(socket, pack(rootfs, BUSYBOX, work / "busybox.tar", ["/bin/sh"]))
+
+
 def _logs(cloud: CloudProcess, *args: str) -> str:
     """`kubectl logs ARGS`, "" while the node cannot answer yet."""
     return cloud.apiserver.kubectl("logs", *args, check=False).stdout
@@ -91,16 +107,8 @@ def test_pods_run_as_containers_under_cri(
     edge.start()
     socket = run_dir(edge.state_dir) / "containerd.sock"
     try:
-        rootfs = tmp_path / "busybox"
-        rootfs.mkdir()
-        busybox_rootfs(rootfs)
-        import_archive(socket, pack(rootfs, BUSYBOX, tmp_path / "busybox.tar", ["/bin/sh"]))
-        configmap = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "greeting", "namespace": "default"},
-            "data": {"who": "the cloud"},
-        }
+        _busybox_into(socket, tmp_path)
+        configmap = _greeting()
         hog = _pod(
             "hog",
             "dd if=/dev/zero of=/dev/null bs=200M count=1",
@@ -169,14 +177,8 @@ def test_a_killed_edgecore_finds_its_containers_running(
     edge.start()
     socket = run_dir(edge.state_dir) / "containerd.sock"
     try:
-        rootfs = tmp_path / "busybox"
-        rootfs.mkdir()
-        busybox_rootfs(rootfs)
-        import_archive(socket, pack(rootfs, BUSYBOX, tmp_path / "busybox.tar", ["/bin/sh"]))
-        configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                     "metadata": {"name": "greeting", "namespace": "default"},
-                     "data": {"who": "the cloud"}}  # fmt: skip
-        for obj in (configmap, _pod("steady", SCRIPT)):
+        _busybox_into(socket, tmp_path)
+        for obj in (_greeting(), _pod("steady", SCRIPT)):
             cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
         wait_for(lambda: _main(cloud, "steady").get("state", {}).get("running"), timeout=60,
                  what="the pod running")  # fmt: skip
@@ -207,13 +209,8 @@ def test_a_pod_gets_its_own_address_on_the_node_bridge(
     edge.extra += ["--runtime", "cri", "--heartbeat", "0.5"]
     edge.start()
     try:
-        rootfs = tmp_path / "busybox"
-        rootfs.mkdir()
-        busybox_rootfs(rootfs)
-        (rootfs / "www").mkdir()
-        (rootfs / "www" / "index.html").write_text("served from a pod\n")
-        import_archive(run_dir(edge.state_dir) / "containerd.sock",
-                       pack(rootfs, BUSYBOX, tmp_path / "busybox.tar", ["/bin/sh"]))  # fmt: skip
+        _busybox_into(run_dir(edge.state_dir) / "containerd.sock", tmp_path,
+                      "served from a pod\n")  # fmt: skip
         httpd = {"name": "main", "image": BUSYBOX,
                  "command": ["httpd", "-f", "-p", "8080", "-h", "/www"]}  # fmt: skip
         pod = {"apiVersion": "v1", "kind": "Pod",
@@ -250,14 +247,8 @@ def test_config_changes_crash_loops_and_bad_specs_under_cri(
     edge.extra += ["--runtime", "cri", "--heartbeat", "0.5", "--pod-backoff", "0.5"]
     edge.start()
     try:
-        rootfs = tmp_path / "busybox"
-        rootfs.mkdir()
-        busybox_rootfs(rootfs)
-        import_archive(run_dir(edge.state_dir) / "containerd.sock",
-                       pack(rootfs, BUSYBOX, tmp_path / "busybox.tar", ["/bin/sh"]))  # fmt: skip
-        configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                     "metadata": {"name": "greeting", "namespace": "default"},
-                     "data": {"who": "the cloud"}}  # fmt: skip
+        _busybox_into(run_dir(edge.state_dir) / "containerd.sock", tmp_path)
+        configmap = _greeting()
         watcher = _pod("watcher", "while true; do cat /config/who; echo; sleep 0.2; done")
         crasher = _pod("crasher", "echo attempt; exit 3")
         crasher["spec"]["restartPolicy"] = "Always"
@@ -266,8 +257,7 @@ def test_config_changes_crash_loops_and_bad_specs_under_cri(
             cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
         wait_for(lambda: "the cloud" in _logs(cloud, "watcher"), timeout=60,
                  what="the mounted ConfigMap read")  # fmt: skip
-        configmap["data"] = {"who": "the edge"}
-        cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(configmap))
+        cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(_greeting("the edge")))
         wait_for(lambda: "the edge" in _logs(cloud, "watcher", "--tail=3"), timeout=60,
                  what="the change seen inside the container")  # fmt: skip
 
@@ -310,10 +300,7 @@ def test_an_existing_runtime_at_cri_endpoint(
         try:
             pod = _pod("hosted", SCRIPT)
             pod["spec"]["hostNetwork"] = True
-            configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                         "metadata": {"name": "greeting", "namespace": "default"},
-                         "data": {"who": "the cloud"}}  # fmt: skip
-            for obj in (configmap, pod):
+            for obj in (_greeting(), pod):
                 cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
             wait_for(lambda: "hello from the cloud" in _logs(cloud, "hosted"), timeout=60,
                      what="the pod running in the existing containerd")  # fmt: skip
