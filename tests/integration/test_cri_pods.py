@@ -22,6 +22,7 @@ from edgecore.edged.cri.images import busybox_rootfs, import_archive, pack, paus
 from edgecore.edged.cri.runtime import PAUSE, run_dir
 from harness.cloud import CloudProcess
 from harness.support import Mosquitto, wait_for
+from kedge.cri import pb
 
 BUSYBOX = "localhost/kedge/busybox:test"
 pytestmark = pytest.mark.skipif(
@@ -85,6 +86,20 @@ def _busybox_into(socket: Path, work: Path, page: str = "") -> None:
 def _logs(cloud: CloudProcess, *args: str) -> str:
     """`kubectl logs ARGS`, "" while the node cannot answer yet."""
     return cloud.apiserver.kubectl("logs", *args, check=False).stdout
+
+
+def _running(socket: Path) -> list[str]:
+    """Ids of the containers running in the runtime."""
+
+    async def listed() -> list[str]:
+        client = CriClient(f"unix://{socket}")
+        try:
+            reply = await client.runtime.ListContainers(pb.ListContainersRequest(), timeout=10)
+            return [c.id for c in reply.containers if c.state == pb.CONTAINER_RUNNING]
+        finally:
+            await client.close()
+
+    return asyncio.run(listed())
 
 
 def _sandboxes(socket: Path, uid: str) -> list[Any]:
@@ -192,6 +207,13 @@ def test_a_killed_edgecore_finds_its_containers_running(
                  what="the pod adopted")  # fmt: skip
         assert _main(cloud, "steady")["containerID"] == first, log
         assert len(_sandboxes(socket, uid)) == 1  # not a second one
+        cloud.stop()  # offline now: another crash, a restart without the cloud
+        edge.kill()
+        edge.start()
+        edge_log = edge.state_dir / "edgecore.log"
+        wait_for(lambda: edge_log.read_text().count("pod adopted from the runtime") >= 2,
+                 timeout=30, what="the pod adopted again, offline")  # fmt: skip
+        assert first.removeprefix("containerd://") in _running(socket)
     finally:
         edge.stop()
     assert not socket.exists()
