@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,11 @@ async def test_simulator_survives_garbage_on_the_serial_line(net: Net) -> None:
     await writer.wait_closed()
 
 
+# bellows' own failure path (the line drops during its startup reset) leaves one of its
+# coroutines un-awaited; when the collector finds it depends on timing, so it is collected here
+@pytest.mark.filterwarnings(
+    "ignore:coroutine 'Gateway.wait_for_startup_reset' was never awaited:RuntimeWarning"
+)
 @pytest.mark.parametrize("radio", sorted(RADIOS))
 async def test_every_radio_type_drives_its_library(tmp_path: Path, radio: str) -> None:
     """Each radio type opens socket:// paths and speaks its own serial protocol: the listener
@@ -260,4 +266,5 @@ async def test_every_radio_type_drives_its_library(tmp_path: Path, radio: str) -
     finally:
         await driver.close()
         server.close()
+        gc.collect()  # the library's leftovers go now, under this test's warning filter
         await server.wait_closed()
