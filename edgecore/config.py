@@ -14,6 +14,7 @@ import yaml
 from kedge.errors import PermanentError
 from kedge.mqtt import DEFAULT_PORT as DEFAULT_MQTT_PORT
 from kedge.mqtt import MqttSettings, parse_mqtt_url
+from kedge.process import SOCKET_PATH_MAX
 
 DEFAULT_HTTP = "127.0.0.1:10550"
 # every setting, by its name in the config file and on the command line (as --flag-name)
@@ -23,7 +24,6 @@ SETTINGS = (
     "dmi_socket", "broker_anonymous", "runtime", "cri_endpoint", "cri_images",
 )  # fmt: skip
 DMI_SOCKET = "dmi.sock"  # under the state dir; KubeEdge's is /etc/kubeedge/dmi.sock
-SOCKET_PATH_MAX = 107  # sun_path: 108 bytes with the terminating NUL
 JOIN_PORT = 10002
 
 

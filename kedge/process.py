@@ -37,6 +37,9 @@ def die_with_parent() -> Callable[[], None]:
     return arrange
 
 
+SOCKET_PATH_MAX = 107  # a Unix socket's path: sun_path holds 108 bytes with its terminating NUL
+
+
 def write_private(path: Path, text: str) -> None:
     """Write a state file readable by its owner only (0600)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

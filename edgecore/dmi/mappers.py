@@ -66,12 +66,17 @@ class MapperLink:
     def mine(self, device: Device | None) -> bool:
         return device is not None and device.protocol == self.info.protocol
 
-    def assume(self, devices: Iterable[Device]) -> None:
-        """The mapper got these in its MapperRegister answer."""
+    def assume(self, devices: Iterable[Device]) -> tuple[list[Any], list[Any]]:
+        """The mapper has these (its MapperRegister answer, or kept while edgecore was away):
+        their Device and DeviceModel messages, built once for both uses."""
+        messages, models = [], {}
         for device in devices:
-            self.sent[device.id] = blob(device_message(device))
-            model = model_message(device)
+            message, model = device_message(device), model_message(device)
+            self.sent[device.id] = blob(message)
             self.models[(model.namespace, model.name)] = blob(model)
+            messages.append(message)
+            models[(model.namespace, model.name)] = model
+        return messages, list(models.values())
 
     def touch(self, device_id: DeviceId, again: bool) -> None:
         """`device_id` may have changed; `again`: send it even if unchanged (a delta's retry)."""

@@ -28,13 +28,13 @@ from devicetwin.events import Outbound
 from devicetwin.model import Device
 from devicetwin.rules import TwinError
 from devicetwin.service import TwinService
-from edgecore.dmi.convert import device_message, model_message, report_patches, target
+from edgecore.dmi.convert import report_patches, target
 from edgecore.dmi.mappers import DmiMappers, MapperInfo
 from kedge.dmi import pb
+from kedge.process import SOCKET_PATH_MAX
 
 log = logging.getLogger("kedge.dmi")
 MAX_MESSAGE = 1 << 20
-SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with its terminating NUL
 _PROTOCOL = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 _CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
           409: grpc.StatusCode.ABORTED, 500: grpc.StatusCode.INTERNAL}  # fmt: skip
@@ -85,13 +85,9 @@ class DeviceManager:
         if not request.withData:
             link.touch_all()  # it gets its devices as RegisterDevice calls
             return pb.MapperRegisterResponse()
-        devices = [d for d in self.service.devices.values() if d.protocol == info.protocol]
-        models = {(m.namespace, m.name): m for m in map(model_message, devices)}
-        link.assume(devices)
+        devices, models = link.assume(d for d in self.service.devices.values() if link.mine(d))
         link.touch_all()  # anything changed meanwhile follows as calls
-        return pb.MapperRegisterResponse(
-            modelList=list(models.values()), deviceList=[device_message(d) for d in devices]
-        )
+        return pb.MapperRegisterResponse(modelList=models, deviceList=devices)
 
     async def _mapper_info(self, mapper: Any, context: Any) -> MapperInfo:
         if not _PROTOCOL.match(mapper.protocol):

@@ -22,13 +22,12 @@ import grpc
 
 from kedge.cri import pb, services
 from kedge.errors import PermanentError
-from kedge.process import die_with_parent, write_private
+from kedge.process import SOCKET_PATH_MAX, die_with_parent, write_private
 
 log = logging.getLogger("kedge.edged")
 SHIM_DIRS = (Path("/run/containerd/s"), Path("/run/containerd/fifo"), Path("/run/containerd"))
 CGROUPS = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "k8s.io"  # where the CRI plugin puts pods without a cgroup parent of their own
-SOCKET_PATH_MAX = 107
 READY_TIMEOUT = 30.0  # seconds for a starting containerd to answer (it takes about 0.1 s)
 
 
