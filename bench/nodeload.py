@@ -1,4 +1,7 @@
-"""Simulated edge nodes against one CloudHub: a load generator process for `bench.nodes`.
+"""Simulated edge nodes against CloudHub replicas: a load generator process for `bench.nodes`.
+
+`--url` may list several replicas (comma separated): as EdgeHub, a node starts at the one its
+name hashes to and moves to the next whenever a connection fails, ends or is refused.
 
 Each node is a real websocket over TLS with its own client certificate (`system:node:<name>`),
 and behaves as edgecore does on the channel: asks for a resync on connect, acks every object
@@ -16,6 +19,7 @@ import random
 import ssl
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +57,11 @@ class SimNode:
         self.unacked: dict[str, int] = {}
         self.seq = 0
 
-    async def run(self, url: str, stats: Stats, gate: asyncio.Semaphore, args: Any) -> None:
+    async def run(self, urls: list[str], stats: Stats, gate: asyncio.Semaphore, args: Any
+                  ) -> None:  # fmt: skip
+        index, failed = zlib.crc32(self.name.encode()) % len(urls), 0
         while True:
+            url = urls[index]
             try:
                 async with gate:
                     start = time.perf_counter()
@@ -62,12 +69,16 @@ class SimNode:
                                                ping_timeout=15, open_timeout=120)  # fmt: skip
                     stats.connect_ms.append((time.perf_counter() - start) * 1000)
                 stats.connected += 1
+                failed = 0
                 try:
                     await self._session(connection, stats, args)
                 finally:
                     stats.connected -= 1
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError):
                 stats.errors += 1
+            index, failed = (index + 1) % len(urls), failed + 1
+            if failed >= len(urls):  # every replica failed in a row
+                failed = 0
                 await asyncio.sleep(1 + random.random())  # reconnect pacing, as EdgeHub's
 
     async def _send(self, connection: ClientConnection, message: Message) -> None:
@@ -130,7 +141,8 @@ async def main_async(args: argparse.Namespace, nodes_file: list[dict[str, Any]])
         context.load_cert_chain(entry["crt"], entry["key"])
         sims.append(SimNode(entry["name"], context, entry["devices"]))
     started = time.perf_counter()
-    tasks = [asyncio.create_task(s.run(args.url, stats, gate, args)) for s in sims]
+    urls = args.url.split(",")
+    tasks = [asyncio.create_task(s.run(urls, stats, gate, args)) for s in sims]
     all_connected: float | None = None
     while True:
         await asyncio.sleep(1)  # progress once a second

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +29,7 @@ from kubernetes import client, config
 
 from cloudcore.pki import ensure_certificates, issue_client_certificate
 from controllers.apicall import write
-from controllers.nodes import EDGE_ROLE
+from controllers.nodeview import EDGE_ROLE
 from harness.apiserver import ApiServerProcess
 from harness.cloud import CloudProcess
 from harness.support import free_port, port_open, wait_for
@@ -123,15 +123,28 @@ def cpu_over(processes: list[psutil.Process], seconds: float) -> list[float]:
     ]
 
 
+def _reconnect(load: Load, nodes: int, kill: Callable[[], None]) -> float:
+    """Seconds from killing a replica until every node is connected again."""
+    start = time.monotonic()
+    kill()
+    wait_for(lambda: load.progress.get("connected", nodes) < nodes, timeout=60,
+             what="the killed replica's nodes dropped")  # fmt: skip
+    wait_for(lambda: load.progress.get("connected") == nodes, timeout=600,
+             what="every node connected again")  # fmt: skip
+    return time.monotonic() - start
+
+
 def run_load(
     args: argparse.Namespace,
     url: str,
     ca: Path,
     nodes_json: Path,
     done: Callable[[dict[str, Any]], bool],
-    server: psutil.Process) -> dict[str, Any]:  # fmt: skip
-    """Connect everything, wait for `done`, then measure the steady state."""
-    rss_before = server.memory_info().rss
+    servers: list[psutil.Process],
+    kill: Callable[[], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Connect everything, wait for `done`, measure the steady state (and, with `kill`, the
+    time to reconnect a killed replica's nodes)."""
+    rss_before = sum(p.memory_info().rss for p in servers)
     load = Load([sys.executable, "-m", "bench.nodeload", "--url", url, "--ca", str(ca),
                  "--nodes", str(nodes_json), "--heartbeat", str(args.heartbeat),
                  "--report-every", str(args.report_every)])  # fmt: skip
@@ -144,17 +157,19 @@ def run_load(
         time.sleep(args.settle)  # first heartbeats and first condition writes pass
         generator = psutil.Process(load.process.pid)
         before = dict(load.progress)
-        server_cpu, generator_cpu = cpu_over([server, generator], args.steady)
+        *server_cpu, generator_cpu = cpu_over([*servers, generator], args.steady)
         after = dict(load.progress)
+        rss = sum(p.memory_info().rss for p in servers)
         result = {
-            "connected_s": connected_s, "synced_s": synced_s,
-            "rss_mb": server.memory_info().rss / 2**20,
-            "per_node_kb": (server.memory_info().rss - rss_before) / 1024 / args.nodes,
-            "cpu": server_cpu, "generator_cpu": generator_cpu,
+            "connected_s": connected_s, "synced_s": synced_s, "rss_mb": rss / 2**20,
+            "per_node_kb": (rss - rss_before) / 1024 / args.nodes,
+            "cpu": sum(server_cpu), "generator_cpu": generator_cpu,
             "reports_s": (after["reports"] - before["reports"]) / args.steady,
             "acked_s": (after["acked"] - before["acked"]) / args.steady,
             "connected": after["connected"], "errors": after["errors"],
         }  # fmt: skip
+        if kill is not None:
+            result["reconnect_s"] = round(_reconnect(load, args.nodes, kill), 1)
         print(json.dumps(result), flush=True)  # the figures, whatever happens later
         return result
     finally:
@@ -169,10 +184,80 @@ def baseline(args: argparse.Namespace, pki: Path, nodes_json: Path) -> dict[str,
     try:
         wait_for(lambda: port_open(port), what="bare hub")
         return run_load(args, f"wss://127.0.0.1:{port}", pki / "ca.crt", nodes_json,
-                        lambda _p: True, psutil.Process(hub.pid))  # fmt: skip
+                        lambda _p: True, [psutil.Process(hub.pid)])  # fmt: skip
     finally:
         hub.kill()
         hub.wait(30)
+
+
+def _listed(cloud: CloudProcess) -> bool:
+    path = cloud.state / "cloudcore.log"
+    return path.exists() and "everything listed" in path.read_text(errors="replace")
+
+
+def _marked_unknown(clouds: list[CloudProcess]) -> int:
+    """Nodes the node monitors marked Unknown (every simulated node stays connected)."""
+    return sum((c.state / "cloudcore.log").read_text(errors="replace").count(
+        "node stopped posting status") for c in clouds)  # fmt: skip
+
+
+def _stop(clouds: list[CloudProcess]) -> list[float]:
+    """Seconds each replica took to stop (SIGTERM to exit) with its sessions open."""
+    took = []
+    for cloud in clouds:
+        if cloud.process is None or cloud.process.poll() is not None:
+            continue
+        start = time.monotonic()
+        cloud.process.terminate()
+        try:
+            cloud.process.wait(300)
+        except subprocess.TimeoutExpired:
+            cloud.process.kill()
+        took.append(time.monotonic() - start)
+    return took
+
+
+def replicas_run(args: argparse.Namespace, workdir: Path, pki: Path, nodes_json: Path,
+                 count: int) -> dict[str, Any]:  # fmt: skip
+    """`count` cloudcore replicas against a fresh API server holding the fleet."""
+    run_dir = workdir / f"replicas-{count}"
+    apiserver = ApiServerProcess(run_dir / "apiserver").start()
+    flags = ("--node-lease-duration", str(args.lease))
+    (run_dir / "cloud-0").mkdir(parents=True)
+    shutil.copytree(pki, run_dir / "cloud-0" / "pki")
+    clouds = [CloudProcess(apiserver, run_dir / "cloud-0", extra=flags)]
+    try:
+        create_devices(apiserver.kubeconfig, args.nodes, args.devices)
+        clouds[0].start()
+        clouds += [clouds[0].replica(run_dir / f"cloud-{i}", *flags) for i in range(1, count)]
+        wait_for(lambda: all(_listed(c) for c in clouds), timeout=1800, what="listed")
+        urls = ",".join(c.url for c in clouds)
+        wanted = args.nodes * (args.devices + 1)
+        processes = [psutil.Process(c.process.pid) for c in clouds if c.process]
+        result = run_load(args, urls, pki / "ca.crt", nodes_json,
+                          lambda p: p.get("objects", 0) >= wanted, processes,
+                          clouds[0].kill if count > 1 else None)  # fmt: skip
+        result["false_unknown"] = _marked_unknown(clouds)
+        result["stop_s"] = max(_stop(clouds), default=0.0)
+        return result
+    finally:
+        _stop(clouds)
+        apiserver.stop()
+
+
+def _report(args: argparse.Namespace, bare: dict[str, Any], runs: dict[int, dict[str, Any]]
+            ) -> None:  # fmt: skip
+    print(f"{args.nodes} nodes x {args.devices} devices; heartbeat every {args.heartbeat:.0f} s, "
+          f"a report per device every {args.report_every:.0f} s")  # fmt: skip
+    print(json.dumps({"bare": bare, **{f"replicas-{k}": v for k, v in runs.items()}}, indent=1))
+    for label, r in (("bare hub (baseline)", bare),
+                     *((f"{k} replica(s)", v) for k, v in runs.items())):  # fmt: skip
+        print(f"  {label}: all connected in {r['connected_s']:.1f} s; RSS {r['rss_mb']:.0f} MB "
+              f"({r['per_node_kb']:.1f} KB per node); steady CPU {r['cpu']:.0f} % of a core; "
+              f"{r['reports_s']:.0f} reports/s sent, {r['acked_s']:.0f} acked/s "
+              f"({100 * r['acked_s'] / max(r['reports_s'], 1):.0f} %); {r['connected']} "
+              f"connected; false Unknown {r.get('false_unknown', '-')}; reconnect after a "
+              f"kill {r.get('reconnect_s', '-')} s; stop {r.get('stop_s', 0):.1f} s")  # fmt: skip
 
 
 def main() -> None:
@@ -185,57 +270,17 @@ def main() -> None:
     parser.add_argument(
         "--settle", type=float, default=60.0, help="seconds after the sync before measuring"
     )
+    parser.add_argument("--lease", type=float, default=120.0, help="node lease duration, s")
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kedge-bench-") as tmp:
         workdir = Path(tmp)
-        pki = workdir / "cloudcore" / "pki"
+        pki = workdir / "pki"
         ensure_certificates(pki)
         nodes_json = node_files(pki, workdir, args.nodes, args.devices)
         bare = baseline(args, pki, nodes_json)
-        apiserver = ApiServerProcess(workdir / "apiserver").start()
-        cloud = CloudProcess(apiserver, workdir / "cloudcore", extra=("--node-grace", "120"))
-        try:
-            created = create_devices(apiserver.kubeconfig, args.nodes, args.devices)
-            cloud.start()
-            wanted = args.nodes * (args.devices + 1)
-            sync_db = workdir / "cloudcore" / "objectsync.db"
-
-            def listed() -> bool:
-                with sqlite3.connect(sync_db) as db:
-                    rows = db.execute("SELECT COUNT(*) FROM object_sync").fetchone()
-                return bool(int(rows[0]) >= wanted)
-
-            wait_for(listed, timeout=1800, what="cloudcore listed every device")
-            assert cloud.process is not None
-            measured = run_load(args, f"wss://127.0.0.1:{cloud.port}", pki / "ca.crt", nodes_json,
-                                lambda p: p.get("objects", 0) >= wanted,
-                                psutil.Process(cloud.process.pid))  # fmt: skip
-            assert apiserver.process is not None
-            api_rss = psutil.Process(apiserver.process.pid).memory_info().rss / 2**20
-        finally:
-            if cloud.process is not None:  # 10,000 sessions take a while to close
-                cloud.process.terminate()
-                try:
-                    cloud.process.wait(300)
-                except subprocess.TimeoutExpired:
-                    cloud.process.kill()
-            apiserver.stop()
-    print(f"{args.nodes} nodes x {args.devices} devices; heartbeat every {args.heartbeat:.0f} s, "
-          f"a report per device every {args.report_every:.0f} s; {created:.0f} s to create "
-          f"{args.nodes * args.devices} Devices")  # fmt: skip
-    for label, r in (("bare websockets+TLS hub (baseline)", bare), ("cloudcore", measured)):
-        print(f"  {label}: all connected in {r['connected_s']:.1f} s, synced at "
-              f"{r['synced_s']:.1f} s; RSS {r['rss_mb']:.0f} MB ({r['per_node_kb']:.1f} KB "
-              f"per node); steady CPU {r['cpu']:.0f} % of a core (load generator "
-              f"{r['generator_cpu']:.0f} %); {r['reports_s']:.0f} reports/s, "
-              f"{r['acked_s']:.0f} acked/s; {r['connected']} connected, "
-              f"{r['errors']} connect errors")  # fmt: skip
-    ratio_time = measured["connected_s"] / bare["connected_s"]
-    ratio_memory = measured["per_node_kb"] / max(bare["per_node_kb"], 0.1)
-    print(
-        f"  API server RSS {api_rss:.0f} MB; cloudcore connect time {ratio_time:.1f}x and "
-        f"memory per node {ratio_memory:.1f}x the bare hub's"
-    )
+        runs = {n: replicas_run(args, workdir, pki, nodes_json, n) for n in args.replicas}
+    _report(args, bare, runs)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@ server by kubeconfig. This module only builds the parts and runs them; what arri
 is routed in `cloudcore.upstream`, what goes to them in `cloudcore.downstream`.
 
 State dir: `pki/` (the cluster CA and the serving certificate of CloudHub and the join service;
-node certificates are signed by this CA), `objectsync.db` (what each node must hold and has
-confirmed), `tokens.db` (which node each join token was used by), `encryption.key`.
+node certificates are signed by this CA), `tokens.db` (which node each join token was used
+by). Replicas share the CA (the same `pki/`); nothing else in the state dir is replica state:
+what nodes must hold and hold is in the API server and on the nodes (see `downstream`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +35,6 @@ from cloudcore.devicestatus import DeviceStatusWrites
 from cloudcore.downstream import Downstream, Listings
 from cloudcore.hub import CloudHub, server_context
 from cloudcore.join import NodeCertificates
-from cloudcore.objectsync import ObjectSync
 from cloudcore.pki import ensure_certificates
 from cloudcore.stream import CloudStream
 from cloudcore.tokens import TOKENS_DB, JoinTokens
@@ -40,15 +42,19 @@ from cloudcore.upstream import Upstream, Writers
 from cloudcore.writes import ApiWrites
 from controllers.desired import Conflict, EdgeDesired
 from controllers.device_controller import DeviceController
-from controllers.nodes import STREAM_ANNOTATION, NodeLifecycle
+from controllers.devices import DeviceRouting
+from controllers.leader import LeaderElection
+from controllers.leanapi import LeanApi
+from controllers.nodemonitor import NodeMonitor
+from controllers.nodes import STREAM_ANNOTATION, NodeLifecycle, NodeTiming
+from controllers.nodeview import NodeView
 from controllers.pods import PodDelivery, pod_status_urgent
 from controllers.problems import DeviceProblems
-from controllers.status import StatusWriter, desired_reached
+from controllers.status import StatusWriter, desired_reached, threaded
 from controllers.workloads import Workloads
 from kedge import webserver
 from kedge.logs import setup_logging
 from kedge.process import private_state
-from kedge.sealing import Sealer
 from kedge.tasks import Tasks
 
 log = logging.getLogger("kedge.cloudcore")
@@ -63,7 +69,6 @@ class Cloud:
     hub: CloudHub
     upstream: Upstream
     downstream: Downstream
-    sync: ObjectSync
     tokens: JoinTokens
     servers: list[webserver.Server]
     controller: DeviceController
@@ -71,12 +76,19 @@ class Cloud:
     lifecycle: NodeLifecycle
     problems: DeviceProblems
     writers: Writers
-    workloads: Workloads | None
+    lean: LeanApi
+    view: NodeView
+    singletons: Singletons
 
 
-def _api(kubeconfig: Path) -> client.ApiClient:
+def _api(kubeconfig: Path | None) -> client.ApiClient:
+    """The API server from `kubeconfig`, or, without one, the pod's service account (as a
+    Deployment in the cluster)."""
     configuration = client.Configuration()
-    kube_config.load_kube_config(str(kubeconfig), client_configuration=configuration)
+    if kubeconfig is None:
+        kube_config.load_incluster_config(client_configuration=configuration)
+    else:
+        kube_config.load_kube_config(str(kubeconfig), client_configuration=configuration)
     configuration.connection_pool_maxsize = 32  # a connection per informer, and the writers
     return client.ApiClient(configuration)
 
@@ -102,42 +114,91 @@ def _health(failing: Callable[[], dict[str, str]]) -> Route:
     return Route("/healthz", healthz, methods=["GET"])
 
 
-def build(args: argparse.Namespace, tasks: Tasks) -> Cloud:
-    """Every part, wired through constructors (call on the event loop that will run them)."""
+@dataclass
+class Singletons:
+    """What runs on one replica only, while it holds the leader Lease."""
+
+    election: LeaderElection
+    monitor: NodeMonitor
+    workloads: Callable[[], Workloads] | None  # made afresh each time leadership is won
+
+    async def lead(self) -> None:
+        work = [self.monitor.run()]
+        workloads = self.workloads() if self.workloads is not None else None
+        if workloads is not None:
+            workloads.start(asyncio.get_running_loop())
+            work.append(workloads.run())
+        try:
+            await asyncio.gather(*work)
+        finally:
+            if workloads is not None:
+                await asyncio.to_thread(workloads.stop)
+
+
+def _timing(args: argparse.Namespace) -> NodeTiming:
+    lease = args.node_lease_duration
+    renew = args.node_lease_renew_interval or lease / 4
+    return NodeTiming(lease, renew, args.node_status_report_frequency.total_seconds())
+
+
+def _problems(args: argparse.Namespace, hub: CloudHub, view: NodeView,
+              election: LeaderElection, routing: DeviceRouting, statuses: DeviceStatusWrites,
+              writes: ApiWrites) -> DeviceProblems:  # fmt: skip
+    def serves(node: str) -> bool:
+        """Device conditions: this replica's nodes; the leader's, nodes connected nowhere."""
+        return node in hub.sessions or (election.leading and view.facts(node)[0] != "True")
+
+    problems = DeviceProblems(routing, view.facts,
+                              StatusWriter(statuses.conditions, 1.0, qps=args.status_qps),
+                              writes.event, serves)  # fmt: skip
+    view.listeners.append(lambda _node: problems.wake.set())
+    hub.on_gone.append(lambda _node: problems.wake.set())
+    return problems
+
+
+def _writers(args: argparse.Namespace, api: client.ApiClient, statuses: DeviceStatusWrites,
+             writes: ApiWrites, problems: DeviceProblems) -> Writers:  # fmt: skip
     loop = asyncio.get_running_loop()
-    private_state(args.state_dir)
-    pki = args.state_dir / "pki"
-    ca, crt, key = ensure_certificates(pki, ("127.0.0.1", "localhost", args.host))
-    api, tokens = _api(args.kubeconfig), JoinTokens(pki, args.state_dir / TOKENS_DB)
-    writes = ApiWrites(api)
-
-    async def node_exists(name: str) -> bool:
-        return await asyncio.to_thread(writes.node_exists, name)
-
-    certificates = NodeCertificates(pki, tokens, args.node_cert_validity, node_exists)
-    sync = ObjectSync(args.state_dir / "objectsync.db", Sealer.in_dir(args.state_dir))
-    hub = CloudHub(server_context(ca, crt, key))
-    downstream = Downstream(hub, sync)
-    controller, pods = DeviceController(api, downstream.want), PodDelivery(api, downstream.want)
-    stream = CloudStream(hub, pods.node_of)
-    stream_url = f"https://{args.host}:{args.stream_port}"
-    lifecycle = NodeLifecycle(api, args.node_grace, {STREAM_ANNOTATION: stream_url})
 
     def overruled(namespace: str, name: str, found: list[Conflict]) -> None:
         """From the adoption thread: cloud values the edge's won over before it saw them."""
         loop.call_soon_threadsafe(problems.overrule, (namespace, name), found)
 
-    statuses = DeviceStatusWrites(
-        api, args.device_status, lambda ns, name: controller.routing.devices.get((ns, name))
-    )
-    writers = Writers(
+    return Writers(
         StatusWriter(statuses.status, args.status_interval, desired_reached, args.status_qps),
-        StatusWriter(EdgeDesired(api, overruled).write, args.status_interval),
+        StatusWriter(threaded(EdgeDesired(api, overruled).write), args.status_interval),
         StatusWriter(writes.pod_status, 1.0, pod_status_urgent, args.status_qps),
     )
-    problems = DeviceProblems(controller.routing, lifecycle.facts,
-                              StatusWriter(statuses.conditions, 1.0, qps=args.status_qps),
-                              writes.event)  # fmt: skip
+
+
+def build(args: argparse.Namespace, tasks: Tasks) -> Cloud:
+    """Every part, wired through constructors (call on the event loop that will run them)."""
+    private_state(args.state_dir)
+    pki = args.state_dir / "pki"
+    hosts = ("127.0.0.1", "localhost", args.host, *filter(None, args.cert_hosts.split(",")))
+    ca, crt, key = ensure_certificates(pki, hosts)
+    api, tokens = _api(args.kubeconfig), JoinTokens(pki, args.state_dir / TOKENS_DB)
+    lean, view = LeanApi(api.configuration), NodeView(api)
+    writes = ApiWrites(api, lean)
+
+    async def node_exists(name: str) -> bool:
+        return await asyncio.to_thread(writes.node_exists, name)
+
+    certificates = NodeCertificates(pki, tokens, args.node_cert_validity, node_exists)
+    hub = CloudHub(server_context(ca, crt, key), args.node_limit)
+    downstream = Downstream(hub)
+    controller, pods = DeviceController(api, downstream.want), PodDelivery(api, downstream.want)
+    stream = CloudStream(hub, pods.node_of)
+    stream_url = f"https://{args.host}:{args.stream_port}"
+    lifecycle = NodeLifecycle(lean, view, _timing(args), {STREAM_ANNOTATION: stream_url})
+    hub.on_gone += [downstream.gone, lifecycle.gone]
+    identity = args.identity or f"{socket.gethostname()}_{uuid.uuid4()}"
+    election = LeaderElection(lean, "kube-system", "kedge-cloudcore", identity)
+    statuses = DeviceStatusWrites(
+        api, lean, args.device_status, lambda ns, name: controller.routing.devices.get((ns, name))
+    )
+    problems = _problems(args, hub, view, election, controller.routing, statuses, writes)
+    writers = _writers(args, api, statuses, writes, problems)
     upstream = Upstream(hub, downstream, controller.routing, writers, problems, lifecycle,
                         certificates, pods, stream, writes)  # fmt: skip
     listings = Listings(downstream, lambda: _expected(controller, pods), upstream.replay)
@@ -146,9 +207,11 @@ def build(args: argparse.Namespace, tasks: Tasks) -> Cloud:
     join_app = Starlette(routes=[*certificates.routes(), _health(tasks.failing)])
     servers = [_server(join_app, args, args.join_port, (crt, key)),
                _server(stream.app(), args, args.stream_port, (crt, key))]  # fmt: skip
-    workloads = Workloads(api) if args.workload_controllers else None
-    return Cloud(args, api, hub, upstream, downstream, sync, tokens, servers, controller, pods,
-                 lifecycle, problems, writers, workloads)  # fmt: skip
+    workloads = (lambda: Workloads(api)) if args.workload_controllers else None
+    singletons = Singletons(election, NodeMonitor(api, lean, view, args.node_lease_duration),
+                            workloads)  # fmt: skip
+    return Cloud(args, api, hub, upstream, downstream, tokens, servers, controller, pods,
+                 lifecycle, problems, writers, lean, view, singletons)  # fmt: skip
 
 
 def _expected(controller: DeviceController, pods: PodDelivery) -> dict[str, set[str]]:
@@ -163,17 +226,17 @@ def _start(cloud: Cloud, tasks: Tasks) -> None:
     loop = asyncio.get_running_loop()
     cloud.controller.start(loop)
     cloud.pods.start(loop)
+    cloud.view.start(loop)
+    singletons = cloud.singletons
     work = {
         "device controller": cloud.controller.run, "pod delivery": cloud.pods.run,
         "status writer": cloud.writers.status.run, "pod status writer": cloud.writers.pods.run,
-        "edge desired writer": cloud.writers.desired.run, "node lifecycle": cloud.lifecycle.run,
+        "edge desired writer": cloud.writers.desired.run, "node heartbeats": cloud.lifecycle.run,
         "condition writer": cloud.problems.writer.run,
         "device conditions": lambda: cloud.problems.run(
-            lambda: cloud.downstream.synced and cloud.lifecycle.loaded),
+            lambda: cloud.downstream.synced and cloud.view.synced.is_set()),
+        "leader election": lambda: singletons.election.run(singletons.lead),
     }  # fmt: skip
-    if cloud.workloads is not None:
-        cloud.workloads.start(loop)
-        work["workload controllers"] = cloud.workloads.run
     for name, run in work.items():
         tasks.start(name, run)
 
@@ -204,15 +267,15 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
 async def _stop(cloud: Cloud, tasks: Tasks, served: list[asyncio.Task[None]]) -> None:
     for server in cloud.servers:
         server.should_exit = True
+    await cloud.hub.stop()  # first: its nodes move to another replica at once
     for task in served:
         with contextlib.suppress(Exception):
             await task
     await tasks.stop()
-    stoppers = [cloud.controller.stop, cloud.pods.stop]
-    stoppers += [cloud.workloads.stop] if cloud.workloads else []
+    await cloud.singletons.election.release()
+    stoppers = [cloud.controller.stop, cloud.pods.stop, cloud.view.stop]
     await asyncio.gather(*(asyncio.to_thread(stop_one) for stop_one in stoppers))
-    await cloud.hub.stop()
-    cloud.sync.close()
+    await cloud.lean.close()
     cloud.tokens.close()
     cloud.api.close()
     log.info("cloudcore stopped")

@@ -22,9 +22,17 @@ def duration(text: str) -> datetime.timedelta:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kubeconfig", type=Path, required=True, help="the API server to serve")
+    parser.add_argument(
+        "--kubeconfig", type=Path,
+        help="the API server to serve (default: in a pod, its service account)",
+    )  # fmt: skip
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--cert-hosts", default="",
+        help="more names and addresses for the serving certificate, comma separated (the "
+        "Service or load balancer edge nodes connect through)",
+    )  # fmt: skip
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="CloudHub (wss) port")
     parser.add_argument(
         "--join-port", type=int, default=DEFAULT_JOIN_PORT, help="join service (https) port"
@@ -39,12 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=datetime.timedelta(days=365),
         help="lifetime of node certificates (edges rotate them at 80 %%), e.g. 365d",
     )
-    parser.add_argument(
-        "--node-grace",
-        type=float,
-        default=40.0,
-        help="seconds without heartbeats before a node's Ready becomes Unknown (40)",
-    )
+    _node_arguments(parser)
     parser.add_argument(
         "--status-interval",
         type=float,
@@ -70,6 +73,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+
+
+def _node_arguments(parser: argparse.ArgumentParser) -> None:
+    """Heartbeat economics and fleet size (see the README's sizing section)."""
+    parser.add_argument(
+        "--node-lease-duration", "--node-grace", dest="node_lease_duration", type=float,
+        default=40.0,
+        help="seconds a node's Lease lasts: silent that long, its Ready becomes Unknown (40, "
+        "as kubelet's; 120 for fleets beyond a few thousand nodes)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--node-lease-renew-interval", type=float,
+        help="seconds between renewals of a node's Lease (a quarter of its duration)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--node-status-report-frequency", type=duration, default=datetime.timedelta(minutes=5),
+        help="how often an unchanged Node status is written anyway (5m, as kubelet's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--node-limit", type=int, default=0,
+        help="edge node sessions this replica serves at most; more are refused with a retry "
+        "hint (KubeEdge's nodeLimit; 0: no limit)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--identity", help="this replica's name in leader election (host name and a random id)"
     )
 
 

@@ -3,11 +3,12 @@ owned by the Device, so frequent reports never conflict with edits of the Device
 `Device.status` (v1.15-v1.22) on clusters that do not serve DeviceStatus. Conditions always go
 to `Device.status`. The choice comes from discovery once (or `--device-status`); writes go
 through the status subresource where the Device has one, else merge-patch the Device (as
-upstream's CRDs, which have none, require).
+upstream's CRDs, which have none, require). Writes take the lean path (`controllers.leanapi`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from controllers.apicall import write
 from controllers.devices import API_GROUP, API_VERSION
+from controllers.leanapi import LeanApi, path_of
 
 log = logging.getLogger("kedge.cloudcore")
 DeviceOf = Callable[[str, str], dict[str, Any] | None]  # (namespace, name) -> the Device
@@ -43,51 +44,52 @@ def discover(api: client.ApiClient, mode: str) -> Targets:
 class DeviceStatusWrites:
     """Device status and conditions writes, to wherever the cluster keeps them."""
 
-    def __init__(self, api: client.ApiClient, mode: str, device_of: DeviceOf) -> None:
-        self.api, self.mode, self.device_of = api, mode, device_of
-        self.custom = client.CustomObjectsApi(api)
+    def __init__(self, api: client.ApiClient, lean: LeanApi, mode: str, device_of: DeviceOf
+                 ) -> None:  # fmt: skip
+        self.api, self.lean, self.mode, self.device_of = api, lean, mode, device_of
         self._targets: Targets | None = None
         self._exists: set[tuple[str, str]] = set()  # DeviceStatus objects known to exist
 
-    @property
-    def targets(self) -> Targets:
+    async def targets(self) -> Targets:
         if self._targets is None:
-            self._targets = discover(self.api, self.mode)
+            self._targets = await asyncio.to_thread(discover, self.api, self.mode)
             log.info("device status target", extra={
                 "deviceStatus": self._targets.device_status,
                 "statusSubresource": self._targets.status_subresource})  # fmt: skip
         return self._targets
 
-    def status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    @staticmethod
+    def _path(namespace: str, plural: str, *rest: str) -> str:
+        return path_of("apis", API_GROUP, API_VERSION, "namespaces", namespace, plural, *rest)
+
+    async def status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """A node's report: twins, state, lastOnlineTime."""
-        if not self.targets.device_status:
-            self._device(namespace, name, status)
+        if not (await self.targets()).device_status:
+            await self._device(namespace, name, status)
             return
         for attempt in (1, 2):
-            self.ensure(namespace, name)
+            await self.ensure(namespace, name)
             try:
-                write(self.custom.patch_namespaced_custom_object, API_GROUP, API_VERSION,
-                      namespace, "devicestatuses", name, {"status": status})  # fmt: skip
+                path = self._path(namespace, "devicestatuses", name)
+                await self.lean.patch(path, {"status": status})
                 return
             except ApiException as exc:  # deleted with an earlier Device of this name
                 if exc.status != 404 or attempt == 2:
                     raise
                 self._exists.discard((namespace, name))
 
-    def conditions(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    async def conditions(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """What stands between the device and working (always on the Device). Every device
         gets its conditions once per cloudcore run: its DeviceStatus is made then too."""
-        if self.targets.device_status:
-            self.ensure(namespace, name)
-        self._device(namespace, name, status)
+        if (await self.targets()).device_status:
+            await self.ensure(namespace, name)
+        await self._device(namespace, name, status)
 
-    def _device(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        call = (self.custom.patch_namespaced_custom_object_status
-                if self.targets.status_subresource
-                else self.custom.patch_namespaced_custom_object)  # fmt: skip
-        write(call, API_GROUP, API_VERSION, namespace, "devices", name, {"status": status})
+    async def _device(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        rest = ("status",) if (await self.targets()).status_subresource else ()
+        await self.lean.patch(self._path(namespace, "devices", name, *rest), {"status": status})
 
-    def ensure(self, namespace: str, name: str) -> None:
+    async def ensure(self, namespace: str, name: str) -> None:
         """The Device's DeviceStatus exists (made with the Device as its controller owner)."""
         key = (namespace, name)
         if key in self._exists:
@@ -104,8 +106,7 @@ class DeviceStatusWrites:
             "spec": {},
         }  # fmt: skip
         try:
-            write(self.custom.create_namespaced_custom_object, API_GROUP, API_VERSION, namespace,
-                  "devicestatuses", body)  # fmt: skip
+            await self.lean.create(self._path(namespace, "devicestatuses"), body)
         except ApiException as exc:
             if exc.status != 409:
                 raise

@@ -3,11 +3,15 @@
 A node is who its client certificate says (CN `system:node:<name>`); one session per node, a
 newer connection replaces an older one. Keepalive: a ping every 15 s, a session silent for 30 s
 is dropped. A frame that is not a channel message is answered with an error response and the
-session stays up.
+session stays up. With `limit` sessions open (KubeEdge's nodeLimit) a new node is refused
+before the websocket opens, with 503 and Retry-After, so it tries another replica instead of
+this one starving the nodes it serves. `stop` says goodbye to every session at once (1001,
+going away: the nodes move to another replica) and cuts those that do not answer in time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import ssl
@@ -16,6 +20,7 @@ from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from kedge.certs import NODE_PREFIX
 from kedge.channel.message import FrameError, Message, Op, decode
@@ -23,6 +28,8 @@ from kedge.channel.transport import send
 
 log = logging.getLogger("kedge.cloudhub")
 KEEPALIVE = 15.0
+STOP_GRACE = 2.0  # seconds nodes get to answer the goodbye before their sockets are cut
+RETRY_AFTER = 10  # seconds a refused node is asked to wait before trying this replica again
 Handler = Callable[[str, Message], Awaitable[None]]
 
 
@@ -45,19 +52,35 @@ def _node_of(connection: ServerConnection) -> str | None:
 
 
 class CloudHub:
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self.context = context
+    def __init__(self, context: ssl.SSLContext, limit: int = 0) -> None:
+        """`limit`: sessions at most (0: no limit)."""
+        self.context, self.limit = context, limit
         self.sessions: dict[str, ServerConnection] = {}
         self._server: Server | None = None
         self.handler: Handler | None = None
+        self.on_gone: list[Callable[[str], None]] = []  # called when a node's session ends
+        self.refused = 0  # sessions refused for the limit, for tests and benchmarks
 
     async def start(self, host: str, port: int, handler: Handler) -> None:
         """Accept nodes; `handler(node, message)` gets everything they send."""
         self.handler = handler
         self._server = await serve(
-            self._session, host, port, ssl=self.context,
+            self._session, host, port, ssl=self.context, process_request=self._admit,
             ping_interval=KEEPALIVE, ping_timeout=KEEPALIVE, max_size=4 * 1024 * 1024,
         )  # fmt: skip
+
+    def _admit(self, connection: ServerConnection, _request: Request) -> Response | None:
+        """Refuse a new node while the limit is reached (a node reconnecting is let in)."""
+        if not self.limit or len(self.sessions) < self.limit:
+            return None
+        if _node_of(connection) in self.sessions:
+            return None
+        self.refused += 1
+        log.info("node refused: node limit reached", extra={"limit": self.limit})
+        response = connection.respond(503, f"node limit ({self.limit}) reached: try another "
+                                           "cloudcore, or this one later\n")  # fmt: skip
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
 
     @property
     def port(self) -> int:
@@ -65,8 +88,14 @@ class CloudHub:
         return int(next(iter(self._server.sockets)).getsockname()[1])
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        if self._server is None:
+            return
+        self._server.close(close_connections=True)
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), STOP_GRACE)
+        except TimeoutError:  # nodes too busy to answer: their sockets are cut
+            for connection in list(self.sessions.values()):
+                connection.transport.abort()
             await self._server.wait_closed()
 
     def address(self, node: str) -> str | None:
@@ -107,6 +136,8 @@ class CloudHub:
         finally:
             if self.sessions.get(node) is connection:
                 del self.sessions[node]
+                for gone in self.on_gone:
+                    gone(node)
             log.info("node disconnected", extra={"node": node})
             with contextlib.suppress(Exception):
                 await connection.close()

@@ -28,12 +28,27 @@ def _write(path: Path, data: bytes, private: bool = False) -> None:
 def ensure_certificates(
     directory: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
 ) -> tuple[Path, Path, Path]:
-    """(ca.crt, server.crt, server.key) under `directory`, created when missing."""
+    """(ca.crt, server.crt, server.key) under `directory`, created when missing. A CA already
+    there (shared by cloudcore replicas, mounted from a Secret) signs the serving certificate."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_crt, ca_key = directory / "ca.crt", directory / "ca.key"
     crt, key = directory / "server.crt", directory / "server.key"
     if crt.exists() and key.exists() and ca_crt.exists():
         return ca_crt, crt, key
+    if ca_crt.exists() and ca_key.exists():
+        authority, authority_key = _load_authority(directory)
+    else:
+        authority, authority_key = _new_authority()
+        _write(ca_key, key_pem(authority_key), private=True)
+        _write(ca_crt, authority.public_bytes(serialization.Encoding.PEM))
+    server_key = new_key()
+    server = _serving(authority, authority_key, server_key, hosts)
+    _write(key, key_pem(server_key), private=True)
+    _write(crt, server.public_bytes(serialization.Encoding.PEM))
+    return ca_crt, crt, key
+
+
+def _new_authority() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     now = datetime.datetime.now(datetime.UTC)
     authority_key = new_key()
     authority_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kedge-ca")])
@@ -56,17 +71,23 @@ def ensure_certificates(
         )
         .sign(authority_key, hashes.SHA256())
     )  # fmt: skip
-    server_key = new_key()
+    return authority, authority_key
+
+
+def _serving(authority: x509.Certificate, authority_key: ec.EllipticCurvePrivateKey,
+             server_key: ec.EllipticCurvePrivateKey, hosts: tuple[str, ...]
+             ) -> x509.Certificate:  # fmt: skip
+    now = datetime.datetime.now(datetime.UTC)
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
-    server = (
+    return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kedge-apiserver")]))
-        .issuer_name(authority_name)
+        .issuer_name(authority.subject)
         .public_key(server_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -77,11 +98,6 @@ def ensure_certificates(
         )
         .sign(authority_key, hashes.SHA256())
     )
-    _write(ca_key, key_pem(authority_key), private=True)
-    _write(ca_crt, authority.public_bytes(serialization.Encoding.PEM))
-    _write(key, key_pem(server_key), private=True)
-    _write(crt, server.public_bytes(serialization.Encoding.PEM))
-    return ca_crt, crt, key
 
 
 class CsrError(ValueError):
@@ -90,6 +106,10 @@ class CsrError(ValueError):
 
 def _authority(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     ensure_certificates(directory)
+    return _load_authority(directory)
+
+
+def _load_authority(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     authority = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
     authority_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
     assert isinstance(authority_key, ec.EllipticCurvePrivateKey)

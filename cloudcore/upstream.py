@@ -7,7 +7,6 @@ everything are held and replayed once they did (the node's ownership is not know
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -157,7 +156,7 @@ class Upstream:
                      extra={"node": node})  # fmt: skip
             return
         if content.get("gone"):
-            await asyncio.to_thread(self.writes.finish_deletion, *key, str(meta["uid"]))
+            await self.writes.finish_deletion(*key, str(meta["uid"]))
             return
         self.writers.pods.report(key, content["status"])
 

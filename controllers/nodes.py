@@ -1,62 +1,60 @@
-"""Node lifecycle for edge nodes (EdgeController's node part, and the node lifecycle controller).
+"""Heartbeats of the edge nodes connected to this cloudcore replica (EdgeController's node
+part), with the kubelet's economics since NodeLease.
 
-An edge node's heartbeats (every 10 s over the channel) register its Node (labels, capacity,
-allocatable, addresses, nodeInfo), keep `Ready` true and renew its Lease in `kube-node-lease`.
-Heartbeats coalesce per node; the Node's status is written only when it changed or its heartbeat
-time is a minute old (as kubelet's nodeStatusReportFrequency), the Lease at most every quarter
-of the grace period (kubelet renews its 40 s lease every 10 s).
-A node silent for longer than the grace period becomes `Ready=Unknown`; the next heartbeat makes
-it `True` again.
+An edge node's heartbeats (every 10 s over the channel) register its Node (labels, the
+replica's stream endpoint and the node's mappers as annotations), renew its Lease in
+`kube-node-lease` (every `renew` seconds: cheap, through the lean path) and write its status
+(capacity, allocatable, addresses, nodeInfo, `Ready=True`) only when something in it changed,
+when the Node is not shown Ready (the monitor marked it Unknown), or every `report` seconds
+(kubelet's nodeStatusReportFrequency, 5 minutes). Heartbeats coalesce per node. Marking silent
+nodes is the node monitor's (`controllers.nodemonitor`), from the Leases, on one replica.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from controllers.apicall import write
+from controllers.leanapi import LeanApi, path_of
+from controllers.nodeview import EDGE_ROLE, NodeView, mapper_annotations, ready_of
 
 log = logging.getLogger("kedge.controllers")
 LEASE_NAMESPACE = "kube-node-lease"
-EDGE_ROLE = "node-role.kubernetes.io/edge"
 STREAM_ANNOTATION = "cloudstream.kedge.io/endpoint"  # where the API server fetches pod logs
-REPORT_EVERY = 60.0  # seconds: rewrite an unchanged Node status this often (heartbeat time)
-TICK = 1.0  # seconds between passes over pending heartbeats and grace checks
+IN_FLIGHT = 16  # heartbeat writes at once (the lean path's connection pool)
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _stamp(when: datetime.datetime | None) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when is not None else ""
-
-
 def _micro_now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@dataclass(frozen=True)
+class NodeTiming:
+    """Kubelet's defaults: a 40 s lease renewed every 10 s, status every 5 minutes."""
+
+    lease: float = 40.0  # seconds a Lease lasts (leaseDurationSeconds)
+    renew: float = 10.0  # seconds between renewals
+    report: float = 300.0  # seconds between writes of an unchanged Node status
+
+
 @dataclass
 class NodeState:
-    ready: str = ""  # the Ready status last written: True, Unknown ("" before the first)
-    transition: str = ""  # its lastTransitionTime
-    beat: str = ""  # lastHeartbeatTime last written
-    heard: float = 0.0  # monotonic time of the last heartbeat
     written: float = -1e9  # monotonic time the Node status was last written
     renewed: float = -1e9  # monotonic time the Lease was last renewed
     status: dict[str, Any] = field(default_factory=dict)  # what the node last reported
-    labels: dict[str, str] = field(default_factory=dict)
-    mappers: frozenset[str] = frozenset()  # protocols with a mapper registered on the node
-    lost: frozenset[tuple[str, str]] = frozenset()  # (protocol, since) whose mapper stopped
-    registered: bool = False
+    shown: dict[str, Any] = field(default_factory=dict)  # the status parts last written
+    meta: dict[str, Any] = field(default_factory=dict)  # labels and annotations to hold
+    lease_exists: bool = False
 
 
 def mappers_of(report: dict[str, Any]) -> frozenset[str]:
@@ -101,30 +99,16 @@ def clean_report(report: Any) -> tuple[dict[str, str], dict[str, Any]]:
     return {**labels, EDGE_ROLE: ""}, status
 
 
-NodeFacts = tuple[str | None, frozenset[str], frozenset[tuple[str, str]]]
-
-
 class NodeLifecycle:
-    def __init__(
-        self, api: client.ApiClient, grace: float = 40.0, annotations: dict[str, str] | None = None
-    ) -> None:
-        """`annotations` go on every Node registered (cloudcore's log endpoint)."""
-        self.core, self.coordination = client.CoreV1Api(api), client.CoordinationV1Api(api)
-        self.grace, self.annotations = grace, dict(annotations or {})
+    def __init__(self, lean: LeanApi, view: NodeView, timing: NodeTiming | None = None,
+                 annotations: dict[str, str] | None = None) -> None:  # fmt: skip
+        """`annotations` go on every Node registered (this replica's stream endpoint)."""
+        self.lean, self.view = lean, view
+        self.timing, self.annotations = timing or NodeTiming(), dict(annotations or {})
         self.nodes: dict[str, NodeState] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
-        self._started = time.monotonic()
-        self.writes = 0  # API writes made (Node and Lease), for benchmarks
-        self.loaded = False  # the nodes registered before are known (or could not be listed)
-
-    def facts(self, node: str) -> NodeFacts:
-        """(Ready: `True`, `Unknown`, or None for a node never heard of; its mappers; the
-        protocols whose mapper stopped, with when)."""
-        state = self.nodes.get(node)
-        if state is None:
-            return None, frozenset(), frozenset()
-        return state.ready or None, state.mappers, state.lost
+        self.writes = {"lease": 0, "status": 0, "metadata": 0}  # API writes made, by kind
 
     def heartbeat(self, node: str, report: Any, address: str | None) -> None:
         """A heartbeat from a connected node (raises ValueError for a malformed one)."""
@@ -132,115 +116,108 @@ class NodeLifecycle:
         if address and not any(a["type"] == "InternalIP" for a in status["addresses"]):
             status["addresses"].insert(0, {"type": "InternalIP", "address": address})
         state = self.nodes.setdefault(node, NodeState())
-        state.heard, state.labels, state.mappers = time.monotonic(), labels, mappers_of(report)
-        state.lost = lost_mappers_of(report)
+        annotations = mapper_annotations(mappers_of(report), lost_mappers_of(report))
+        state.meta = {"labels": labels, "annotations": {**self.annotations, **annotations}}
         state.status = status
         self._dirty.add(node)
         self._wake.set()
 
-    def load(self) -> None:
-        """After a (re)start: the edge nodes registered before, each given a full grace period
-        from now to send a heartbeat (they are reconnecting)."""
-        listed = self.core.list_node(label_selector=EDGE_ROLE)
-        for item in listed.items:
-            ready = next((c for c in (item.status.conditions or []) if c.type == "Ready"), None)
-            state = self.nodes.setdefault(item.metadata.name, NodeState())
-            state.registered, state.heard = True, self._started
-            if ready is not None:
-                state.ready = ready.status
-                state.transition = _stamp(ready.last_transition_time)
-                state.beat = _stamp(ready.last_heartbeat_time)
+    def gone(self, node: str) -> None:
+        """The node's session here ended: its state goes (it may reconnect elsewhere)."""
+        self.nodes.pop(node, None)
+        self._dirty.discard(node)
 
     async def run(self) -> None:
-        try:
-            await asyncio.to_thread(self.load)
-        except (ApiException, OSError) as exc:  # the API is away: learn nodes from heartbeats
-            log.warning("registered nodes not listed: %r", exc)
-        self.loaded = True
+        await self.view.synced.wait()  # what is stored decides what to write
         while True:
-            with contextlib.suppress(TimeoutError):  # heartbeats, or the next grace check
-                await asyncio.wait_for(self._wake.wait(), TICK)
+            await self._wake.wait()
             self._wake.clear()
-            dirty, self._dirty = self._dirty, set()
-            now = time.monotonic()
-            silent = [
-                n
-                for n, s in self.nodes.items()
-                if s.ready == "True" and now - s.heard > self.grace and n not in dirty
-            ]
-            if dirty or silent:
-                failed = await asyncio.to_thread(self._sync, sorted(dirty), silent)
-                self._dirty.update(failed)  # tried again on the next pass
+            dirty, self._dirty = sorted(self._dirty), set()
+            for start in range(0, len(dirty), IN_FLIGHT):  # writes overlap, a few at a time
+                await asyncio.gather(*(self._one(n) for n in dirty[start : start + IN_FLIGHT]))
 
-    def _sync(self, dirty: list[str], silent: list[str]) -> list[str]:
-        """Store heartbeats and mark silent nodes (in a worker thread); the nodes that failed."""
-        failed = []
-        for node in dirty:
-            try:
-                self._renew(node)
-            except ApiException as exc:
-                log.warning("node heartbeat not stored: %s", exc.reason, extra={"node": node})
-                failed.append(node)
-        for node in silent:
-            try:
-                self._set_ready(node, "Unknown")
-                log.warning("node stopped posting status", extra={"node": node})
-            except ApiException as exc:
-                log.warning("node not marked Unknown: %s", exc.reason, extra={"node": node})
-        return failed
-
-    def _renew(self, node: str) -> None:
-        state = self.nodes[node]
-        if not state.registered:
-            self._register(node, state)
-        if time.monotonic() - state.renewed >= self.grace / 4:  # kubelet: 10 s of a 40 s lease
-            self._lease(node)
-            state.renewed = time.monotonic()
-        if state.ready != "True" or time.monotonic() - state.written >= REPORT_EVERY:
-            self._set_ready(node, "True")
-
-    def _register(self, node: str, state: NodeState) -> None:
-        meta = {"name": node, "labels": state.labels, "annotations": self.annotations}
+    async def _one(self, node: str) -> None:
+        state = self.nodes.get(node)
+        if state is None:
+            return
         try:
-            self.core.create_node({"apiVersion": "v1", "kind": "Node", "metadata": meta})
-            log.info("node registered", extra={"node": node})
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            self.core.patch_node(node, {"metadata": {"labels": state.labels,
-                                                     "annotations": self.annotations}})  # fmt: skip
-        self.writes += 1
-        state.registered = True
+            await self._renew(node, state)
+        except ApiException as exc:  # tried again with its next heartbeat
+            log.warning("node heartbeat not stored: %s", exc.reason, extra={"node": node})
 
-    def _lease(self, node: str) -> None:
-        spec = {"holderIdentity": node, "leaseDurationSeconds": int(self.grace),
+    async def _renew(self, node: str, state: NodeState) -> None:
+        stored = self.view.nodes.get(node)
+        if stored is None or not _holds(stored.get("metadata") or {}, state.meta):
+            await self._register(node, state, exists=stored is not None)
+        now = time.monotonic()
+        if now - state.renewed >= self.timing.renew:
+            await self._lease(node, state)
+            state.renewed = now
+        shown = (ready_of(stored) or {}).get("status") if stored is not None else None
+        if state.written < 0 and shown == "True" and _shows(stored, state.status):
+            state.shown, state.written = state.status, now  # as stored before a restart
+        if (shown != "True" or state.status != state.shown
+                or now - state.written >= self.timing.report):  # fmt: skip
+            await self._set_ready(node, state, stored)
+
+    async def _register(self, node: str, state: NodeState, exists: bool) -> None:
+        if not exists:
+            body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, **state.meta}}
+            try:
+                await self.lean.create(path_of("api", "v1", "nodes"), body)
+                log.info("node registered", extra={"node": node})
+                self.writes["metadata"] += 1
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        await self.lean.patch(path_of("api", "v1", "nodes", node), {"metadata": state.meta})
+        self.writes["metadata"] += 1
+
+    async def _lease(self, node: str, state: NodeState) -> None:
+        spec = {"holderIdentity": node, "leaseDurationSeconds": int(self.timing.lease),
                 "renewTime": _micro_now()}  # fmt: skip
+        path = path_of("apis", "coordination.k8s.io", "v1", "namespaces", LEASE_NAMESPACE,
+                       "leases", node)  # fmt: skip
         try:
-            write(self.coordination.patch_namespaced_lease, node, LEASE_NAMESPACE, {"spec": spec})
+            await self.lean.patch(path, {"spec": spec})
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            self.coordination.create_namespaced_lease(
-                LEASE_NAMESPACE,
-                {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                 "metadata": {"name": node, "namespace": LEASE_NAMESPACE}, "spec": spec},
-            )  # fmt: skip
-        self.writes += 1
+            lease = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": node, "namespace": LEASE_NAMESPACE},
+                "spec": spec,
+            }
+            await self.lean.create(path.rsplit("/", 1)[0], lease)
+        self.writes["lease"] += 1
 
-    def _set_ready(self, node: str, ready: str) -> None:
-        state = self.nodes[node]
+    async def _set_ready(self, node: str, state: NodeState, stored: dict[str, Any] | None) -> None:
         now = _now()
-        transition = state.transition if state.ready == ready and state.transition else now
-        beat = now if ready == "True" else state.beat or now
+        before = ready_of(stored) if stored is not None else None
+        transition = (str(before.get("lastTransitionTime"))
+                      if before and before.get("status") == "True" and
+                      before.get("lastTransitionTime") else now)  # fmt: skip
         condition = {
-            "type": "Ready", "status": ready, "lastTransitionTime": transition,
-            "lastHeartbeatTime": beat,
-            "reason": "EdgeReady" if ready == "True" else "NodeStatusUnknown",
-            "message": "edgecore is posting ready status" if ready == "True"
-            else f"edgecore stopped posting node status (nothing for {self.grace:.0f} s)",
+            "type": "Ready", "status": "True", "lastTransitionTime": transition,
+            "lastHeartbeatTime": now, "reason": "EdgeReady",
+            "message": "edgecore is posting ready status",
         }  # fmt: skip
-        status = {**(state.status if ready == "True" else {}), "conditions": [condition]}
-        write(self.core.patch_node_status, node, {"status": status})
-        self.writes += 1
-        state.ready, state.transition, state.beat = ready, transition, beat
-        state.written = time.monotonic()
+        body = {"status": {**state.status, "conditions": [condition]}}
+        await self.lean.patch(path_of("api", "v1", "nodes", node, "status"), body)
+        self.writes["status"] += 1
+        state.shown, state.written = state.status, time.monotonic()
+
+
+def _shows(stored: dict[str, Any] | None, status: dict[str, Any]) -> bool:
+    shown = (stored or {}).get("status") or {}
+    return all(shown.get(key) == value for key, value in status.items())
+
+
+def _holds(meta: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """The stored Node already carries the wanted labels and annotations."""
+    return all(
+        all((meta.get(part) or {}).get(k) == v for k, v in (wanted.get(part) or {}).items())
+        for part in ("labels", "annotations")
+    )

@@ -100,8 +100,10 @@ def requests(pod_spec: Obj) -> dict[str, Decimal]:
     return total
 
 
-def unfit(pod_spec: Obj, node: Obj, others: list[Obj], check_resources: bool = True) -> str:
-    """Why `pod_spec` cannot go on `node` ("" when it can); `others` are the node's pods."""
+def unfit(pod_spec: Obj, node: Obj, others: list[Obj], check_resources: bool = True,
+          effects: tuple[str, ...] = ("NoSchedule", "NoExecute")) -> str:  # fmt: skip
+    """Why `pod_spec` cannot go on `node` ("" when it can); `others` are the node's pods;
+    `effects`: the taint effects that count (NoExecute alone: may a running pod stay)."""
     spec = node.get("spec") or {}
     if spec.get("unschedulable"):
         return "node(s) were unschedulable"
@@ -111,7 +113,7 @@ def unfit(pod_spec: Obj, node: Obj, others: list[Obj], check_resources: bool = T
         return "node(s) didn't match Pod's node affinity/selector"
     tolerations = pod_spec.get("tolerations") or []
     for taint in spec.get("taints") or []:
-        blocking = taint.get("effect") in ("NoSchedule", "NoExecute")
+        blocking = taint.get("effect") in effects
         if blocking and not _tolerated(taint, tolerations):
             return f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value', '')}}}"
     if not check_resources:

@@ -19,7 +19,7 @@ from kubernetes import client
 
 from controllers.informer import Informers
 from controllers.lister import raw_lister
-from controllers.nodes import EDGE_ROLE
+from controllers.nodeview import EDGE_ROLE
 
 log = logging.getLogger("kedge.controllers")
 Obj = dict[str, Any]

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from controllers.conditions import EdgeNotes, Facts, conditions, problems, protocol_of
@@ -25,7 +25,7 @@ log = logging.getLogger("kedge.controllers")
 Obj = dict[str, Any]
 # node -> (ready, mappers, protocols whose mapper stopped with when)
 NodeFacts = Callable[[str], tuple[str | None, frozenset[str], frozenset[tuple[str, str]]]]
-RecordEvent = Callable[[Obj], None]
+RecordEvent = Callable[[Obj], Awaitable[None]]
 Overruled = tuple[str, str, str, str]  # property, cloud value refused, edge value kept, since
 TICK = 2.0  # seconds between passes when nothing wakes the loop earlier
 # conditions whose every new message is news (a new conflict), not only a new reason
@@ -76,8 +76,11 @@ class DeviceProblems:
         node_facts: NodeFacts,
         writer: StatusWriter,
         record_event: RecordEvent,
+        serves: Callable[[str], bool] = lambda _node: True,
     ) -> None:
-        self.routing, self.node_facts = routing, node_facts
+        """`serves(node)`: this replica decides for the node's devices (it serves the node,
+        or, leading, the node is connected nowhere)."""
+        self.routing, self.node_facts, self.serves = routing, node_facts, serves
         self.writer, self.record_event = writer, record_event
         self._announced: dict[tuple[Key, str], str] = {}  # (device, type) -> what was announced
         self._checked: dict[Key, tuple[str, str, Facts]] = {}  # what each device was checked at
@@ -124,6 +127,9 @@ class DeviceProblems:
             model_key = (key[0], str(((device.get("spec") or {}).get("deviceModelRef") or {})
                                      .get("name", "")))  # fmt: skip
             model = self.routing.models.get(model_key)
+            if not self.serves(str((device.get("spec") or {}).get("nodeName") or "")):
+                self._checked.pop(key, None)  # another replica's: looked at afresh if it returns
+                continue
             facts = self._facts(key, device, model)
             signature = (_rv(device), _rv(model), facts)
             if self._checked.get(key) == signature:
@@ -164,6 +170,6 @@ class DeviceProblems:
                 continue
             for event in self.check():
                 try:
-                    await asyncio.to_thread(self.record_event, event)
+                    await self.record_event(event)
                 except Exception as exc:  # noqa: BLE001 - an Event is best effort, as kubelet's
                     log.warning("event not recorded: %r", exc)

@@ -62,7 +62,7 @@ def new_pod(owner: Obj, kind: str, name: str, node: str = "") -> Obj:
     meta, template = owner["metadata"], (owner.get("spec") or {}).get("template") or {}
     labels = {**((template.get("metadata") or {}).get("labels") or {}),
               HASH_LABEL: template_hash(template)}  # fmt: skip
-    spec = dict(template.get("spec") or {})
+    spec = daemon_spec(template) if kind == "DaemonSet" else dict(template.get("spec") or {})
     if node:
         spec["nodeName"] = node
     return {
@@ -88,6 +88,21 @@ def new_pod(owner: Obj, kind: str, name: str, node: str = "") -> Obj:
     }
 
 
+# what Kubernetes' DaemonSet controller adds to every daemon pod: a node that lost its cloud
+# connection (or is not ready) keeps its daemons (its mappers) instead of having them evicted
+DAEMON_TOLERATIONS = [
+    {"key": f"node.kubernetes.io/{key}", "operator": "Exists", "effect": "NoExecute"}
+    for key in ("not-ready", "unreachable")
+]
+
+
+def daemon_spec(template: Obj) -> Obj:
+    spec = dict(template.get("spec") or {})
+    tolerations = list(spec.get("tolerations") or [])
+    spec["tolerations"] = tolerations + [t for t in DAEMON_TOLERATIONS if t not in tolerations]
+    return spec
+
+
 def daemonset_plan(ds: Obj, nodes: list[Obj], pods: list[Obj]) -> Plan:
     """One current pod on every node the template may run on; none elsewhere."""
     meta, template = ds["metadata"], (ds.get("spec") or {}).get("template") or {}
@@ -96,12 +111,14 @@ def daemonset_plan(ds: Obj, nodes: list[Obj], pods: list[Obj]) -> Plan:
     by_node: dict[str, list[Obj]] = {}
     for pod in mine:
         by_node.setdefault(str((pod.get("spec") or {}).get("nodeName", "")), []).append(pod)
-    plan = Plan()
-    eligible = []
+    plan, spec = Plan(), daemon_spec(template)
+    eligible, staying = [], []  # nodes to run on; nodes a running pod may stay on (NoExecute)
     for node in nodes:
         name = str(node["metadata"]["name"])
-        if not unfit(template.get("spec") or {}, node, [], check_resources=False):
+        if not unfit(spec, node, [], check_resources=False):
             eligible.append(name)
+        if not unfit(spec, node, [], check_resources=False, effects=("NoExecute",)):
+            staying.append(name)
     for name in eligible:
         running = [p for p in by_node.get(name, []) if not _finished(p)]
         if not any(_hash_of(p) == current for p in running):
@@ -110,7 +127,7 @@ def daemonset_plan(ds: Obj, nodes: list[Obj], pods: list[Obj]) -> Plan:
             )
     for node_name, held in by_node.items():
         for pod in held:
-            if node_name not in eligible or _hash_of(pod) != current or _finished(pod):
+            if node_name not in staying or _hash_of(pod) != current or _finished(pod):
                 plan.delete.append(str(pod["metadata"]["name"]))
     on_eligible = [p for p in mine if (p.get("spec") or {}).get("nodeName") in eligible]
     updated = [p for p in on_eligible if _hash_of(p) == current]

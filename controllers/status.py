@@ -4,8 +4,7 @@ Reports for one device replace each other while waiting (latest wins); each devi
 at most once per `interval` seconds, except for reports the `urgent` test picks (a desired
 value just reached), and all devices together at most `qps` times a second (while waiting,
 reports keep replacing each other); a status equal to the last one written is not written. The
-writes go through the status subresource with a merge patch, in a worker thread (the official
-client is synchronous).
+writes are coroutines (the lean API path; `threaded` adapts a synchronous one).
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ from typing import Any
 
 log = logging.getLogger("kedge.controllers")
 Key = tuple[str, str]
-Write = Callable[[str, str, dict[str, Any]], None]  # namespace, name, status
+IN_FLIGHT = 16  # writes at once (the lean path's connection pool)
+Write = Callable[[str, str, dict[str, Any]], Awaitable[None]]  # namespace, name, status
 
 
 Urgent = Callable[[dict[str, Any] | None, dict[str, Any]], bool]  # (last written, new)
@@ -46,14 +46,28 @@ def desired_reached(written: dict[str, Any] | None, status: dict[str, Any]) -> b
     return False
 
 
+def threaded(write: Callable[[str, str, dict[str, Any]], None]) -> Write:
+    """A synchronous write (the official client's) run in a worker thread."""
+
+    async def run(namespace: str, name: str, status: dict[str, Any]) -> None:
+        await asyncio.to_thread(write, namespace, name, status)
+
+    return run
+
+
 class TokenBucket:
     """`rate` per second on average, bursts of twice that (client-go's QPS and burst)."""
 
     def __init__(self, rate: float) -> None:
         self.rate, self.capacity = rate, 2 * rate
         self.tokens, self.stamp = self.capacity, time.monotonic()
+        self._turn = asyncio.Lock()  # writers in flight take their tokens one after another
 
     async def take(self) -> None:
+        async with self._turn:
+            await self._take()
+
+    async def _take(self) -> None:
         now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
@@ -110,8 +124,8 @@ class StatusWriter:
             while self._pending:
                 now = time.monotonic()
                 due = [k for k in self._pending if now - self._last.get(k, -1e9) >= self.interval]
-                for key in due:
-                    await self._flush(key)
+                for start in range(0, len(due), IN_FLIGHT):  # writes overlap, a few at a time
+                    await asyncio.gather(*(self._flush(k) for k in due[start : start + IN_FLIGHT]))
                 if self._pending:
                     soonest = min(self._last.get(k, 0.0) + self.interval for k in self._pending)
                     try:
@@ -130,7 +144,7 @@ class StatusWriter:
         if self._written.get(key) != status:  # unchanged: no write
             self._last[key] = time.monotonic()
             try:
-                await asyncio.to_thread(self._write, key[0], key[1], status)
+                await self._write(key[0], key[1], status)
             except Exception as exc:  # noqa: BLE001 - kept and retried; the API may be away
                 log.warning("status of %s/%s not written: %r", key[0], key[1], exc)
                 self._pending.setdefault(key, status)

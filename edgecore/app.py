@@ -248,7 +248,8 @@ async def assemble(config: EdgeConfig, failing: Failing) -> Edge:
     catalog = Catalog(config.node, [*manifests, *(meta.documents() if meta else [])], now_ms())
     uplink, mappers_changed = None, asyncio.Event()
     if config.cloud is not None:
-        hub, outbox = EdgeHub(config.cloud, config.node), Outbox(config.state_dir / OUTBOX_DB)
+        hub = EdgeHub(config.cloud.split(","), config.node)
+        outbox = Outbox(config.state_dir / OUTBOX_DB)
         uplink = Uplink(hub, outbox, EdgeUpstream(config.node, hub, outbox))
     twins = await _twins(config, uplink, mappers_changed)
     if meta is not None or config.devices:  # what the cloud sent before counts too

@@ -41,7 +41,7 @@ class EdgeConfig:
     http_port: int = 10550
     devices: list[Path] = field(default_factory=list)
     log_level: str = "info"
-    cloud: str | None = None  # CloudHub, wss://host:port
+    cloud: str | None = None  # CloudHub, wss://host:port (comma-separated: replicas)
     cloud_certs: Path | None = None  # ca.crt, node.crt, node.key
     token: str | None = None  # join token: gets a node certificate when there is none
     join: str | None = None  # join service, https://host:10002
@@ -127,7 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="extend",
         help="DeviceModel/Device YAML files for this node",
     )
-    parser.add_argument("--cloud", help="CloudHub to join, wss://host:port")
+    parser.add_argument(
+        "--cloud", help="CloudHub to join, wss://host:port; several cloudcore replicas: "
+        "wss://a:10000,wss://b:10000 (the node moves to the next when one fails or is full)",
+    )  # fmt: skip
     parser.add_argument(
         "--cloud-certs",
         type=Path,
@@ -209,8 +212,10 @@ def _guards(merged: dict[str, Any]) -> tuple[str, int]:
 def _cloud(merged: dict[str, Any], state_dir: Path) -> tuple[Any, Any, Any, Any]:
     """(cloud, cloud_certs, token, join), checked together."""
     cloud = merged.get("cloud")
-    if cloud is not None and (not isinstance(cloud, str) or not cloud.startswith("wss://")):
-        raise ConfigError(f"cloud: {cloud!r} is not a wss:// URL")
+    if cloud is not None and (
+        not isinstance(cloud, str) or not all(u.startswith("wss://") for u in cloud.split(","))
+    ):
+        raise ConfigError(f"cloud: {cloud!r} is not a wss:// URL (or a comma-separated list)")
     certs = merged.get("cloud_certs") or (state_dir / "certs" if cloud else None)
     token, join = merged.get("token"), merged.get("join")
     if (token or join) and not cloud:
@@ -218,7 +223,7 @@ def _cloud(merged: dict[str, Any], state_dir: Path) -> tuple[Any, Any, Any, Any]
     if token is not None and (not isinstance(token, str) or token.count(".") != 3):
         raise ConfigError("token: not a join token (<ca-hash>.<jwt>, from `kedge token create`)")
     if join is None and cloud:
-        join = f"https://{urlsplit(cloud).hostname}:{JOIN_PORT}"
+        join = f"https://{urlsplit(cloud.split(',')[0]).hostname}:{JOIN_PORT}"
     if join is not None and (not isinstance(join, str) or not join.startswith("https://")):
         raise ConfigError(f"join: {join!r} is not an https:// URL")
     return cloud, Path(certs) if certs else None, token, join.rstrip("/") if join else None

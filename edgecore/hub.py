@@ -3,6 +3,11 @@
 Mutual TLS with the node's certificate (`context`: set once the node has joined, replaced when
 the certificate rotates). Messages arrive at `run`'s handler; `send` returns False while the
 cloud is unreachable, so callers keep what they could not send.
+
+Several cloudcore replicas: `urls` lists them (or one load balancer). A node starts at the one
+its name hashes to, so nodes spread over the replicas, and moves on to the next whenever a
+connection fails, ends or is refused (a full replica answers 503 with Retry-After); it pauses
+only once every address failed in a row, for its backoff or the longest Retry-After heard.
 """
 
 from __future__ import annotations
@@ -10,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from kedge.backoff import Backoff
 from kedge.channel.message import FrameError, Message, decode
@@ -32,9 +38,28 @@ def client_context(ca: Path, certificate: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
+def retry_after(exc: BaseException) -> float:
+    """The seconds a refusing replica asked to wait (0 when it did not say)."""
+    if not isinstance(exc, InvalidStatus):
+        return 0.0
+    try:
+        return min(MAX_BACKOFF, max(0.0, float(exc.response.headers.get("Retry-After", 0))))
+    except ValueError:
+        return 0.0
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, InvalidStatus):
+        body = bytes(exc.response.body or b"").decode(errors="replace").strip()[:200]
+        return f"refused with {exc.response.status_code}: {body}"
+    return repr(exc)
+
+
 class EdgeHub:
-    def __init__(self, url: str, node: str, context: ssl.SSLContext | None = None) -> None:
-        self.url, self.node, self.context = url, node, context
+    def __init__(self, urls: list[str], node: str, context: ssl.SSLContext | None = None
+                 ) -> None:  # fmt: skip
+        self.urls, self.node, self.context = urls, node, context
+        self.index = zlib.crc32(node.encode()) % len(urls)
         self.connected = asyncio.Event()
         self._connection: ClientConnection | None = None
         self.connects = 0
@@ -46,18 +71,20 @@ class EdgeHub:
         """Connect, `on_connect()`, hand every message to `handler`, reconnect: until
         cancelled."""
         assert self.context is not None, "the node certificate comes first"
-        backoff = Backoff(0.5, MAX_BACKOFF)
+        backoff, failed, hint = Backoff(0.5, MAX_BACKOFF), 0, 0.0
         while True:
+            url = self.urls[self.index]
             try:
                 async with connect(
-                    self.url, ssl=self.context, ping_interval=KEEPALIVE, ping_timeout=KEEPALIVE,
+                    url, ssl=self.context, ping_interval=KEEPALIVE, ping_timeout=KEEPALIVE,
                     max_size=4 * 1024 * 1024, open_timeout=10,
                 ) as connection:  # fmt: skip
                     self._connection = connection
                     self.connects += 1
                     self.connected.set()
                     backoff.reset()
-                    log.info("connected to the cloud", extra={"node": self.node})
+                    failed, hint = 0, 0.0
+                    log.info("connected to the cloud", extra={"node": self.node, "url": url})
                     await on_connect()
                     async for frame in connection:
                         try:
@@ -69,13 +96,12 @@ class EdgeHub:
                             continue
                         await handler(message)
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as exc:
-                log.info(
-                    "cloud unreachable: %r; retry in %.1fs",
-                    exc,
-                    backoff.upcoming,
-                    extra={"node": self.node},
-                )
+                hint = max(hint, retry_after(exc))
+                log.info("cloud %s unreachable: %s", url, _why(exc), extra={"node": self.node})
             finally:
                 self._connection = None
                 self.connected.clear()
-            await backoff.pause()  # reconnect pacing
+            self.index, failed = (self.index + 1) % len(self.urls), failed + 1
+            if failed >= len(self.urls):  # every address failed in a row: pace the retries
+                await asyncio.sleep(max(hint, backoff.next()))  # reconnect pacing
+                failed, hint = 0, 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -62,9 +63,22 @@ class CloudProcess:
         )  # fmt: skip
         return made.stdout.strip()
 
-    def edge(self, state: Path, mqtt_url: str, node: str = "edge-node-1", **kw: Any) -> EdgeProcess:
-        """An edgecore that joins this cloud with a fresh token made for its node."""
-        extra = ["--cloud", f"wss://127.0.0.1:{self.port}", "--join", self.join_url,
+    @property
+    def url(self) -> str:
+        return f"wss://127.0.0.1:{self.port}"
+
+    def replica(self, state: Path, *flags: str) -> CloudProcess:
+        """Another cloudcore against the same API server sharing this one's CA (started)."""
+        state.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(self.state / "pki", state / "pki")
+        return CloudProcess(self.apiserver, state, extra=flags or self.extra).start()
+
+    def edge(self, state: Path, mqtt_url: str, node: str = "edge-node-1",
+             replicas: tuple[CloudProcess, ...] = (), **kw: Any) -> EdgeProcess:  # fmt: skip
+        """An edgecore that joins this cloud with a fresh token made for its node (and
+        connects to any of `replicas` too)."""
+        urls = ",".join(c.url for c in (self, *replicas))
+        extra = ["--cloud", urls, "--join", self.join_url,
                  "--token", self.token("--node", node)]  # fmt: skip
         return EdgeProcess(state, node=node, mqtt_url=mqtt_url, extra=extra, **kw)
 

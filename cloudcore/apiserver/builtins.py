@@ -27,6 +27,9 @@ CRD_NODE_ACCESS: dict[str, dict[str, Rule]] = {
 }
 
 
+RBAC = "rbac.authorization.k8s.io"
+
+
 def _core(plural: str, kind: str, namespaced: bool = True, **more: Any) -> ResourceType:
     return ResourceType("", "v1", plural, kind.lower(), kind, namespaced, **more)
 
@@ -187,6 +190,18 @@ _BUILTINS: tuple[ResourceType, ...] = (
         node_access={"create": Rule.ANY, "update": Rule.ANY, "patch": Rule.ANY},
     ),
     _core("serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    # stored for manifests written for real clusters (deploy/cloudcore): this server neither
+    # routes Services nor enforces RBAC (its own authorization is admin and node identities)
+    _core("services", "Service", short_names=("svc",), categories=("all",), status=True),
+    *(
+        _type(RBAC, plural, kind, namespaced)
+        for plural, kind, namespaced in (
+            ("clusterroles", "ClusterRole", False),
+            ("clusterrolebindings", "ClusterRoleBinding", False),
+            ("roles", "Role", True),
+            ("rolebindings", "RoleBinding", True),
+        )
+    ),  # fmt: skip
     _type(
         "apps",
         "deployments",

@@ -14,7 +14,13 @@ from starlette.routing import Route
 from cloudcore.apiserver import discovery
 from cloudcore.apiserver.auth import Tokens, User
 from cloudcore.apiserver.errors import ApiError
-from cloudcore.apiserver.service import FIELD_MANAGER, FIELD_WARNINGS, ApiService
+from cloudcore.apiserver.service import (
+    DRY_RUN,
+    FIELD_MANAGER,
+    FIELD_WARNINGS,
+    ApiService,
+    dry_run,
+)
 from cloudcore.apiserver.verbs import Verbs
 from cloudcore.apiserver.wire import error_response, header_text, json_response, parse_path
 
@@ -144,11 +150,13 @@ class ApiServer:
             token = FIELD_WARNINGS.set(warnings)
             agent = request.headers.get("user-agent", "").split("/")[0].strip() or "unknown"
             manager = FIELD_MANAGER.set(request.query_params.get("fieldManager") or agent)
+            dry = DRY_RUN.set(dry_run(request.query_params.getlist("dryRun")))
             try:
                 response = await self.verbs(request, user, target)
             finally:
                 FIELD_WARNINGS.reset(token)
                 FIELD_MANAGER.reset(manager)
+                DRY_RUN.reset(dry)
             if request.query_params.get("fieldValidation") != "Ignore":
                 for warning in warnings:  # fieldValidation=Warn, the default
                     response.headers.append("Warning", f'299 - "{header_text(warning)}"')

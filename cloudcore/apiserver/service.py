@@ -32,6 +32,17 @@ RESOURCE_VERSION = re.compile(r"[0-9]{1,18}")  # within SQLite's (and etcd's) in
 FIELD_WARNINGS: ContextVar[list[str] | None] = ContextVar("field_warnings", default=None)
 # the current request's field manager (fieldManager, else the client's user-agent product)
 FIELD_MANAGER: ContextVar[str] = ContextVar("field_manager", default="unknown")
+# `?dryRun=All`: every check runs, nothing is stored and nobody hears of it
+DRY_RUN: ContextVar[bool] = ContextVar("dry_run", default=False)
+
+
+def dry_run(values: list[str]) -> bool:
+    """`dryRun=All` (the only value Kubernetes accepts); anything else is a 400."""
+    if any(value != "All" for value in values):
+        raise errors.bad_request(f'dryRun: Unsupported value: {values!r}: supported values: "All"')
+    return bool(values)
+
+
 Obj = dict[str, Any]
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
@@ -171,6 +182,10 @@ class ApiService:
         kind.hooks.prepare(self, obj, created=True)
         meta["managedFields"] = managed or self._managed(kind, [], None, obj)
         name = str(meta["name"])
+        if DRY_RUN.get():
+            if self.store.get(kind.key, namespace, name) is not None:
+                raise errors.already_exists(kind, name)
+            return self.served(kind, obj)
         try:
             stored = self.store.write(kind.key, namespace, name, obj, None, create=True)
         except Conflict:
@@ -208,8 +223,8 @@ class ApiService:
         meta = merged["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._remove(kind, namespace, name)
-        if merged == current:
-            return self.served(kind, current)  # no-op updates keep the resourceVersion
+        if merged == current or DRY_RUN.get():
+            return self.served(kind, merged)  # no-op updates keep the resourceVersion
         rv = int(current["metadata"]["resourceVersion"])
         try:
             stored = self.store.write(kind.key, namespace, name, merged, rv, create=False)
@@ -258,6 +273,8 @@ class ApiService:
         if policy not in ("Background", "Foreground", "Orphan"):
             raise errors.bad_request(f"unknown propagationPolicy {policy!r}")
         kind.hooks.check_delete(name)
+        if DRY_RUN.get():
+            return self.served(kind, current)
         if policy == "Orphan":
             self.collector.orphan(meta["uid"])
         if policy == "Foreground" and self.collector.dependents(meta["uid"]):

@@ -19,7 +19,7 @@ from cloudcore.apiserver.auth import User, allowed
 from cloudcore.apiserver.errors import ApiError
 from cloudcore.apiserver.podlogs import pod_log
 from cloudcore.apiserver.references import references
-from cloudcore.apiserver.service import ApiService
+from cloudcore.apiserver.service import DRY_RUN, ApiService, dry_run
 from cloudcore.apiserver.tables import TABLE_CONTENT_TYPE, table
 from cloudcore.apiserver.watch import WatchRequest
 from cloudcore.apiserver.wire import (
@@ -177,6 +177,9 @@ class Verbs:
     async def delete(self, call: Call) -> Response:
         self._authorize(call, "delete", self._current(call))
         options = await delete_options(call.request)
+        dry = options.get("dryRun") or []
+        if dry:  # kubectl puts it in the DeleteOptions, not the query
+            DRY_RUN.set(dry_run(dry if isinstance(dry, list) else [str(dry)]))
         policy = str(options.get("propagationPolicy") or call.query("propagationPolicy"))
         wanted = options.get("preconditions")
         preconditions = wanted if isinstance(wanted, dict) else None

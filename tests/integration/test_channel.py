@@ -52,7 +52,7 @@ async def channel(tmp_path: Path) -> AsyncIterator[Channel]:
     cloud = CloudHub(server_context(ca, crt, key))
     await cloud.start("127.0.0.1", free_port(), on_cloud)
     node_crt, node_key = _node_files(pki, tmp_path / "edge", "n1")
-    edge = EdgeHub(f"wss://127.0.0.1:{cloud.port}", "n1", client_context(ca, node_crt, node_key))
+    edge = EdgeHub([f"wss://127.0.0.1:{cloud.port}"], "n1", client_context(ca, node_crt, node_key))
 
     async def connected() -> None:
         pass

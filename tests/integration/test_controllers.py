@@ -11,7 +11,7 @@ from kubernetes import client
 
 from controllers.devices import DeviceRouting
 from controllers.informer import Informer
-from controllers.status import StatusWriter
+from controllers.status import StatusWriter, threaded
 from harness.apiserver import ApiServerProcess
 from harness.support import wait_until
 
@@ -82,7 +82,7 @@ async def test_status_writes_coalesce_and_skip_unchanged(apiserver: ApiServerPro
         body = {"status": status}
         custom.patch_namespaced_custom_object_status(G, V, namespace, "devices", name, body)
 
-    writer = StatusWriter(write, interval=0.2)
+    writer = StatusWriter(threaded(write), interval=0.2)
     task = asyncio.create_task(writer.run())
     acked: list[int] = []
 

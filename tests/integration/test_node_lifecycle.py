@@ -1,5 +1,7 @@
-"""Edge nodes register as Nodes through cloudcore, renew their Lease, and turn Unknown after the
-grace period without heartbeats and Ready again when they return (real processes, kubectl)."""
+"""Edge nodes register as Nodes through cloudcore, renew their Lease (the Node itself is written
+only when its status changes), and turn Unknown with the unreachable taints after the lease
+duration without heartbeats, and Ready again without them when they return (real processes,
+kubectl)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from harness.support import Mosquitto, wait_for
 @pytest.fixture
 def impatient(tmp_path: Path) -> Iterator[CloudProcess]:
     """A cloud that gives nodes 3 s without heartbeats before marking them Unknown."""
-    with running_cloud(tmp_path, "--node-grace", "3") as cloud:
+    with running_cloud(tmp_path, "--node-lease-duration", "3") as cloud:
         yield cloud
 
 
@@ -24,6 +26,11 @@ def _ready(cloud: CloudProcess) -> dict[str, Any] | None:
     node = cloud.get("node", "edge-node-1")
     conditions = (node or {}).get("status", {}).get("conditions", [])
     return next((c for c in conditions if c["type"] == "Ready"), None)
+
+
+def _unreachable(cloud: CloudProcess) -> set[str]:
+    taints = ((cloud.get("node", "edge-node-1") or {}).get("spec") or {}).get("taints") or []
+    return {t["effect"] for t in taints if t["key"] == "node.kubernetes.io/unreachable"}
 
 
 def _renewed(cloud: CloudProcess) -> str:
@@ -54,8 +61,14 @@ def test_edge_node_registers_renews_its_lease_and_goes_unknown_when_silent(
         assert "edge-node-1   Ready    edge" in listed
         lease = cloud.get("lease", "edge-node-1", "-n", "kube-node-lease")
         assert lease is not None and lease["spec"]["holderIdentity"] == "edge-node-1"
-        renewed = lease["spec"]["renewTime"]
-        wait_for(lambda: _renewed(cloud) != renewed, timeout=10, what="the lease renewed")
+        assert lease["spec"]["leaseDurationSeconds"] == 3
+        written = node["metadata"]["resourceVersion"]
+        for _ in range(3):  # heartbeats every 0.5 s renew the lease, and leave the Node be
+            renewed = _renewed(cloud)
+            wait_for(lambda r=renewed: _renewed(cloud) != r, timeout=10,  # type: ignore[misc]
+                     what="the lease renewed")  # fmt: skip
+        assert (cloud.get("node", "edge-node-1") or {})["metadata"]["resourceVersion"] == written
+        assert _unreachable(cloud) == set()
         was = _ready(cloud)
         edge.kill()  # no goodbye: heartbeats just stop
         wait_for(lambda: (_ready(cloud) or {}).get("status") == "Unknown", timeout=20,
@@ -64,8 +77,12 @@ def test_edge_node_registers_renews_its_lease_and_goes_unknown_when_silent(
         assert unknown is not None and unknown["reason"] == "NodeStatusUnknown"
         assert unknown["lastHeartbeatTime"] >= (was or {})["lastHeartbeatTime"]
         assert "NotReady" in cloud.apiserver.kubectl("get", "nodes").stdout
+        wait_for(lambda: _unreachable(cloud) == {"NoSchedule", "NoExecute"}, timeout=10,
+                 what="the unreachable taints on the silent node")  # fmt: skip
         edge.start()
         wait_for(lambda: (_ready(cloud) or {}).get("status") == "True", timeout=30,
                  what="Ready again once heartbeats return")  # fmt: skip
+        wait_for(lambda: _unreachable(cloud) == set(), timeout=10,
+                 what="the unreachable taints gone once Ready")  # fmt: skip
     finally:
         edge.stop()

@@ -1,7 +1,8 @@
 """kedge's own images, built here without a registry: a Python userland from Debian packages
 (the interpreter and its libraries, no dpkg, perl or apt), kedge and its dependencies from its
 wheel, one layer shared by every image (`kedge/mapper-<protocol>:<tag>`,
-`kedge/simulator-<protocol>:<tag>`), each image with its own entrypoint.
+`kedge/simulator-<protocol>:<tag>`, `kedge/cloudcore:<tag>` for deploy/cloudcore), each image
+with its own entrypoint.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def entries(tag: str = TAG) -> list[Entry]:
                          [python, "-m", f"mappers.{protocol}"]))  # fmt: skip
         out.append(Entry(f"docker.io/kedge/simulator-{protocol}:{tag}",
                          [python, "-m", "kedge", "simulate", protocol]))  # fmt: skip
+    out.append(Entry(f"docker.io/kedge/cloudcore:{tag}", [python, "-m", "cloudcore"]))
     return out
 
 

@@ -14,6 +14,10 @@ from controllers.status import StatusWriter
 READY = Facts(True, "True", frozenset({"modbus"}))
 
 
+async def _nothing(*_args: Any) -> None:
+    """A write or an event nobody looks at."""
+
+
 def _device(node: str = "edge-1", model: str = "thermo", **status: Any) -> dict[str, Any]:
     return {
         "apiVersion": "devices.kubeedge.io/v1beta1", "kind": "Device",
@@ -74,8 +78,8 @@ def test_problems_when_they_appear_are_announced_once_and_again_after_a_fix() ->
     routing.device_event("ADDED", _device())
     Facts3 = tuple[str | None, frozenset[str], frozenset[tuple[str, str]]]
     facts: dict[str, Facts3] = {"edge-1": ("True", frozenset(), frozenset())}
-    writer = StatusWriter(lambda *_: None)
-    problems = DeviceProblems(routing, lambda node: facts[node], writer, lambda _e: None)
+    writer = StatusWriter(_nothing)
+    problems = DeviceProblems(routing, lambda node: facts[node], writer, _nothing)
     events = problems.check()
     assert sorted(e["reason"] for e in events) == ["ModelNotFound", "NoMapper"]
     assert events[0]["involvedObject"]["kind"] == "Device" and events[0]["type"] == "Warning"
@@ -92,9 +96,9 @@ def test_problems_when_already_shown_before_a_restart_are_not_announced_again() 
     shown = conditions(_device(), "modbus", Facts(True, "True", frozenset()), "T0")
     routing.device_event("ADDED", _device(conditions=shown))
     routing.model_event("ADDED", {"metadata": {"name": "thermo", "namespace": "default"}})
-    writer = StatusWriter(lambda *_: None)
+    writer = StatusWriter(_nothing)
     problems = DeviceProblems(
-        routing, lambda _n: ("True", frozenset(), frozenset()), writer, lambda _e: None
+        routing, lambda _n: ("True", frozenset(), frozenset()), writer, _nothing
     )
     assert problems.check() == []
     assert writer.pending == 0  # nothing changed: nothing written
@@ -157,8 +161,8 @@ def _served(device: dict[str, Any]) -> tuple[DeviceRouting, DeviceProblems]:
     problems = DeviceProblems(
         routing,
         lambda _n: ("True", frozenset({"modbus"}), frozenset()),
-        StatusWriter(lambda *_: None),
-        lambda _e: None,
+        StatusWriter(_nothing),
+        _nothing,
     )
     return routing, problems
 

@@ -78,3 +78,24 @@ def test_deployment_scales_and_rolls() -> None:
     assert done.status["updatedReplicas"] == 1 and done.status["readyReplicas"] == 2
     deployment["spec"]["strategy"] = {"type": "Recreate"}
     assert deployment_plan(deployment, pods[:1]).delete == [pods[0]["metadata"]["name"]]
+
+
+def test_daemonset_keeps_its_pods_on_a_node_that_lost_the_cloud() -> None:
+    """As Kubernetes' DaemonSet controller: daemon pods tolerate not-ready and unreachable
+    (NoExecute), so a node cut off from the cloud keeps its mappers."""
+    ds = owner("ds")
+    pods = [as_pod(p) for p in daemonset_plan(ds, [node("a")], []).create]
+    assert {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+            "effect": "NoExecute"} in pods[0]["spec"]["tolerations"]  # fmt: skip
+    cut_off = node("a")
+    cut_off["spec"]["taints"] = [
+        {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
+    ]
+    plan = daemonset_plan(ds, [cut_off], pods)
+    assert plan.delete == [] and plan.create == []
+    tainted = node("a")
+    tainted["spec"]["taints"] = [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]
+    assert daemonset_plan(ds, [tainted], pods).delete == []  # NoSchedule evicts nothing
+    tainted["spec"]["taints"][0]["effect"] = "NoExecute"
+    assert daemonset_plan(ds, [tainted], pods).delete  # other NoExecute taints still count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from controllers.status import StatusWriter
 from harness.support import wait_until
@@ -11,7 +12,11 @@ from harness.support import wait_until
 
 async def test_writer_when_over_budget_paces_writes_and_loses_none() -> None:
     written: list[str] = []
-    writer = StatusWriter(lambda _ns, name, _s: written.append(name), interval=0, qps=10)
+
+    async def write(_namespace: str, name: str, _status: dict[str, Any]) -> None:
+        written.append(name)
+
+    writer = StatusWriter(write, interval=0, qps=10)
     task = asyncio.create_task(writer.run())
     start = time.monotonic()
     for i in range(25):  # burst of 20 at once, the other 5 at 10 per second
