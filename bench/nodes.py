@@ -1,7 +1,9 @@
-"""Many edge nodes against one cloudcore: connect time, memory per node, steady CPU.
+"""Many edge nodes against one cloudcore and against several replicas: connect time, memory per
+node, steady CPU, reports acked, false Unknown nodes, reconnect after a replica is killed, stop.
 
 `kedge apiserver` holds one DeviceModel, `--devices` Devices per node and the nodes' Node
-objects (registered and Ready, as after a cloudcore restart); `kedge cloudcore` serves them;
+objects (registered and Ready, as after a cloudcore restart); each of `--replicas` runs (a fresh
+API server each) starts that many `kedge cloudcore` replicas sharing one CA;
 `bench.nodeload` (a separate process) connects `--nodes` simulated nodes over real websockets
 with mutual TLS, each acking what it is sent, sending heartbeats and device reports. Baseline
 in the same run: the same load generator against `bench.bare_hub`, a websockets server with the
@@ -222,7 +224,7 @@ def replicas_run(args: argparse.Namespace, workdir: Path, pki: Path, nodes_json:
     """`count` cloudcore replicas against a fresh API server holding the fleet."""
     run_dir = workdir / f"replicas-{count}"
     apiserver = ApiServerProcess(run_dir / "apiserver").start()
-    flags = ("--node-lease-duration", str(args.lease))
+    flags = ("--node-lease-duration", str(args.lease), "--status-qps", str(args.status_qps))
     (run_dir / "cloud-0").mkdir(parents=True)
     shutil.copytree(pki, run_dir / "cloud-0" / "pki")
     clouds = [CloudProcess(apiserver, run_dir / "cloud-0", extra=flags)]
@@ -272,6 +274,10 @@ def main() -> None:
     )
     parser.add_argument("--lease", type=float, default=120.0, help="node lease duration, s")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
+    parser.add_argument(
+        "--status-qps", type=float, default=1000.0,
+        help="each replica's status write budget (cloudcore's default: 100)",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kedge-bench-") as tmp:
         workdir = Path(tmp)

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from pymodbus.client import AsyncModbusTcpClient
 
 from edgecore.broker import find_mosquitto
 
@@ -31,10 +32,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "crds" / "samples"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now, and never one this process handed out before (the kernel may offer
+    the same port twice in a row, and a cloudcore given it twice cannot start)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -327,3 +337,21 @@ class Proc:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+
+def modbus_register(port: int, coil: bool = False) -> int | None:
+    """Holding register 0 (or coil 0) of the Modbus device on `port`, read by a plain client;
+    None while it does not answer."""
+
+    async def read() -> int | None:
+        client = AsyncModbusTcpClient("127.0.0.1", port=port)
+        try:
+            if not await client.connect():
+                return None
+            if coil:
+                return int((await client.read_coils(0, count=1, device_id=1)).bits[0])
+            return int((await client.read_holding_registers(0, count=1, device_id=1)).registers[0])
+        finally:
+            client.close()
+
+    return asyncio.run(read())

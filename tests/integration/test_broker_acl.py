@@ -5,14 +5,12 @@ publishes never cost edgecore its connection."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pymodbus.client import AsyncModbusTcpClient
 
 from harness.support import (
     SAMPLES,
@@ -21,6 +19,7 @@ from harness.support import (
     MqttProbe,
     Proc,
     free_port,
+    modbus_register,
     port_open,
     running,
     wait_for,
@@ -92,18 +91,6 @@ def test_apps_and_other_mappers_cannot_forge_or_read_what_is_not_theirs(edge: Ed
             probe.close()
 
 
-def _setpoint_register(port: int) -> int:
-    async def read() -> int:
-        client = AsyncModbusTcpClient("127.0.0.1", port=port)
-        await client.connect()
-        try:
-            return int((await client.read_holding_registers(0, count=1, device_id=1)).registers[0])
-        finally:
-            client.close()
-
-    return asyncio.run(read())
-
-
 def test_the_mapper_refuses_a_delta_outside_the_model_even_when_it_reaches_it(
     tmp_path: Path,
 ) -> None:
@@ -130,7 +117,7 @@ def test_the_mapper_refuses_a_delta_outside_the_model_even_when_it_reaches_it(
             log = tmp_path / "mapper.log"
             wait_for(lambda: log.read_text().count("refused") >= 4, what="four refusals")
             assert "99 is above the maximum 35" in log.read_text()
-            assert _setpoint_register(port) == 21  # the device never saw any of them
+            assert modbus_register(port) == 21  # the device never saw any of them
         finally:
             owner.close()
             mapper.stop()

@@ -4,7 +4,6 @@ cloudcore killed with -9, and an edge cut off for 60 s while both ends change va
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -15,7 +14,6 @@ from typing import Any
 
 import pytest
 import yaml
-from pymodbus.client import AsyncModbusTcpClient
 
 from harness.cloud import CloudProcess
 from harness.support import (
@@ -24,6 +22,7 @@ from harness.support import (
     Mosquitto,
     Proc,
     free_port,
+    modbus_register,
     port_open,
     wait_for,
 )
@@ -78,20 +77,6 @@ def _spec_desired(device: dict[str, Any], prop: str) -> str | None:
     return None
 
 
-def _register(port: int, coil: bool = False) -> int:
-    async def read() -> int:
-        client = AsyncModbusTcpClient("127.0.0.1", port=port)
-        await client.connect()
-        try:
-            if coil:
-                return int((await client.read_coils(0, count=1, device_id=1)).bits[0])
-            return int((await client.read_holding_registers(0, count=1, device_id=1)).registers[0])
-        finally:
-            client.close()
-
-    return asyncio.run(read())
-
-
 def _patch(cloud: CloudProcess, **desired: str) -> None:
     properties = [{"name": k, "desired": {"value": v}} for k, v in desired.items()]
     device = cloud.device("thermostat-1")
@@ -121,7 +106,7 @@ def _reading_time(cloud: CloudProcess) -> int:
 def test_kubectl_desired_reaches_the_device_and_readings_reach_device_status(chain: Chain) -> None:
     cloud = chain.cloud
     cloud.apiserver.kubectl("apply", "-f", str(chain.manifest))
-    wait_for(lambda: _register(chain.port) == 21, timeout=30,
+    wait_for(lambda: modbus_register(chain.port) == 21, timeout=30,
              what="the manifest's desired setpoint written to the simulated device")  # fmt: skip
     wait_for(lambda: _reported(_status_yaml(cloud), "setpoint") is not None
              and _reported(_status_yaml(cloud), "setpoint")["value"] == "21",  # type: ignore[index]
@@ -130,7 +115,9 @@ def test_kubectl_desired_reaches_the_device_and_readings_reach_device_status(cha
                            what="a temperature reading in the DeviceStatus")  # fmt: skip
     assert 15 <= float(temperature["value"]) <= 30
     _patch(cloud, setpoint="24")
-    wait_for(lambda: _register(chain.port) == 24, timeout=30, what="kubectl patch on the device")
+    wait_for(
+        lambda: modbus_register(chain.port) == 24, timeout=30, what="kubectl patch on the device"
+    )
     wait_for(lambda: _reported_value(cloud, "setpoint") == "24", timeout=30,
              what="the patched setpoint read back into the DeviceStatus")  # fmt: skip
     assert cloud.reported("thermostat-1")["state"] == "online"
@@ -161,7 +148,7 @@ def test_cloudcore_killed_while_the_mapper_reports_loses_nothing(chain: Chain) -
              timeout=20, what="the mapper reporting while cloudcore is dead")  # fmt: skip
     latest = edge.twin(DEV, "temperature")["reported"]["timestamp"]
     cloud.start()
-    wait_for(lambda: _register(chain.port) == 26, timeout=60,
+    wait_for(lambda: modbus_register(chain.port) == 26, timeout=60,
              what="the patch made while cloudcore was dead reaches the device")  # fmt: skip
     wait_for(lambda: _reading_time(cloud) >= latest, timeout=60,
              what="readings taken while cloudcore was dead in Device.status")  # fmt: skip
@@ -185,7 +172,7 @@ def test_edge_cut_off_for_60s_with_changes_at_both_ends_agrees_after_reconnect(
         edge_value = str(28 + step % 5)
         put = edge.put(f"/v1/devices/{DEV}/twin/setpoint/desired", json={"value": edge_value})
         assert put.status_code == 200
-        wait_for(lambda v=int(edge_value): _register(chain.port) == v, timeout=15,  # type: ignore[misc]
+        wait_for(lambda v=int(edge_value): modbus_register(chain.port) == v, timeout=15,  # type: ignore[misc]
                  what="the edge's own writes keep reaching the device while cut off")  # fmt: skip
     cloud_power = "true" if step % 2 else "false"
     cloud.start()
@@ -197,11 +184,11 @@ def test_edge_cut_off_for_60s_with_changes_at_both_ends_agrees_after_reconnect(
     wait_for(lambda: (edge.twin(DEV, "power")["desired"] or {}).get("value") == cloud_power,
              timeout=60, what="the cloud's power value at the edge")  # fmt: skip
     assert edge.twin(DEV, "setpoint")["desired"]["value"] == edge_value
-    wait_for(lambda: _register(chain.port, coil=True) == (cloud_power == "true"), timeout=30,
+    wait_for(lambda: modbus_register(chain.port, coil=True) == (cloud_power == "true"), timeout=30,
              what="the cloud's power value on the device")  # fmt: skip
     wait_for(lambda: _reported_value(cloud, "setpoint") == edge_value, timeout=30,
              what="the device's setpoint in Device.status")  # fmt: skip
-    assert _register(chain.port) == int(edge_value)
+    assert modbus_register(chain.port) == int(edge_value)
     # the user learns that their last patch lost: a condition and a Warning Event say which
     # value was kept and when the edge wrote it
     kept = wait_for(lambda: (c := _condition(cloud, "DesiredAccepted")).get("status") == "False"
@@ -213,6 +200,8 @@ def test_edge_cut_off_for_60s_with_changes_at_both_ends_agrees_after_reconnect(
                for e in events)  # fmt: skip
     # and afterwards the cloud, having seen the edge's change, wins again
     _patch(cloud, setpoint="22")
-    wait_for(lambda: _register(chain.port) == 22, timeout=30, what="a later kubectl patch applies")
+    wait_for(
+        lambda: modbus_register(chain.port) == 22, timeout=30, what="a later kubectl patch applies"
+    )
     wait_for(lambda: _condition(cloud, "DesiredAccepted").get("status") == "True", timeout=30,
              what="DesiredAccepted=True again")  # fmt: skip

@@ -231,8 +231,13 @@ def test_a_killed_mapper_pod_is_noticed_and_its_devices_recover(
     assert time.monotonic() - killed < 15
     assert "the modbus mapper on edge-node-1 stopped" in (
         _condition(cloud, "MapperAvailable")["message"])  # fmt: skip
-    events = (cloud.get("events") or {}).get("items", [])
-    assert any(e["reason"] == "MapperStopped" for e in events)
+    wait_for(
+        lambda: any(
+            e["reason"] == "MapperStopped" for e in (cloud.get("events") or {}).get("items", [])
+        ),
+        timeout=10,
+        what="the MapperStopped Event",
+    )  # the Event follows the condition
     # edged restarts the pod; the new mapper registers and the device is online again
     wait_for(lambda: _device_state(edge) == "online", timeout=30, what="online at the edge")
     wait_for(lambda: _state(cloud) == "online"

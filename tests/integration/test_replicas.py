@@ -5,8 +5,6 @@ and in order, every reading reaches the DeviceStatus, the leader Lease moves."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import sys
 import time
@@ -17,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymodbus.client import AsyncModbusTcpClient
 
 from harness.apiserver import ApiServerProcess
 from harness.cloud import CloudProcess
@@ -28,6 +25,7 @@ from harness.support import (
     MqttProbe,
     Proc,
     free_port,
+    modbus_register,
     port_open,
     wait_for,
 )
@@ -127,20 +125,6 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
         apiserver.stop()
 
 
-def _register(port: int) -> int:
-    async def read() -> int:
-        client = AsyncModbusTcpClient("127.0.0.1", port=port)
-        await client.connect()
-        try:
-            return int((await client.read_holding_registers(0, count=1, device_id=1)).registers[0])
-        finally:
-            client.close()
-
-    with contextlib.suppress(Exception):
-        return asyncio.run(read())
-    return -1
-
-
 def _get(fleet: Fleet, *what: str) -> dict[str, Any]:
     got = fleet.apiserver.kubectl("get", *what, "-o", "json", check=False)
     return dict(json.loads(got.stdout)) if got.returncode == 0 else {}
@@ -203,7 +187,7 @@ def test_a_replica_killed_while_devices_change_loses_nothing(tmp_path: Path, fle
     manifest.write_text(_manifest(fleet.sites))
     fleet.apiserver.kubectl("apply", "-f", str(manifest))
     for i, site in enumerate(fleet.sites):
-        wait_for(lambda s=site: _register(s.port) == 21, timeout=60,  # type: ignore[misc]
+        wait_for(lambda s=site: modbus_register(s.port) == 21, timeout=60,  # type: ignore[misc]
                  what=f"{site.device}'s desired setpoint on its simulator")  # fmt: skip
         wait_for(lambda s=site: _served_by(fleet, s.node) is not None, timeout=30,  # type: ignore[misc]
                  what=f"{site.node} registered by a replica")  # fmt: skip
@@ -220,7 +204,7 @@ def test_a_replica_killed_while_devices_change_loses_nothing(tmp_path: Path, fle
              what="the killed replica's node served by another replica")  # fmt: skip
     assert time.monotonic() - killed < 60
     for site in fleet.sites:
-        wait_for(lambda s=site: _register(s.port) == 35, timeout=60,  # type: ignore[misc]
+        wait_for(lambda s=site: modbus_register(s.port) == 35, timeout=60,  # type: ignore[misc]
                  what=f"the last change on {site.device}")  # fmt: skip
     after = {s.device: s.edge.twin(f"default/{s.device}", "temperature")["reported"]["timestamp"]
              for s in fleet.sites}  # fmt: skip

@@ -5,7 +5,6 @@ state dir comes up on the same ports."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -17,11 +16,10 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from pymodbus.client import AsyncModbusTcpClient
 
 from edgecore.broker import find_mosquitto
 from harness.apiserver import kubectl_binary
-from harness.support import ROOT, EdgeProcess, free_port, port_open, wait_for
+from harness.support import ROOT, EdgeProcess, free_port, modbus_register, port_open, wait_for
 from mappers.registry import PROTOCOLS as REGISTERED
 
 PROTOCOLS = set(REGISTERED)
@@ -98,19 +96,6 @@ def up(tmp_path: Path) -> Iterator[Up]:
         made.stop()
 
 
-def _register(port: int) -> int | None:
-    async def read() -> int | None:
-        client = AsyncModbusTcpClient("127.0.0.1", port=port)
-        try:
-            if not await client.connect():
-                return None
-            return int((await client.read_holding_registers(0, count=1, device_id=1)).registers[0])
-        finally:
-            client.close()
-
-    return asyncio.run(read())
-
-
 def _kill_and_wait_back(up: Up, part: str, name: str) -> None:
     before = up.log.read_text().count(f"{name} restarted")
     os.kill(up.child(part).pid, signal.SIGKILL)
@@ -134,7 +119,7 @@ def test_kedge_up_restarts_what_dies_and_a_killed_up_leaves_nothing(up: Up) -> N
                   for p in device["spec"]["properties"]]  # fmt: skip
     up.kubectl("patch", "device", "thermostat-1", "--type", "merge",
                "-p", json.dumps({"spec": {"properties": properties}}))  # fmt: skip
-    wait_for(lambda: _register(modbus_port) == 27, timeout=60, what="the patch on the device")
+    wait_for(lambda: modbus_register(modbus_port) == 27, timeout=60, what="the patch on the device")
 
     ports = up.listening()
     everything = up.tree()
