@@ -48,6 +48,7 @@ class Stats:
     reports: int = 0
     acked: int = 0
     errors: int = 0
+    by_url: dict[str, int] = field(default_factory=dict)  # sessions open per replica
 
 
 class SimNode:
@@ -69,11 +70,13 @@ class SimNode:
                                                ping_timeout=15, open_timeout=120)  # fmt: skip
                     stats.connect_ms.append((time.perf_counter() - start) * 1000)
                 stats.connected += 1
+                stats.by_url[url] = stats.by_url.get(url, 0) + 1
                 failed = 0
                 try:
                     await self._session(connection, stats, args)
                 finally:
                     stats.connected -= 1
+                    stats.by_url[url] -= 1
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError):
                 stats.errors += 1
             index, failed = (index + 1) % len(urls), failed + 1
@@ -150,7 +153,8 @@ async def main_async(args: argparse.Namespace, nodes_file: list[dict[str, Any]])
             all_connected = time.perf_counter() - started
         line = {"t": round(time.perf_counter() - started, 1), "connected": stats.connected,
                 "all_connected_s": all_connected, "objects": stats.objects,
-                "reports": stats.reports, "acked": stats.acked, "errors": stats.errors}  # fmt: skip
+                "reports": stats.reports, "acked": stats.acked, "errors": stats.errors,
+                "by_url": stats.by_url}  # fmt: skip
         sys.stdout.write(orjson.dumps(line).decode() + "\n")
         sys.stdout.flush()
         if all(t.done() for t in tasks):

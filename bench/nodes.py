@@ -125,14 +125,18 @@ def cpu_over(processes: list[psutil.Process], seconds: float) -> list[float]:
     ]
 
 
-def _reconnect(load: Load, nodes: int, kill: Callable[[], None]) -> float:
-    """Seconds from killing a replica until every node is connected again."""
+def _reconnect(load: Load, nodes: int, kill: tuple[str, Callable[[], None]]) -> float:
+    """Seconds from killing a replica (its URL, how) until every node is connected to the
+    others."""
+    url, how = kill
     start = time.monotonic()
-    kill()
-    wait_for(lambda: load.progress.get("connected", nodes) < nodes, timeout=60,
-             what="the killed replica's nodes dropped")  # fmt: skip
-    wait_for(lambda: load.progress.get("connected") == nodes, timeout=600,
-             what="every node connected again")  # fmt: skip
+    how()
+
+    def moved() -> bool:
+        by_url = dict(load.progress.get("by_url") or {})
+        return bool(sum(n for u, n in by_url.items() if u != url) == nodes)
+
+    wait_for(moved, timeout=600, what="every node connected to a surviving replica")
     return time.monotonic() - start
 
 
@@ -143,7 +147,7 @@ def run_load(
     nodes_json: Path,
     done: Callable[[dict[str, Any]], bool],
     servers: list[psutil.Process],
-    kill: Callable[[], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    kill: tuple[str, Callable[[], None]] | None = None) -> dict[str, Any]:  # fmt: skip
     """Connect everything, wait for `done`, measure the steady state (and, with `kill`, the
     time to reconnect a killed replica's nodes)."""
     rss_before = sum(p.memory_info().rss for p in servers)
@@ -238,7 +242,7 @@ def replicas_run(args: argparse.Namespace, workdir: Path, pki: Path, nodes_json:
         processes = [psutil.Process(c.process.pid) for c in clouds if c.process]
         result = run_load(args, urls, pki / "ca.crt", nodes_json,
                           lambda p: p.get("objects", 0) >= wanted, processes,
-                          clouds[0].kill if count > 1 else None)  # fmt: skip
+                          (clouds[0].url, clouds[0].kill) if count > 1 else None)  # fmt: skip
         result["false_unknown"] = _marked_unknown(clouds)
         result["stop_s"] = max(_stop(clouds), default=0.0)
         return result
