@@ -147,9 +147,10 @@ def run_load(
     nodes_json: Path,
     done: Callable[[dict[str, Any]], bool],
     servers: list[psutil.Process],
-    kill: tuple[str, Callable[[], None]] | None = None) -> dict[str, Any]:  # fmt: skip
+    kill: tuple[str, Callable[[], None]] | None = None,
+    others: tuple[psutil.Process, ...] = ()) -> dict[str, Any]:  # fmt: skip
     """Connect everything, wait for `done`, measure the steady state (and, with `kill`, the
-    time to reconnect a killed replica's nodes)."""
+    time to reconnect a killed replica's nodes; `others`: more processes whose CPU counts)."""
     rss_before = sum(p.memory_info().rss for p in servers)
     load = Load([sys.executable, "-m", "bench.nodeload", "--url", url, "--ca", str(ca),
                  "--nodes", str(nodes_json), "--heartbeat", str(args.heartbeat),
@@ -163,13 +164,16 @@ def run_load(
         time.sleep(args.settle)  # first heartbeats and first condition writes pass
         generator = psutil.Process(load.process.pid)
         before = dict(load.progress)
-        *server_cpu, generator_cpu = cpu_over([*servers, generator], args.steady)
+        measured = cpu_over([*servers, generator, *others], args.steady)
+        server_cpu, generator_cpu = measured[: len(servers)], measured[len(servers)]
+        other_cpu = measured[len(servers) + 1 :]
         after = dict(load.progress)
         rss = sum(p.memory_info().rss for p in servers)
         result = {
             "connected_s": connected_s, "synced_s": synced_s, "rss_mb": rss / 2**20,
             "per_node_kb": (rss - rss_before) / 1024 / args.nodes,
             "cpu": sum(server_cpu), "generator_cpu": generator_cpu,
+            "apiserver_cpu": sum(other_cpu),
             "reports_s": (after["reports"] - before["reports"]) / args.steady,
             "acked_s": (after["acked"] - before["acked"]) / args.steady,
             "connected": after["connected"], "errors": after["errors"],
@@ -240,9 +244,11 @@ def replicas_run(args: argparse.Namespace, workdir: Path, pki: Path, nodes_json:
         urls = ",".join(c.url for c in clouds)
         wanted = args.nodes * (args.devices + 1)
         processes = [psutil.Process(c.process.pid) for c in clouds if c.process]
+        assert apiserver.process is not None
         result = run_load(args, urls, pki / "ca.crt", nodes_json,
                           lambda p: p.get("objects", 0) >= wanted, processes,
-                          (clouds[0].url, clouds[0].kill) if count > 1 else None)  # fmt: skip
+                          (clouds[0].url, clouds[0].kill) if count > 1 else None,
+                          (psutil.Process(apiserver.process.pid),))  # fmt: skip
         result["false_unknown"] = _marked_unknown(clouds)
         result["stop_s"] = max(_stop(clouds), default=0.0)
         return result
@@ -259,7 +265,8 @@ def _report(args: argparse.Namespace, bare: dict[str, Any], runs: dict[int, dict
     for label, r in (("bare hub (baseline)", bare),
                      *((f"{k} replica(s)", v) for k, v in runs.items())):  # fmt: skip
         print(f"  {label}: all connected in {r['connected_s']:.1f} s; RSS {r['rss_mb']:.0f} MB "
-              f"({r['per_node_kb']:.1f} KB per node); steady CPU {r['cpu']:.0f} % of a core; "
+              f"({r['per_node_kb']:.1f} KB per node); steady CPU {r['cpu']:.0f} % of a core "
+              f"(API server {r.get('apiserver_cpu', 0):.0f} %); "
               f"{r['reports_s']:.0f} reports/s sent, {r['acked_s']:.0f} acked/s "
               f"({100 * r['acked_s'] / max(r['reports_s'], 1):.0f} %); {r['connected']} "
               f"connected; false Unknown {r.get('false_unknown', '-')}; reconnect after a "

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import uuid
@@ -235,7 +236,8 @@ def _start(cloud: Cloud, tasks: Tasks) -> None:
         "condition writer": cloud.problems.writer.run,
         "device conditions": lambda: cloud.problems.run(
             lambda: cloud.downstream.synced and cloud.view.synced.is_set()),
-        "leader election": lambda: singletons.election.run(singletons.lead),
+        "leader election": lambda: singletons.election.run(singletons.lead,
+                                                           cloud.args.leader_elect),
     }  # fmt: skip
     for name, run in work.items():
         tasks.start(name, run)
@@ -284,7 +286,11 @@ async def _stop(cloud: Cloud, tasks: Tasks, served: list[asyncio.Task[None]]) ->
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     asyncio.run(serve(args))
-    return 0
+    # stopped cleanly: everything is closed and nothing is left to write; freeing the objects
+    # of thousands of sessions one by one at interpreter exit took seconds (measured: 10 s at
+    # 10,000 nodes), so the process ends here
+    logging.shutdown()
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

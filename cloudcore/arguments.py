@@ -98,6 +98,11 @@ def _node_arguments(parser: argparse.ArgumentParser) -> None:
         "hint (KubeEdge's nodeLimit; 0: no limit)",
     )  # fmt: skip
     parser.add_argument(
+        "--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+        help="elect one replica for the node monitor and workload controllers (a Lease renewed "
+        "every 2 s); --no-leader-elect when this is the only cloudcore",
+    )  # fmt: skip
+    parser.add_argument(
         "--identity", help="this replica's name in leader election (host name and a random id)"
     )
 

@@ -48,14 +48,16 @@ class DeviceStatusWrites:
                  ) -> None:  # fmt: skip
         self.api, self.lean, self.mode, self.device_of = api, lean, mode, device_of
         self._targets: Targets | None = None
+        self._discovering = asyncio.Lock()  # writers in flight ask discovery once, not each
         self._exists: set[tuple[str, str]] = set()  # DeviceStatus objects known to exist
 
     async def targets(self) -> Targets:
-        if self._targets is None:
-            self._targets = await asyncio.to_thread(discover, self.api, self.mode)
-            log.info("device status target", extra={
-                "deviceStatus": self._targets.device_status,
-                "statusSubresource": self._targets.status_subresource})  # fmt: skip
+        async with self._discovering:
+            if self._targets is None:
+                self._targets = await asyncio.to_thread(discover, self.api, self.mode)
+                log.info("device status target", extra={
+                    "deviceStatus": self._targets.device_status,
+                    "statusSubresource": self._targets.status_subresource})  # fmt: skip
         return self._targets
 
     @staticmethod

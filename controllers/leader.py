@@ -84,9 +84,15 @@ class LeaderElection:
             log.info("leader election: %s", exc.reason, extra={"lease": self.name})
             return False
 
-    async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def run(self, lead: Callable[[], Coroutine[Any, Any, None]], elect: bool = True
+                  ) -> None:  # fmt: skip
         """Until cancelled: whenever this replica holds the Lease, `lead()` runs; it is
-        cancelled when a renewal has not succeeded for DEADLINE seconds."""
+        cancelled when a renewal has not succeeded for DEADLINE seconds. Without `elect` (the
+        only replica) it just runs."""
+        if not elect:
+            self.leading = True
+            await lead()
+            return
         while True:
             await self._acquire()
             self.leading = True
@@ -121,6 +127,8 @@ class LeaderElection:
 
     async def release(self) -> None:
         """Give the Lease up (when stopping): the next replica need not wait it out."""
+        if self.attempts == 0:
+            return  # never took part
         with contextlib.suppress(ApiException):
             lease = await self.lean.get(self.path)
             if (lease.get("spec") or {}).get("holderIdentity") == self.identity:

@@ -28,7 +28,7 @@ from controllers.nodeview import NodeView, ready_of
 log = logging.getLogger("kedge.controllers")
 Obj = dict[str, Any]
 UNREACHABLE = "node.kubernetes.io/unreachable"
-TICK = 1.0  # seconds between passes over the nodes (a pass is a dictionary walk)
+TICK = 5.0  # seconds between passes over the nodes (Kubernetes' node-monitor-period)
 
 
 def _now() -> str:
@@ -58,6 +58,7 @@ class NodeMonitor:
         self._leases: dict[str, tuple[Any, float, float]] = {}  # node -> (renewal, when, duration)
         self._beats: dict[str, tuple[Any, float]] = {}  # node -> (Ready heartbeat time, when)
         self._acted: dict[str, str] = {}  # node -> the resourceVersion last acted on
+        self._settled: dict[str, str] = {}  # node -> a resourceVersion whose taints were right
         self._informer: Informer | None = None
         self.marked = 0  # nodes marked Unknown, for tests and benchmarks
 
@@ -88,6 +89,7 @@ class NodeMonitor:
         self._leases.clear()
         self._beats.clear()
         self._acted.clear()
+        self._settled.clear()
         lister = raw_lister(self.coordination.list_namespaced_lease, namespace=LEASE_NAMESPACE)
         self._informer = Informer("leases", lister, asyncio.get_running_loop(), self._lease)
         self._informer.start()
@@ -102,24 +104,28 @@ class NodeMonitor:
 
     async def _pass(self, started: float) -> None:
         for name, node in list(self.view.nodes.items()):
-            meta = node.get("metadata") or {}
-            if self._acted.get(name) == meta.get("resourceVersion"):
+            rv = str((node.get("metadata") or {}).get("resourceVersion"))
+            if self._acted.get(name) == rv:
                 continue  # our last write is not in the view yet
             ready = ready_of(node) or {}
             quiet, duration = self._silence(name, ready, started)
-            silent = quiet > duration
             try:
-                if silent and ready.get("status") not in ("Unknown", None):
+                if quiet > duration and ready.get("status") not in ("Unknown", None):
                     await self._mark_unknown(name, ready, duration)
-                elif _unreachable(wanted_taints(node)) != _unreachable(
-                        (node.get("spec") or {}).get("taints") or []):  # fmt: skip
+                elif self._settled.get(name) != rv and not self._tainted_right(node):
                     await self.lean.patch(path_of("api", "v1", "nodes", name),
                                           {"spec": {"taints": wanted_taints(node)}})  # fmt: skip
                 else:
+                    self._settled[name] = rv  # looked at again only once the Node changes
                     continue
-                self._acted[name] = str(meta.get("resourceVersion"))
+                self._acted[name] = rv
             except ApiException as exc:
                 log.warning("node status not updated: %s", exc.reason, extra={"node": name})
+
+    @staticmethod
+    def _tainted_right(node: Obj) -> bool:
+        have = (node.get("spec") or {}).get("taints") or []
+        return _unreachable(wanted_taints(node)) == _unreachable(have)
 
     async def _mark_unknown(self, node: str, ready: Obj, duration: float) -> None:
         now = _now()

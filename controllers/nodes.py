@@ -16,6 +16,7 @@ import asyncio
 import datetime
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +55,6 @@ class NodeState:
     status: dict[str, Any] = field(default_factory=dict)  # what the node last reported
     shown: dict[str, Any] = field(default_factory=dict)  # the status parts last written
     meta: dict[str, Any] = field(default_factory=dict)  # labels and annotations to hold
-    lease_exists: bool = False
 
 
 def mappers_of(report: dict[str, Any]) -> frozenset[str]:
@@ -133,26 +133,38 @@ class NodeLifecycle:
             await self._wake.wait()
             self._wake.clear()
             dirty, self._dirty = sorted(self._dirty), set()
-            for start in range(0, len(dirty), IN_FLIGHT):  # writes overlap, a few at a time
-                await asyncio.gather(*(self._one(n) for n in dirty[start : start + IN_FLIGHT]))
+            due = [n for n in dirty if n in self.nodes and self._lease_due(self.nodes[n])]
+            await self._each(due, self._renew_lease)  # Leases first: they keep nodes Ready
+            await self._each(dirty, self._renew)
 
-    async def _one(self, node: str) -> None:
+    def _lease_due(self, state: NodeState) -> bool:
+        return time.monotonic() - state.renewed >= self.timing.renew
+
+    async def _each(self, nodes: list[str], work: Callable[[str, NodeState], Awaitable[None]]
+                    ) -> None:  # fmt: skip
+        """`work` for each node still here, a few at a time (writes overlap)."""
+        for start in range(0, len(nodes), IN_FLIGHT):
+            await asyncio.gather(*(self._one(n, work) for n in nodes[start : start + IN_FLIGHT]))
+
+    async def _one(self, node: str, work: Callable[[str, NodeState], Awaitable[None]]) -> None:
         state = self.nodes.get(node)
         if state is None:
             return
         try:
-            await self._renew(node, state)
+            await work(node, state)
         except ApiException as exc:  # tried again with its next heartbeat
             log.warning("node heartbeat not stored: %s", exc.reason, extra={"node": node})
 
+    async def _renew_lease(self, node: str, state: NodeState) -> None:
+        await self._lease(node, state)
+        state.renewed = time.monotonic()
+
     async def _renew(self, node: str, state: NodeState) -> None:
+        """The Node's metadata and status, where they need writing (the Lease went first)."""
         stored = self.view.nodes.get(node)
         if stored is None or not _holds(stored.get("metadata") or {}, state.meta):
             await self._register(node, state, exists=stored is not None)
         now = time.monotonic()
-        if now - state.renewed >= self.timing.renew:
-            await self._lease(node, state)
-            state.renewed = now
         shown = (ready_of(stored) or {}).get("status") if stored is not None else None
         if state.written < 0 and shown == "True" and _shows(stored, state.status):
             state.shown, state.written = state.status, now  # as stored before a restart

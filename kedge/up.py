@@ -175,7 +175,8 @@ def _start_cloud(children: Children, state: Path, ports: dict[str, int]) -> Path
         "cloudcore",
         [python, "-m", "cloudcore", "--kubeconfig", str(kubeconfig), "--state-dir",
          str(cloud_state), "--port", str(ports["hub"]), "--join-port", str(ports["join"]),
-         "--stream-port", str(ports["stream"]), "--workload-controllers"],
+         "--stream-port", str(ports["stream"]), "--workload-controllers",
+         "--no-leader-elect"],  # one cloudcore: no Lease to renew every 2 s
         cloud_state / "cloudcore.log",
     )  # fmt: skip
     for protocol in PROTOCOLS:
