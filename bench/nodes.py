@@ -285,18 +285,24 @@ def main() -> None:
     )
     parser.add_argument("--lease", type=float, default=120.0, help="node lease duration, s")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--keep", action="store_true", help="keep the logs and state afterwards")
     parser.add_argument(
         "--status-qps", type=float, default=1000.0,
         help="each replica's status write budget (cloudcore's default: 100)",
     )  # fmt: skip
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="kedge-bench-") as tmp:
-        workdir = Path(tmp)
+    workdir = Path(tempfile.mkdtemp(prefix="kedge-bench-"))
+    try:
         pki = workdir / "pki"
         ensure_certificates(pki)
         nodes_json = node_files(pki, workdir, args.nodes, args.devices)
         bare = baseline(args, pki, nodes_json)
         runs = {n: replicas_run(args, workdir, pki, nodes_json, n) for n in args.replicas}
+    finally:
+        if args.keep:
+            print(f"logs and state kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     _report(args, bare, runs)
 
 

@@ -55,6 +55,7 @@ class NodeState:
     status: dict[str, Any] = field(default_factory=dict)  # what the node last reported
     shown: dict[str, Any] = field(default_factory=dict)  # the status parts last written
     meta: dict[str, Any] = field(default_factory=dict)  # labels and annotations to hold
+    acted: tuple[str, float] = ("", -1e9)  # (the stored Node's version when we wrote, when)
 
 
 def mappers_of(report: dict[str, Any]) -> frozenset[str]:
@@ -162,15 +163,20 @@ class NodeLifecycle:
     async def _renew(self, node: str, state: NodeState) -> None:
         """The Node's metadata and status, where they need writing (the Lease went first)."""
         stored = self.view.nodes.get(node)
+        now = time.monotonic()
+        version = str(((stored or {}).get("metadata") or {}).get("resourceVersion", ""))
+        if state.acted[0] == version and now - state.acted[1] < self.timing.report:
+            return  # our last write is not in the view yet: judging by it would write again
         if stored is None or not _holds(stored.get("metadata") or {}, state.meta):
             await self._register(node, state, exists=stored is not None)
-        now = time.monotonic()
+            state.acted = (version, now)
         shown = (ready_of(stored) or {}).get("status") if stored is not None else None
         if state.written < 0 and shown == "True" and _shows(stored, state.status):
             state.shown, state.written = state.status, now  # as stored before a restart
         if (shown != "True" or state.status != state.shown
                 or now - state.written >= self.timing.report):  # fmt: skip
             await self._set_ready(node, state, stored)
+            state.acted = (version, now)
 
     async def _register(self, node: str, state: NodeState, exists: bool) -> None:
         if not exists:

@@ -26,7 +26,7 @@ def test_the_cloudcore_manifests_pass_a_server_dry_run(apiserver: ApiServerProce
     for document in yaml.safe_load_all((DEPLOY / "cloudcore.yaml").read_text()):
         if document["kind"] == "Deployment":
             args = document["spec"]["template"]["spec"]["containers"][0]["args"]
-            assert "--node-limit=5000" in args and any(a.startswith("--identity") for a in args)
+            assert "--node-limit=1000" in args and any(a.startswith("--identity") for a in args)
 
 
 def test_a_dry_run_patch_or_delete_changes_nothing(apiserver: ApiServerProcess) -> None:
