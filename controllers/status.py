@@ -18,6 +18,7 @@ from typing import Any
 log = logging.getLogger("kedge.controllers")
 Key = tuple[str, str]
 IN_FLIGHT = 16  # writes at once (the lean path's connection pool)
+RETRY = 1.0  # seconds at least between attempts at a write that failed
 Write = Callable[[str, str, dict[str, Any]], Awaitable[None]]  # namespace, name, status
 
 
@@ -78,6 +79,10 @@ class TokenBucket:
 
 
 class StatusWriter:
+    """Writers run continuously, IN_FLIGHT at once: a slow write holds only itself, never a
+    batch. A device is queued when it is due; one still inside its interval is queued by a
+    timer when the interval ends; a device is never written by two writers at once."""
+
     def __init__(
         self,
         write: Write,
@@ -93,7 +98,10 @@ class StatusWriter:
         self._done: dict[Key, list[Callable[[], Awaitable[None]]]] = {}
         self._written: dict[Key, dict[str, Any]] = {}
         self._last: dict[Key, float] = {}
-        self._wake = asyncio.Event()
+        self._ready: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()  # in _ready
+        self._busy: set[Key] = set()  # being written
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
         self.writes = 0  # API writes made, for benchmarks and tests
 
     @property
@@ -112,29 +120,55 @@ class StatusWriter:
         self._pending[key] = status
         if done is not None:
             self._done.setdefault(key, []).append(done)
-        written = self._written.get(key)
-        if written == status or (self._urgent is not None and self._urgent(written, status)):
-            self._last.pop(key, None)  # due now: nothing to write, or someone waits for it
-        self._wake.set()
+        if self._urgent is not None and self._urgent(self._written.get(key), status):
+            self._last.pop(key, None)  # someone waits for it: due now
+        self._schedule(key)
+
+    def _wait(self, key: Key) -> float:
+        """Seconds until the device may be written (0: unchanged reports are acked at once)."""
+        if self._pending[key] == self._written.get(key):
+            return 0.0
+        return self._last.get(key, -1e9) + self.interval - time.monotonic()
+
+    def _schedule(self, key: Key) -> None:
+        if key in self._queued or key in self._busy:
+            return  # on its way already; it takes the newest report when its turn comes
+        wait, timer = self._wait(key), self._timers.get(key)
+        if timer is not None:
+            if wait > 0:
+                return
+            timer.cancel()
+            del self._timers[key]
+        if wait > 0:
+            self._timers[key] = asyncio.get_running_loop().call_later(wait, self._due, key)
+            return
+        self._queued.add(key)
+        self._ready.put_nowait(key)
+
+    def _due(self, key: Key) -> None:
+        del self._timers[key]
+        if key in self._pending:
+            self._schedule(key)
 
     async def run(self) -> None:
+        await asyncio.gather(*(self._writer() for _ in range(IN_FLIGHT)))
+
+    async def _writer(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._pending:
-                now = time.monotonic()
-                due = [k for k in self._pending if now - self._last.get(k, -1e9) >= self.interval]
-                for start in range(0, len(due), IN_FLIGHT):  # writes overlap, a few at a time
-                    await asyncio.gather(*(self._flush(k) for k in due[start : start + IN_FLIGHT]))
-                if self._pending:
-                    soonest = min(self._last.get(k, 0.0) + self.interval for k in self._pending)
-                    try:
-                        await asyncio.wait_for(
-                            self._wake.wait(), max(0.0, soonest - time.monotonic())
-                        )
-                        self._wake.clear()
-                    except TimeoutError:
-                        pass
+            key = await self._ready.get()
+            self._queued.discard(key)
+            if key not in self._pending:
+                continue
+            if self._wait(key) > 0:  # replaced by a changed report since it was queued
+                self._schedule(key)
+                continue
+            self._busy.add(key)
+            try:
+                await self._flush(key)
+            finally:
+                self._busy.discard(key)
+            if key in self._pending:  # reported again while being written, or failed
+                self._schedule(key)
 
     async def _flush(self, key: Key) -> None:
         if self._bucket is not None and self._written.get(key) != self._pending[key]:
@@ -147,6 +181,7 @@ class StatusWriter:
                 await self._write(key[0], key[1], status)
             except Exception as exc:  # noqa: BLE001 - kept and retried; the API may be away
                 log.warning("status of %s/%s not written: %r", key[0], key[1], exc)
+                self._last[key] += max(0.0, RETRY - self.interval)  # API away: no tight retry
                 self._pending.setdefault(key, status)
                 self._done.setdefault(key, []).extend(done)
                 return
