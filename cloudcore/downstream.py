@@ -47,7 +47,6 @@ class Downstream:
         self.held: dict[str, dict[str, int]] = {}  # connected node -> key -> version it holds
         self.synced = False  # set once the controllers listed everything: only then is an
         # object a node holds but the cloud does not know truly gone
-        self.sent = 0  # objects sent, for tests and benchmarks
 
     async def want(self, node: str, key: str, rv: int, body: dict[str, Any] | None) -> None:
         objects = self.wanted.setdefault(node, {})
@@ -61,9 +60,7 @@ class Downstream:
 
     async def _send(self, item: Pending) -> None:
         message = object_change(item.key, item.rv, None if item.deleted else item.payload)
-        if await self.hub.send(item.node, message):
-            self.sent += 1
-        else:
+        if not await self.hub.send(item.node, message):
             log.debug("node gone; %s waits for its resync", item.key, extra={"node": item.node})
 
     def gone(self, node: str) -> None:

@@ -59,7 +59,6 @@ class CloudHub:
         self._server: Server | None = None
         self.handler: Handler | None = None
         self.on_gone: list[Callable[[str], None]] = []  # called when a node's session ends
-        self.refused = 0  # sessions refused for the limit, for tests and benchmarks
 
     async def start(self, host: str, port: int, handler: Handler) -> None:
         """Accept nodes; `handler(node, message)` gets everything they send."""
@@ -75,7 +74,6 @@ class CloudHub:
             return None
         if _node_of(connection) in self.sessions:
             return None
-        self.refused += 1
         log.info("node refused: node limit reached", extra={"limit": self.limit})
         response = connection.respond(503, f"node limit ({self.limit}) reached: try another "
                                            "cloudcore, or this one later\n")  # fmt: skip

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -21,15 +20,12 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from controllers.leanapi import LeanApi, path_of
+from kedge import clock
 
 log = logging.getLogger("kedge.controllers")
 DURATION = 15.0  # client-go's defaults: lease duration, renew deadline, retry period
 DEADLINE = 10.0
 RETRY = 2.0
-
-
-def _micro_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElection:
@@ -45,7 +41,7 @@ class LeaderElection:
 
     def _spec(self, transitions: int, acquired: str) -> dict[str, Any]:
         return {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.duration),
-                "acquireTime": acquired, "renewTime": _micro_now(),
+                "acquireTime": acquired, "renewTime": clock.micro_now(),
                 "leaseTransitions": transitions}  # fmt: skip
 
     async def _try(self) -> bool:
@@ -57,7 +53,7 @@ class LeaderElection:
                 raise
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                     "metadata": {"name": self.name, "namespace": self.namespace},
-                    "spec": self._spec(0, _micro_now())}  # fmt: skip
+                    "spec": self._spec(0, clock.micro_now())}  # fmt: skip
             await self.lean.create(self.path.rsplit("/", 1)[0], body)
             return True
         spec = lease.get("spec") or {}
@@ -71,7 +67,7 @@ class LeaderElection:
             return False
         mine = holder == self.identity
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
-        acquired = spec.get("acquireTime") if mine else _micro_now()
+        acquired = spec.get("acquireTime") if mine else clock.micro_now()
         lease["spec"] = self._spec(transitions, str(acquired))
         await self.lean.replace(self.path, lease)  # a 409 when another replica got there first
         return True

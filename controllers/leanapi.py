@@ -52,7 +52,6 @@ class LeanApi:
         self._ssl = _context(configuration)
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
-        self.writes = 0  # requests answered, for benchmarks and tests
 
     def _headers(self, content_type: str) -> dict[str, str]:
         configuration = self.configuration
@@ -85,7 +84,6 @@ class LeanApi:
             error = ApiException(status=response.status, reason=response.reason)
             error.body = answer
             raise error
-        self.writes += 1
         return answer
 
     async def get(self, path: str) -> Any:

@@ -11,7 +11,6 @@ once its replica shows it Ready again the taints go. Every replica may restart t
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import time
 from typing import Any
@@ -24,6 +23,7 @@ from controllers.leanapi import LeanApi, path_of
 from controllers.lister import raw_lister
 from controllers.nodes import LEASE_NAMESPACE
 from controllers.nodeview import NodeView, ready_of
+from kedge import clock
 
 log = logging.getLogger("kedge.controllers")
 Obj = dict[str, Any]
@@ -31,23 +31,27 @@ UNREACHABLE = "node.kubernetes.io/unreachable"
 TICK = 5.0  # seconds between passes over the nodes (Kubernetes' node-monitor-period)
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def wanted_taints(node: Obj) -> list[Obj]:
     """The node's taints with the unreachable pair present exactly while Ready is Unknown."""
     taints = [t for t in (node.get("spec") or {}).get("taints") or []
               if isinstance(t, dict) and t.get("key") != UNREACHABLE]  # fmt: skip
     if ((ready_of(node) or {}).get("status")) == "Unknown":
+        added = clock.now()
         taints += [{"key": UNREACHABLE, "effect": "NoSchedule"},
-                   {"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": _now()}]  # fmt: skip
+                   {"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": added}]  # fmt: skip
     return taints
 
 
 def _unreachable(taints: list[Any]) -> set[str]:
     return {str(t.get("effect")) for t in taints
             if isinstance(t, dict) and t.get("key") == UNREACHABLE}  # fmt: skip
+
+
+def _retaint(node: Obj) -> list[Obj] | None:
+    """The node's taints to write, or None when its unreachable taints are right already."""
+    wanted = wanted_taints(node)
+    have = (node.get("spec") or {}).get("taints") or []
+    return None if _unreachable(wanted) == _unreachable(have) else wanted
 
 
 class NodeMonitor:
@@ -60,7 +64,6 @@ class NodeMonitor:
         self._acted: dict[str, str] = {}  # node -> the resourceVersion last acted on
         self._settled: dict[str, str] = {}  # node -> a resourceVersion whose taints were right
         self._informer: Informer | None = None
-        self.marked = 0  # nodes marked Unknown, for tests and benchmarks
 
     def _lease(self, kind: str, lease: Obj) -> None:
         name = str((lease.get("metadata") or {}).get("name", ""))
@@ -112,9 +115,9 @@ class NodeMonitor:
             try:
                 if quiet > duration and ready.get("status") not in ("Unknown", None):
                     await self._mark_unknown(name, ready, duration)
-                elif self._settled.get(name) != rv and not self._tainted_right(node):
+                elif self._settled.get(name) != rv and (taints := _retaint(node)) is not None:
                     await self.lean.patch(path_of("api", "v1", "nodes", name),
-                                          {"spec": {"taints": wanted_taints(node)}})  # fmt: skip
+                                          {"spec": {"taints": taints}})  # fmt: skip
                 else:
                     self._settled[name] = rv  # looked at again only once the Node changes
                     continue
@@ -122,13 +125,8 @@ class NodeMonitor:
             except ApiException as exc:
                 log.warning("node status not updated: %s", exc.reason, extra={"node": name})
 
-    @staticmethod
-    def _tainted_right(node: Obj) -> bool:
-        have = (node.get("spec") or {}).get("taints") or []
-        return _unreachable(wanted_taints(node)) == _unreachable(have)
-
     async def _mark_unknown(self, node: str, ready: Obj, duration: float) -> None:
-        now = _now()
+        now = clock.now()
         condition = {
             "type": "Ready", "status": "Unknown", "lastTransitionTime": now,
             "lastHeartbeatTime": ready.get("lastHeartbeatTime") or now,
@@ -137,5 +135,4 @@ class NodeMonitor:
         }  # fmt: skip
         await self.lean.patch(path_of("api", "v1", "nodes", node, "status"),
                               {"status": {"conditions": [condition]}})  # fmt: skip
-        self.marked += 1
         log.warning("node stopped posting status", extra={"node": node})

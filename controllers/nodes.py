@@ -13,7 +13,6 @@ nodes is the node monitor's (`controllers.nodemonitor`), from the Leases, on one
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,19 +23,12 @@ from kubernetes.client.exceptions import ApiException
 
 from controllers.leanapi import LeanApi, path_of
 from controllers.nodeview import EDGE_ROLE, NodeView, mapper_annotations, ready_of
+from kedge import clock
 
 log = logging.getLogger("kedge.controllers")
 LEASE_NAMESPACE = "kube-node-lease"
 STREAM_ANNOTATION = "cloudstream.kedge.io/endpoint"  # where the API server fetches pod logs
 IN_FLIGHT = 16  # heartbeat writes at once (the lean path's connection pool)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _micro_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -109,7 +101,6 @@ class NodeLifecycle:
         self.nodes: dict[str, NodeState] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
-        self.writes = {"lease": 0, "status": 0, "metadata": 0}  # API writes made, by kind
 
     def heartbeat(self, node: str, report: Any, address: str | None) -> None:
         """A heartbeat from a connected node (raises ValueError for a malformed one)."""
@@ -184,17 +175,15 @@ class NodeLifecycle:
             try:
                 await self.lean.create(path_of("api", "v1", "nodes"), body)
                 log.info("node registered", extra={"node": node})
-                self.writes["metadata"] += 1
                 return
             except ApiException as exc:
                 if exc.status != 409:
                     raise
         await self.lean.patch(path_of("api", "v1", "nodes", node), {"metadata": state.meta})
-        self.writes["metadata"] += 1
 
     async def _lease(self, node: str, state: NodeState) -> None:
         spec = {"holderIdentity": node, "leaseDurationSeconds": int(self.timing.lease),
-                "renewTime": _micro_now()}  # fmt: skip
+                "renewTime": clock.micro_now()}  # fmt: skip
         path = path_of("apis", "coordination.k8s.io", "v1", "namespaces", LEASE_NAMESPACE,
                        "leases", node)  # fmt: skip
         try:
@@ -209,10 +198,9 @@ class NodeLifecycle:
                 "spec": spec,
             }
             await self.lean.create(path.rsplit("/", 1)[0], lease)
-        self.writes["lease"] += 1
 
     async def _set_ready(self, node: str, state: NodeState, stored: dict[str, Any] | None) -> None:
-        now = _now()
+        now = clock.now()
         before = ready_of(stored) if stored is not None else None
         transition = (str(before.get("lastTransitionTime"))
                       if before and before.get("status") == "True" and
@@ -224,7 +212,6 @@ class NodeLifecycle:
         }  # fmt: skip
         body = {"status": {**state.status, "conditions": [condition]}}
         await self.lean.patch(path_of("api", "v1", "nodes", node, "status"), body)
-        self.writes["status"] += 1
         state.shown, state.written = state.status, time.monotonic()
 
 

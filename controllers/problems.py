@@ -20,6 +20,7 @@ from controllers.conditions import EdgeNotes, Facts, conditions, problems, proto
 from controllers.desired import Conflict
 from controllers.devices import DeviceRouting, Key
 from controllers.status import StatusWriter
+from kedge import clock
 
 log = logging.getLogger("kedge.controllers")
 Obj = dict[str, Any]
@@ -30,10 +31,6 @@ Overruled = tuple[str, str, str, str]  # property, cloud value refused, edge val
 TICK = 2.0  # seconds between passes when nothing wakes the loop earlier
 # conditions whose every new message is news (a new conflict), not only a new reason
 ANNOUNCE_EACH_MESSAGE = frozenset({"DesiredAccepted"})
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _rfc3339(ms: int) -> str:
@@ -122,7 +119,7 @@ class DeviceProblems:
 
     def check(self) -> list[Obj]:
         """One pass: conditions to write go to the writer; the Events to record are returned."""
-        now, events = _now(), []
+        now, events = clock.now(), []
         for key, device in list(self.routing.devices.items()):
             model_key = (key[0], str(((device.get("spec") or {}).get("deviceModelRef") or {})
                                      .get("name", "")))  # fmt: skip

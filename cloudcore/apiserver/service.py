@@ -7,7 +7,6 @@ type (schema, merge keys, hooks); garbage collection is in `gc`, watches in `wat
 
 from __future__ import annotations
 
-import datetime
 import re
 import secrets
 import uuid
@@ -26,6 +25,7 @@ from cloudcore.apiserver.resources import CRD_KEY, NAMESPACE_KEY, Registry, Reso
 from cloudcore.apiserver.store import Change, Conflict, Store
 from cloudcore.apiserver.validation import validate
 from cloudcore.apiserver.watch import Hub, WatchRequest, watch
+from kedge.clock import now as time_now
 
 RESOURCE_VERSION = re.compile(r"[0-9]{1,18}")  # within SQLite's (and etcd's) int64
 # unknown fields pruned from the current request's object, for `Warning` headers
@@ -49,16 +49,12 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _KEPT = ("uid", "creationTimestamp", "generation", "deletionTimestamp")  # no client sets these
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _spec_part(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
 class ApiService:
-    def __init__(self, store: Store, clock: Callable[[], str] = _now) -> None:
+    def __init__(self, store: Store, clock: Callable[[], str] = time_now) -> None:
         self.store, self.clock = store, clock
         self.registry = Registry(BUILTINS, CRD_NODE_ACCESS)
         self.hub = Hub()
