@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,14 +95,29 @@ def _api(kubeconfig: Path | None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def _server(app: Starlette, args: argparse.Namespace, port: int, tls: tuple[Path, Path]
-            ) -> webserver.Server:  # fmt: skip
+def _server(app: Starlette, args: argparse.Namespace, port: int, tls: tuple[Path, Path],
+            client_ca: str | None = None) -> webserver.Server:  # fmt: skip
+    """`client_ca`: only clients with a certificate it signed are served."""
+    clients: dict[str, Any] = {}
+    if client_ca is not None:
+        clients = {"ssl_ca_certs": client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
     return webserver.Server(
         uvicorn.Config(
             app, host=args.host, port=port, ssl_certfile=str(tls[0]), ssl_keyfile=str(tls[1]),
-            log_config=None, access_log=False, lifespan="off",
+            log_config=None, access_log=False, lifespan="off", **clients,
         )
     )  # fmt: skip
+
+
+def _stream_server(stream: CloudStream, args: argparse.Namespace, api: client.ApiClient,
+                   tls: tuple[Path, Path]) -> list[webserver.Server]:  # fmt: skip
+    """CloudStream runs commands in edge pods: it serves only the API server, whose client
+    certificate its CA signed (kube-apiserver's kubelet client); without a CA, not at all."""
+    client_ca = api.configuration.ssl_ca_cert
+    if not client_ca:
+        log.warning("the API server has no CA: logs and exec of edge pods are not served")
+        return []
+    return [_server(stream.app(), args, args.stream_port, tls, str(client_ca))]
 
 
 def _health(failing: Callable[[], dict[str, str]]) -> Route:
@@ -207,7 +223,7 @@ def build(args: argparse.Namespace, tasks: Tasks) -> Cloud:
     pods.on_synced = lambda rv: listings.listed("pods", rv)
     join_app = Starlette(routes=[*certificates.routes(), _health(tasks.failing)])
     servers = [_server(join_app, args, args.join_port, (crt, key)),
-               _server(stream.app(), args, args.stream_port, (crt, key))]  # fmt: skip
+               *_stream_server(stream, args, api, (crt, key))]  # fmt: skip
     workloads = (lambda: Workloads(api)) if args.workload_controllers else None
     singletons = Singletons(election, NodeMonitor(api, lean, view, args.node_lease_duration),
                             workloads)  # fmt: skip

@@ -1,27 +1,36 @@
-"""CloudStream: container logs of edge pods, fetched from the edge over the channel.
+"""CloudStream: logs of and commands in edge pods, through the edge's channel session.
 
-An API server asks for logs the way kube-apiserver asks a kubelet: `GET
-/containerLogs/{namespace}/{pod}/{container}?tailLines=N&limitBytes=N&previous=true`. Edge nodes
-are not reachable from the cloud (they dial in), so cloudcore serves that path itself (HTTPS on
-`--stream-port`, 10003 as KubeEdge's) and relays it as a `pod/query` message on the node's
-session; the edge answers with the log text. Which node: the pod's `spec.nodeName`, from the
-pod delivery's cache. Follow (`-f`) is not offered: the answer is what the log holds now.
+An API server asks the way kube-apiserver asks a kubelet: `GET
+/containerLogs/{namespace}/{pod}/{container}?tailLines=N&limitBytes=N&previous=true&follow=true`
+and a websocket on `/exec/{namespace}/{pod}/{container}?command=..&input=1&tty=1` (Kubernetes'
+`v5.channel.k8s.io` or `v4.channel.k8s.io`). Edge nodes are not reachable from the cloud (they
+dial in), so cloudcore serves those paths itself (HTTPS on `--stream-port`, 10003 as KubeEdge's,
+only to clients with a certificate from the API server's CA) and relays them on the node's
+session: a log query as one `pod/query`, a followed log and an exec as a stream session
+(`cloudcore.sessions`). Which node: the pod's `spec.nodeName`, from the pod delivery's cache.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
+from cloudcore import remotecommand
 from cloudcore.hub import CloudHub
+from cloudcore.portforward import PortForward
+from cloudcore.sessions import Sessions
 from kedge.channel.message import Message
 from kedge.channel.routes import log_query
+from kedge.remotecommand import PORT_FORWARD_RELAYED, choose
 
 log = logging.getLogger("kedge.cloudstream")
 TIMEOUT = 10.0
@@ -46,6 +55,7 @@ def _number(request: Request, name: str) -> int | None:
 class CloudStream:
     def __init__(self, hub: CloudHub, node_of: NodeOf) -> None:
         self.hub, self.node_of = hub, node_of
+        self.sessions = Sessions(hub)
         self._waiting: dict[str, asyncio.Future[Message]] = {}
 
     def on_response(self, message: Message) -> bool:
@@ -85,6 +95,8 @@ class CloudStream:
         node = self.node_of(namespace, pod)
         if node is None:
             return _error(404, f'pod "{pod}" is not on an edge node this cloudcore serves')
+        if request.query_params.get("follow") == "true" and not query["previous"]:
+            return await self._follow(node, namespace, pod, query)
         answer = await self.fetch(node, log_query(namespace, pod, query))
         if answer is None:
             return _error(503, f"edge node {node} did not answer (offline?)")
@@ -93,7 +105,73 @@ class CloudStream:
             return _error(int(content.get("code") or 400), str(content["error"]))
         return PlainTextResponse(str(content.get("log", "")))
 
+    async def _follow(self, node: str, namespace: str, pod: str, query: dict[str, Any]
+                      ) -> Response:  # fmt: skip
+        """The log so far, then each line as it is written, until the container ends or the
+        client leaves (`kubectl logs -f`)."""
+        session = await self.sessions.open(node, "logs", namespace, pod, query)
+        if session is None:
+            return _error(503, f"edge node {node} is not connected")
+
+        async def lines() -> AsyncIterator[bytes]:
+            try:
+                async for _channel, data in session.output():
+                    yield data
+            finally:
+                await self.sessions.close(session)
+
+        return StreamingResponse(lines(), media_type="text/plain")
+
+    async def exec(self, websocket: WebSocket) -> None:
+        """`kubectl exec` relayed to the pod's node (see `cloudcore.remotecommand`)."""
+        await self._command(websocket, "exec")
+
+    async def attach(self, websocket: WebSocket) -> None:
+        """`kubectl attach`: the container's output from now on."""
+        await self._command(websocket, "attach")
+
+    async def _command(self, websocket: WebSocket, kind: str) -> None:
+        params = websocket.path_params
+        namespace, pod = params["namespace"], params["pod"]
+        protocol = choose(list(websocket.scope.get("subprotocols") or []))
+        node = self.node_of(namespace, pod)
+        try:
+            wanted = remotecommand.stream_params(websocket, kind)
+        except ValueError:
+            await websocket.close(code=1008)
+            return
+        if protocol is None or node is None:
+            await websocket.close(code=1008)  # policy: no such pod here, or no protocol
+            return
+        session = await self.sessions.open(
+            node, kind, namespace, pod, {"container": params["container"], **wanted}
+        )
+        await websocket.accept(subprotocol=protocol)
+        if session is None:
+            await websocket.send_bytes(
+                b"\x03"
+                + json.dumps(
+                    {"status": "Failure", "message": f"edge node {node} is not connected"}
+                ).encode()
+            )
+            await websocket.close()
+            return
+        await remotecommand.relay(websocket, self.sessions, session)
+
+    async def port_forward(self, websocket: WebSocket) -> None:
+        """`kubectl port-forward` (SPDY inside the websocket, see `cloudcore.portforward`)."""
+        namespace, pod = websocket.path_params["namespace"], websocket.path_params["pod"]
+        node = self.node_of(namespace, pod)
+        if PORT_FORWARD_RELAYED not in (websocket.scope.get("subprotocols") or []) or node is None:
+            await websocket.close(code=1008)
+            return
+        await websocket.accept(subprotocol=PORT_FORWARD_RELAYED)
+        await PortForward(websocket, self.sessions, node, namespace, pod).run()
+
     def app(self) -> Starlette:
         return Starlette(routes=[
             Route("/containerLogs/{namespace}/{pod}/{container}", self.container_logs),
+            WebSocketRoute("/exec/{namespace}/{pod}/{container}", self.exec),
+            WebSocketRoute("/attach/{namespace}/{pod}/{container}", self.attach),
+            WebSocketRoute("/portForward/{namespace}/{pod}", self.port_forward),
         ])  # fmt: skip

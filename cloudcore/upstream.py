@@ -66,6 +66,8 @@ class Upstream:
             (Group.POD, Op.UPDATE): self.pod_status,
             (Group.POD, Op.RESPONSE): self.log_answer,
             (Group.CERTIFICATE, Op.ROTATE): self.rotate,
+            (Group.STREAM, Op.UPDATE): stream.sessions.on_data,
+            (Group.STREAM, Op.DELETE): stream.sessions.on_close,
         }, "cloud")  # fmt: skip
 
     async def __call__(self, node: str, message: Message) -> None:

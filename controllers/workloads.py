@@ -1,9 +1,10 @@
-"""The standalone control plane: scheduler, DaemonSet and Deployment controllers.
+"""The standalone control plane: scheduler, Deployment, ReplicaSet and DaemonSet controllers.
 
 Only for the embedded API server (`kedge cloudcore --workload-controllers`; `kedge up` turns it
 on): a real cluster's own scheduler and controllers do this, and kedge only delivers. One
-informer cache (pods, nodes, daemonsets, deployments) feeds one level-based pass after every
-burst of changes: DaemonSets and Deployments create and delete pods (see `replicas`), then
+informer cache feeds one level-based pass after every burst of changes (and when time alone
+changes something: minReadySeconds, progress deadlines): Deployments drive ReplicaSets (see
+`rollout`), ReplicaSets and DaemonSets create and delete pods (`replicas`, `daemonsets`), then
 pods without a node are bound to the best fitting one (see `placement`) or marked
 `PodScheduled=False` with kube-scheduler's kind of message. Writes run in worker threads.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,15 +21,20 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from controllers.apicall import write
+from controllers.daemonsets import daemonset_plan, history_plan
 from controllers.informer import Informers
 from controllers.lister import raw_lister
 from controllers.placement import choose
-from controllers.replicas import Plan, daemonset_plan, deployment_plan
+from controllers.progress import Moment
+from controllers.replicas import Plan, active, owned_by, replicaset_plan
+from controllers.rollout import REVISION, Rollout, deployment_rollout
+from kedge import clock
 
 log = logging.getLogger("kedge.controllers")
 Obj = dict[str, Any]
 Key = tuple[str, str]
 SCHEDULER = "default-scheduler"
+RESOURCES = ("pods", "nodes", "daemonsets", "deployments", "replicasets", "controllerrevisions")
 
 
 def _key(obj: Obj) -> Key:
@@ -38,13 +45,12 @@ def _key(obj: Obj) -> Key:
 class Workloads:
     def __init__(self, api: client.ApiClient) -> None:
         self.core, self.apps = client.CoreV1Api(api), client.AppsV1Api(api)
-        self.cache: dict[str, dict[Key, Obj]] = {
-            "pods": {}, "nodes": {}, "daemonsets": {}, "deployments": {}
-        }  # fmt: skip
+        self.cache: dict[str, dict[Key, Obj]] = {name: {} for name in RESOURCES}
         self._listed: set[str] = set()
         self._wake = asyncio.Event()
         self._informers = Informers()
         self._written: dict[tuple[str, Key], Obj] = {}  # statuses last written
+        self._timer: asyncio.TimerHandle | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         listers: dict[str, Callable[..., Any]] = {
@@ -52,7 +58,10 @@ class Workloads:
             "nodes": raw_lister(self.core.list_node),
             "daemonsets": raw_lister(self.apps.list_daemon_set_for_all_namespaces),
             "deployments": raw_lister(self.apps.list_deployment_for_all_namespaces),
-        }
+            "replicasets": raw_lister(self.apps.list_replica_set_for_all_namespaces),
+            "controllerrevisions": raw_lister(
+                self.apps.list_controller_revision_for_all_namespaces),
+        }  # fmt: skip
         self._informers.start(listers, loop, self._event)
 
     def stop(self) -> None:
@@ -78,18 +87,72 @@ class Workloads:
             except Exception:  # noqa: BLE001 - one bad pass must not stop the control plane
                 log.exception("workload pass failed; retrying on the next change")
 
+    def _in(self, resource: str, namespace: str) -> list[Obj]:
+        return [o for k, o in self.cache[resource].items() if k[0] == namespace]
+
     async def reconcile(self) -> None:
+        at = Moment(time.time(), clock.now())
+        rechecks: list[float] = []
         pods = list(self.cache["pods"].values())
         nodes = sorted(self.cache["nodes"].values(), key=lambda n: n["metadata"]["name"])
-        for ds in list(self.cache["daemonsets"].values()):
-            namespace = str(ds["metadata"].get("namespace", "default"))
-            spaced = [p for p in pods if _key(p)[0] == namespace]
-            await self._apply("daemonsets", ds, daemonset_plan(ds, nodes, spaced))
         for deployment in list(self.cache["deployments"].values()):
-            namespace = str(deployment["metadata"].get("namespace", "default"))
-            spaced = [p for p in pods if _key(p)[0] == namespace]
-            await self._apply("deployments", deployment, deployment_plan(deployment, spaced))
+            namespace = _key(deployment)[0]
+            uid = str(deployment["metadata"]["uid"])
+            owned = owned_by(self._in("replicasets", namespace), uid)
+            rollout = deployment_rollout(deployment, owned, self._in("pods", namespace), at)
+            await self._roll(deployment, rollout, owned_by(self._in("pods", namespace), uid))
+            rechecks.append(rollout.recheck or 0)
+        for rs in list(self.cache["replicasets"].values()):
+            plan = replicaset_plan(rs, self._in("pods", _key(rs)[0]), at.now)
+            await self._apply("replicasets", rs, plan)
+            rechecks.append(plan.recheck or 0)
+        for ds in list(self.cache["daemonsets"].values()):
+            plan = daemonset_plan(ds, nodes, self._in("pods", _key(ds)[0]), at.now)
+            await self._apply("daemonsets", ds, plan)
+            await self._history(ds)
+            rechecks.append(plan.recheck or 0)
         await self._schedule(pods, nodes)
+        soonest = min((r for r in rechecks if r > 0), default=None)
+        if self._timer is not None:
+            self._timer.cancel()
+        if soonest is not None:  # time alone will change a plan then: one more pass
+            self._timer = asyncio.get_running_loop().call_later(soonest + 0.05, self._wake.set)
+
+    async def _roll(self, deployment: Obj, rollout: Rollout, legacy: list[Obj]) -> None:
+        namespace, name = _key(deployment)
+        for rs in rollout.create:
+            await self._call(self.apps.create_namespaced_replica_set, namespace, rs)
+            log.info("deployment %s/%s: replica set %s created", namespace, name,
+                     rs["metadata"]["name"])  # fmt: skip
+        for rs_name, patch in rollout.patch.items():
+            await self._call(self.apps.patch_namespaced_replica_set, rs_name, namespace, patch)
+        for rs_name in rollout.delete:
+            await self._call(self.apps.delete_namespaced_replica_set, rs_name, namespace)
+        if rollout.revision:
+            await self._call(
+                self.apps.patch_namespaced_deployment,
+                name,
+                namespace,
+                {"metadata": {"annotations": {REVISION: rollout.revision}}},
+            )
+        status = rollout.status
+        if active(legacy) and status["availableReplicas"] >= status["updatedReplicas"] == (
+                deployment.get("spec") or {}).get("replicas", 1):  # fmt: skip
+            for pod in legacy:  # owned by the Deployment itself (kedge before ReplicaSets)
+                await self._call(self.core.delete_namespaced_pod, pod["metadata"]["name"],
+                                 namespace)  # fmt: skip
+        await self._status("deployments", deployment, status)
+
+    async def _history(self, ds: Obj) -> None:
+        namespace, _ = _key(ds)
+        history = history_plan(ds, self._in("controllerrevisions", namespace))
+        for revision in history.create:
+            await self._call(self.apps.create_namespaced_controller_revision, namespace, revision)
+        for rev_name, number in history.revise.items():
+            await self._call(self.apps.patch_namespaced_controller_revision, rev_name, namespace,
+                             {"revision": number})  # fmt: skip
+        for rev_name in history.delete:
+            await self._call(self.apps.delete_namespaced_controller_revision, rev_name, namespace)
 
     async def _apply(self, resource: str, owner: Obj, plan: Plan) -> None:
         namespace, name = _key(owner)
@@ -100,13 +163,20 @@ class Workloads:
         if plan.create or plan.delete:
             log.info("%s %s/%s: %d pods created, %d deleted", resource[:-1], namespace, name,
                      len(plan.create), len(plan.delete))  # fmt: skip
-        if plan.status != self._written.get((resource, (namespace, name))) and plan.status != {
-            k: v for k, v in (owner.get("status") or {}).items() if k in plan.status
-        }:
-            patch = (self.apps.patch_namespaced_daemon_set_status if resource == "daemonsets"
-                     else self.apps.patch_namespaced_deployment_status)  # fmt: skip
-            if await self._call(patch, name, namespace, {"status": plan.status}):
-                self._written[(resource, (namespace, name))] = plan.status
+        await self._status(resource, owner, plan.status)
+
+    async def _status(self, resource: str, owner: Obj, status: Obj) -> None:
+        namespace, name = _key(owner)
+        shown = {k: v for k, v in (owner.get("status") or {}).items() if k in status}
+        if status == self._written.get((resource, (namespace, name))) or status == shown:
+            return
+        patch = {
+            "daemonsets": self.apps.patch_namespaced_daemon_set_status,
+            "deployments": self.apps.patch_namespaced_deployment_status,
+            "replicasets": self.apps.patch_namespaced_replica_set_status,
+        }[resource]
+        if await self._call(patch, name, namespace, {"status": status}):
+            self._written[(resource, (namespace, name))] = status
 
     async def _schedule(self, pods: list[Obj], nodes: list[Obj]) -> None:
         pods_on: dict[str, list[Obj]] = {}

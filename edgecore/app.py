@@ -46,6 +46,7 @@ from edgecore.join import Rotator, ensure_joined
 from edgecore.metamanager import MetaStore
 from edgecore.metrics import EdgeMetrics
 from edgecore.outbox import Outbox
+from edgecore.streams import StreamHost
 from edgecore.upstream import EdgeUpstream
 from kedge import webserver
 from kedge.channel.message import Group, Op
@@ -139,6 +140,7 @@ class CloudSide:
     edged: Edged
     rotator: Rotator
     heartbeat: Heartbeat
+    streams: StreamHost
 
     def router(self) -> Router:
         """What the cloud sends, by (group, operation)."""
@@ -148,10 +150,15 @@ class CloudSide:
             (Group.TWIN, Op.ACK): self.uplink.upstream.on_ack,
             (Group.POD, Op.QUERY): self.intake.log_query,
             (Group.CERTIFICATE, Op.RESPONSE): self.rotator.on_message,
+            (Group.STREAM, Op.INSERT): self.streams.on_open,
+            (Group.STREAM, Op.UPDATE): self.streams.on_data,
+            (Group.STREAM, Op.DELETE): self.streams.on_close,
         }, "edge")  # fmt: skip
 
     async def connected(self) -> None:
-        """After every connect: ask for a resync, send the outbox and every pod's status."""
+        """After every connect: ask for a resync, send the outbox and every pod's status;
+        stream sessions of the previous connection end (their cloud side is gone)."""
+        self.streams.close_all()
         await self.intake.resync()
         await self.uplink.upstream.send_outbox()
         await self.edged.resend()
@@ -220,6 +227,7 @@ def _cloud_side(config: EdgeConfig, twins: Twins, meta: MetaStore, catalog: Cata
         Rotator(hub, config.node, config.cloud_certs),
         Heartbeat(hub, config.node, config.heartbeat, config.labels,
                   lambda: mapper_facts(presence), mappers_changed),
+        StreamHost(config.node, hub.send, edged),
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from cloudcore.apiserver import columns
 from cloudcore.apiserver.auth import Rule
 from cloudcore.apiserver.hooks import CrdHooks, NamespaceHooks, SecretHooks
-from cloudcore.apiserver.resources import Column, ResourceType
+from cloudcore.apiserver.resources import BUILTIN_SCALE, Column, ResourceType
 from cloudcore.apiserver.selectors import BASE_FIELDS
 
 Obj = dict[str, Any]
@@ -66,16 +66,34 @@ _CONTAINERS = {
     "items": _loose({"name": _STRING, "image": _STRING}, ("name", "image")),
 }
 _POD_SPEC = _loose({"containers": _CONTAINERS, "nodeName": _STRING}, ("containers",))
-_WORKLOAD = _loose(
-    {"spec": _loose({"selector": _loose(), "template": _loose({"spec": _POD_SPEC})},
-                    ("selector", "template"))},
-    ("spec",),
-)  # fmt: skip
+_COUNT = {"type": "integer", "minimum": 0}
+
+
+def _workload(**defaults: Any) -> dict[str, Any]:
+    """A workload's schema with Kubernetes' defaults for its spec (`kubectl rollout` reads them)."""
+    more = {}
+    for name, value in defaults.items():
+        if isinstance(value, dict):  # a strategy: its type defaulted inside, the object too
+            more[name] = {**_loose({"type": {**_STRING, "default": value["type"]}}), "default": {}}
+        else:
+            more[name] = {**_COUNT, "default": value}
+    spec = _loose({"selector": _loose(), "template": _loose({"spec": _POD_SPEC}), **more},
+                  ("selector", "template"))  # fmt: skip
+    return _loose({"spec": spec}, ("spec",))
+
+
 # what Kubernetes refuses most visibly for the built-in types; the rest of each type is kept as sent
 BUILTIN_SCHEMAS: dict[str, dict[str, Any]] = {
     "Pod": _loose({"spec": _POD_SPEC}, ("spec",)),
-    "Deployment": _WORKLOAD,
-    "DaemonSet": _WORKLOAD,
+    "Deployment": _workload(
+        replicas=1,
+        revisionHistoryLimit=10,
+        progressDeadlineSeconds=600,
+        strategy={"type": "RollingUpdate"},
+    ),
+    "ReplicaSet": _workload(replicas=1),
+    "ControllerRevision": _loose({"revision": {"type": "integer"}}, ("revision",)),
+    "DaemonSet": _workload(revisionHistoryLimit=10, updateStrategy={"type": "RollingUpdate"}),
     "ConfigMap": _loose({"data": _STRINGS, "binaryData": _STRINGS}),
     "Secret": _loose(
         {
@@ -210,9 +228,36 @@ _BUILTINS: tuple[ResourceType, ...] = (
         short_names=("deploy",),
         categories=("all",),
         status=True,
+        scale=BUILTIN_SCALE,
         columns=(
-            _col("Ready", ".status.readyReplicas", "integer"),
+            _computed("Ready", columns.deployment_ready),
+            _col("Up-to-date", ".status.updatedReplicas", "integer"),
+            _col("Available", ".status.availableReplicas", "integer"),
+        ),
+    ),
+    _type(
+        "apps",
+        "replicasets",
+        "ReplicaSet",
+        True,
+        short_names=("rs",),
+        categories=("all",),
+        status=True,
+        scale=BUILTIN_SCALE,
+        columns=(
             _col("Desired", ".spec.replicas", "integer"),
+            _col("Current", ".status.replicas", "integer"),
+            _col("Ready", ".status.readyReplicas", "integer"),
+        ),
+    ),
+    _type(
+        "apps",
+        "controllerrevisions",
+        "ControllerRevision",
+        True,
+        columns=(
+            _col("Controller", ".metadata.ownerReferences[0].name"),
+            _col("Revision", ".revision", "integer"),
         ),
     ),
     _type(

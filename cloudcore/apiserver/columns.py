@@ -48,3 +48,9 @@ def pod_status(pod: dict[str, Any]) -> str:
 
 def pod_restarts(pod: dict[str, Any]) -> int:
     return sum(int(c.get("restartCount") or 0) for c in _containers(pod))
+
+
+def deployment_ready(deployment: dict[str, Any]) -> str:
+    """READY as kubectl shows it: ready/desired."""
+    status, spec = deployment.get("status") or {}, deployment.get("spec") or {}
+    return f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}"

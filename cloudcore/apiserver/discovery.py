@@ -104,6 +104,11 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
                     "verbs": ["get", "patch", "update"],
                 }
             )
+        if kind.scale is not None:
+            resources.append({"name": f"{kind.plural}/scale", "singularName": "",
+                              "namespaced": kind.namespaced, "group": "autoscaling",
+                              "version": "v1", "kind": "Scale",
+                              "verbs": ["get", "patch", "update"]})  # fmt: skip
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",

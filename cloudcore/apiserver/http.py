@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketState
 
 from cloudcore.apiserver import discovery
 from cloudcore.apiserver.auth import Tokens, User
 from cloudcore.apiserver.errors import ApiError
+from cloudcore.apiserver.podlogs import NodeClient, node_of
 from cloudcore.apiserver.service import (
     DRY_RUN,
     FIELD_MANAGER,
@@ -22,7 +25,14 @@ from cloudcore.apiserver.service import (
     dry_run,
 )
 from cloudcore.apiserver.verbs import Verbs
-from cloudcore.apiserver.wire import error_response, header_text, json_response, parse_path
+from cloudcore.apiserver.wire import (
+    check_accept,
+    error_response,
+    header_text,
+    json_response,
+    parse_path,
+)
+from kedge.remotecommand import PORT_FORWARD, choose
 
 log = logging.getLogger("kedge.apiserver")
 PUBLIC = frozenset({"/version", "/healthz", "/readyz", "/livez"})
@@ -30,9 +40,12 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 class ApiServer:
-    def __init__(self, service: ApiService, tokens: Tokens | None) -> None:
+    def __init__(self, service: ApiService, tokens: Tokens | None,
+                 node_client: tuple[Path, Path] | None = None) -> None:  # fmt: skip
+        """`node_client`: the certificate shown to nodes' stream endpoints (logs, exec)."""
         self.service, self.tokens = service, tokens
-        self.verbs = Verbs(service)
+        self.nodes = NodeClient(node_client)
+        self.verbs = Verbs(service, self.nodes)
 
     def app(self) -> Starlette:
         routes = [
@@ -48,18 +61,53 @@ class ApiServer:
             Route("/openapi/v3", self.openapi_index),
             Route("/openapi/v3/{path:path}", self.openapi_document),
             Route("/openapi/v2", self.openapi_v2),
+            WebSocketRoute(
+                "/api/v1/namespaces/{namespace}/pods/{name}/{what:str}", self.pod_stream
+            ),
             Route("/api/{version}/{rest:path}", self.resource, methods=_METHODS),
             Route("/apis/{group}/{version}/{rest:path}", self.resource, methods=_METHODS),
         ]
         return Starlette(routes=routes, middleware=[], exception_handlers={})
 
-    def _user(self, request: Request) -> User:
+    def _user(self, request: Request | WebSocket) -> User:
         if self.tokens is None:
             return User("admin")  # --insecure: no authentication
         user = self.tokens.authenticate(request.headers.get("authorization"))
         if user is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")
         return user
+
+    async def pod_stream(self, websocket: WebSocket) -> None:
+        """`kubectl exec`, `attach` (websocket, v5/v4.channel.k8s.io) and `port-forward` (SPDY
+        tunnelled in a websocket), relayed to the pod's node. Nodes may not open them at all
+        (as Kubernetes' Node authorizer forbids it)."""
+        params = websocket.path_params
+        what = params["what"]
+        try:
+            if what not in ("exec", "attach", "portforward"):
+                raise ApiError(404, "NotFound", f"pods/{what} is not served over websockets")
+            user = self._user(websocket)
+            if user.node is not None:
+                raise ApiError(403, "Forbidden", f'User "{user.name}" cannot create resource '
+                               f'"pods/{what}"')  # fmt: skip
+            kind = self.service.registry.find("", "v1", "pods")
+            assert kind is not None
+            pod = self.service.get(kind, params["namespace"], params["name"])
+            node = self.service.store.get("/nodes", "", node_of(pod))
+            offered = list(websocket.scope.get("subprotocols") or [])
+            protocol = choose(offered) if what != "portforward" else (
+                PORT_FORWARD if PORT_FORWARD in offered else None)  # fmt: skip
+            if protocol is None:
+                raise ApiError(400, "BadRequest", f"{what}: none of the offered protocols "
+                               f"{offered} is served")  # fmt: skip
+            await self.nodes.pod_command(websocket, what, pod, node, protocol)
+        except ApiError as exc:
+            log.info("%s refused: %s", what, exc.message, extra={"pod": params.get("name")})
+            if websocket.client_state == WebSocketState.CONNECTING:
+                try:
+                    await websocket.send_denial_response(error_response(exc))
+                except RuntimeError:  # a server without denial responses: a bare refusal
+                    await websocket.close(code=1008)
 
     async def version(self, _request: Request) -> Response:
         return json_response(discovery.VERSION)
@@ -143,6 +191,7 @@ class ApiServer:
     async def resource(self, request: Request) -> Response:
         async def handle(user: User) -> Response:
             params = request.path_params
+            check_accept(request)
             target = parse_path(
                 self.service.registry, params.get("group", ""), params["version"], params["rest"]
             )

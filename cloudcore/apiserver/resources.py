@@ -35,6 +35,23 @@ class Column:
 
 
 @dataclass(frozen=True, slots=True)
+class ScalePaths:
+    spec: str  # ".spec.replicas"
+    status: str  # ".status.replicas"
+    selector: str  # a string field holding the selector; "" = made from .spec.selector
+
+
+BUILTIN_SCALE = ScalePaths(".spec.replicas", ".status.replicas", "")
+
+
+def scale_from_crd(declared: Any) -> ScalePaths | None:
+    if not isinstance(declared, dict) or not declared.get("specReplicasPath"):
+        return None
+    return ScalePaths(str(declared["specReplicasPath"]), str(declared.get("statusReplicasPath")
+                      or ""), str(declared.get("labelSelectorPath") or ""))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class ResourceType:
     group: str
     version: str
@@ -53,6 +70,7 @@ class ResourceType:
     node_access: Mapping[str, Rule] = field(default_factory=dict, compare=False)  # verb -> rule
     merge_keys: Mapping[str, str] = field(default_factory=lambda: MERGE_KEYS, compare=False)
     hooks: Hooks = field(default=NO_HOOKS, compare=False)
+    scale: ScalePaths | None = None  # the scale subresource, where the type has one
 
     @property
     def key(self) -> str:
@@ -106,6 +124,7 @@ def from_crd(crd: Mapping[str, Any], node_access: Mapping[str, Mapping[str, Rule
                 short_names=tuple(names.get("shortNames") or ()),
                 categories=tuple(names.get("categories") or ()),
                 status="status" in (version.get("subresources") or {}),
+                scale=scale_from_crd((version.get("subresources") or {}).get("scale")),
                 columns=columns,
                 schema=((version.get("schema") or {}).get("openAPIV3Schema")),
                 storage_version=storage,

@@ -26,10 +26,10 @@ from cloudcore.apiserver.http import ApiServer
 from cloudcore.apiserver.resources import CRD_KEY
 from cloudcore.apiserver.service import ApiService
 from cloudcore.apiserver.store import Store
-from cloudcore.pki import ensure_certificates
+from cloudcore.pki import ensure_certificates, issue_client_certificate
 from kedge import webserver
 from kedge.logs import setup_logging
-from kedge.process import private_state
+from kedge.process import private_state, write_private
 from kedge.sealing import Sealer
 
 log = logging.getLogger("kedge.apiserver")
@@ -112,6 +112,17 @@ def write_kubeconfig(path: Path, server: str, token: str | None, ca: Path | None
     temp.replace(path)
 
 
+def node_client_certificate(pki: Path) -> tuple[Path, Path]:
+    """The certificate the server shows the nodes' stream endpoints (kube-apiserver's kubelet
+    client), issued afresh by its CA at every start: only this server may open pod streams."""
+    ensure_certificates(pki)
+    crt, key = pki / "node-client.crt", pki / "node-client.key"
+    certificate, private = issue_client_certificate(pki, "kube-apiserver-kubelet-client")
+    write_private(key, private.decode())
+    crt.write_bytes(certificate)
+    return crt, key
+
+
 def build(args: argparse.Namespace) -> tuple[ApiService, uvicorn.Config]:
     state: Path = args.state_dir
     private_state(state)
@@ -121,7 +132,8 @@ def build(args: argparse.Namespace) -> tuple[ApiService, uvicorn.Config]:
     if not args.no_crds:
         load_crds(service)
     tokens = None if args.insecure else Tokens(state / "tokens.json")
-    app = ApiServer(service, tokens).app()
+    node_client = None if args.insecure else node_client_certificate(state / "pki")
+    app = ApiServer(service, tokens, node_client).app()
     ssl: dict[str, Any] = {}
     if args.insecure:
         write_kubeconfig(state / "kubeconfig", f"http://{args.host}:{args.port}", None, None)
@@ -139,6 +151,7 @@ def build(args: argparse.Namespace) -> tuple[ApiService, uvicorn.Config]:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=3,  # watches and idle keep-alive connections end promptly
+        ws="wsproto",  # accepts `SPDY/3.1+portforward.k8s.io`, not an RFC token, as kubectl sends
         **ssl,
     )
     return service, config

@@ -17,8 +17,9 @@ from cloudcore.apiserver import errors
 from cloudcore.apiserver.auth import Request as AuthzRequest
 from cloudcore.apiserver.auth import User, allowed
 from cloudcore.apiserver.errors import ApiError
-from cloudcore.apiserver.podlogs import pod_log
+from cloudcore.apiserver.podlogs import NodeClient, container_of, node_of
 from cloudcore.apiserver.references import references
+from cloudcore.apiserver.scale import Scaling
 from cloudcore.apiserver.service import DRY_RUN, ApiService, dry_run
 from cloudcore.apiserver.tables import TABLE_CONTENT_TYPE, table
 from cloudcore.apiserver.watch import WatchRequest
@@ -58,8 +59,8 @@ class Call:
 
 
 class Verbs:
-    def __init__(self, service: ApiService) -> None:
-        self.service = service
+    def __init__(self, service: ApiService, nodes: NodeClient) -> None:
+        self.service, self.scaling, self.nodes = service, Scaling(service), nodes
         self.table: dict[tuple[str, bool], Callable[[Call], Awaitable[Response]]] = {
             ("GET", False): self.list_or_watch,
             ("GET", True): self.get,
@@ -74,6 +75,11 @@ class Verbs:
         handler = self.table.get((request.method, bool(target.name)))
         if request.method == "GET" and target.subresource == "log":
             handler = self.pod_log
+        if target.subresource in ("exec", "attach", "portforward"):
+            handler = self.stream_over_http
+        if target.subresource == "scale":
+            handler = {"GET": self.get_scale, "PUT": self.update_scale,
+                       "PATCH": self.patch_scale}.get(request.method)  # fmt: skip
         if handler is None:
             raise ApiError(405, "MethodNotAllowed", f"{request.method} is not supported here")
         return await handler(Call(request, user, target))
@@ -145,7 +151,38 @@ class Verbs:
         pod = self.service.get(call.target.kind, call.namespace, call.target.name)
         node_name = str((pod.get("spec") or {}).get("nodeName") or "")
         node = self.service.store.get("/nodes", "", node_name) if node_name else None
-        return await pod_log(pod, node, call.request.query_params)
+        return await self.nodes.pod_log(pod, node, call.request.query_params)
+
+    async def stream_over_http(self, call: Call) -> Response:
+        """A pod stream asked for without a websocket (kubectl's SPDY fallback): refused with
+        the reason, after the same authorization a websocket would get."""
+        self._authorize(call, "create", self._current(call))
+        pod = self.service.get(call.target.kind, call.namespace, call.target.name)
+        what = call.target.subresource
+        if what != "portforward":
+            container_of(pod, call.query("container"))  # what a websocket would be told first
+        node_of(pod)
+        raise ApiError(400, "BadRequest", f"{what} is served over websockets (v5.channel.k8s.io,"
+                       " v4.channel.k8s.io; SPDY/3.1+portforward.k8s.io for port-forward), not "
+                       "over a SPDY upgrade")  # fmt: skip
+
+    async def get_scale(self, call: Call) -> Response:
+        self._authorize(call, "get", self._current(call))
+        target = call.target
+        return json_response(self.scaling.get(target.kind, call.namespace, target.name))
+
+    async def update_scale(self, call: Call) -> Response:
+        body = await read_body(call.request)
+        self._authorize(call, "update", self._current(call))
+        target = call.target
+        return json_response(self.scaling.update(target.kind, call.namespace, target.name, body))
+
+    async def patch_scale(self, call: Call) -> Response:
+        body = await read_body(call.request)
+        self._authorize(call, "patch", self._current(call))
+        target, content_type = call.target, _content_type(call.request)
+        return json_response(self.scaling.patch(target.kind, call.namespace, target.name,
+                                                content_type, body))  # fmt: skip
 
     async def create(self, call: Call) -> Response:
         body = await read_body(call.request)
@@ -167,7 +204,7 @@ class Verbs:
         body = await read_body(call.request)
         self._authorize(call, "patch", self._current(call))
         target = call.target
-        content_type = call.request.headers.get("content-type", "").split(";")[0].strip()
+        content_type = _content_type(call.request)
         obj, created = self.service.patch(
             target.kind, call.namespace, target.name, content_type, body, target.subresource,
             call.strict, call.query("fieldManager"), call.query("force") == "true",
@@ -224,6 +261,10 @@ class Verbs:
                 yield orjson.dumps({"type": "ERROR", "object": error.status()}) + b"\n"
 
         return StreamingResponse(stream(), media_type="application/json")
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip()
 
 
 def _watch_seconds(call: Call) -> float:

@@ -10,10 +10,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cloudcore.apiserver import bodies, errors
+from cloudcore.apiserver import bodies, errors, protodecode
 from cloudcore.apiserver.auth import Rule
 from cloudcore.apiserver.errors import ApiError
 from cloudcore.apiserver.listing import ListOptions
+from cloudcore.apiserver.protowire import ProtoError
 from cloudcore.apiserver.resources import ResourceType
 from cloudcore.apiserver.selectors import (
     FieldRequirement,
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
     from cloudcore.apiserver.resources import Registry
 
 MAX_BODY = bodies.MAX_BODY
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 NOT_FOUND = "the server could not find the requested resource"
 # subresources beyond status, by the type's storage key
-SUBRESOURCES = {"/namespaces": "finalize", "/pods": "log"}
+SUBRESOURCES = {"/namespaces": ("finalize",), "/pods": ("log", "exec", "attach", "portforward")}
 
 
 def json_response(body: Any, code: int = 200, content_type: str = "application/json") -> Response:
@@ -63,7 +65,9 @@ def parse_path(registry: Registry, group: str, version: str, rest: str) -> Targe
         raise ApiError(404, "NotFound", NOT_FOUND)
     name = parts[1] if len(parts) > 1 else ""
     subresource = parts[2] if len(parts) > 2 else ""
-    served = subresource == SUBRESOURCES.get(kind.key) or (subresource == "status" and kind.status)
+    served = (subresource in SUBRESOURCES.get(kind.key, ())
+              or (subresource == "status" and kind.status)
+              or (subresource == "scale" and kind.scale is not None))  # fmt: skip
     if subresource and not served:
         raise ApiError(404, "NotFound", NOT_FOUND)
     if kind.namespaced and name and namespace is None:
@@ -83,11 +87,36 @@ async def read_body(request: Request) -> Any:
     if not data.strip():
         raise errors.bad_request("the request has no body")
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if content_type == PROTOBUF:
+        return protobuf_body(data)
     if "protobuf" in content_type or "cbor" in content_type:
         raise ApiError(
             415, "UnsupportedMediaType", f"the body's content type {content_type} is not supported"
         )
     return bodies.decode(data, content_type)
+
+
+def protobuf_body(data: bytes) -> dict[str, Any]:
+    """A Kubernetes protobuf body (what kubectl create sends for built-in types) as JSON."""
+    try:
+        return protodecode.decode_body(data)
+    except protodecode.Unsupported as exc:
+        raise ApiError(415, "UnsupportedMediaType", f"protobuf body refused: {exc}") from exc
+    except ProtoError as exc:
+        raise errors.bad_request(f"the protobuf body cannot be decoded: {exc}") from exc
+
+
+def check_accept(request: Request) -> None:
+    """Answers are JSON: a client that accepts only something else (protobuf alone) gets 406,
+    as from Kubernetes, rather than a body it cannot read."""
+    accept = request.headers.get("accept", "").strip()
+    if not accept:
+        return
+    for media in accept.split(","):
+        kind = media.split(";")[0].strip().lower()
+        if kind in ("*/*", "application/*", "application/json", "text/plain", "text/*"):
+            return
+    raise ApiError(406, "NotAcceptable", f"only application/json is served, not {accept}")
 
 
 def wants_table(request: Request) -> bool:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgecore.edged.execs import ExecError, ExecProcess
 from edgecore.edged.launch import Launcher, LaunchError, ProcessLauncher, Running
 from edgecore.edged.podspec import ContainerPlan, Probe
 from kedge.backoff import Backoff
@@ -188,6 +189,17 @@ class Container:
                     self.ready = ready
                     self.on_change()
             await asyncio.sleep(probe.period)
+
+    @property
+    def running(self) -> bool:
+        return self._running is not None and "running" in self.state
+
+    async def exec(self, argv: list[str], stdin: bool, tty: bool) -> ExecProcess:
+        """`kubectl exec`: the command where this container runs, or ExecError."""
+        running = self._running
+        if running is None or "running" not in self.state:
+            raise ExecError(f"container {self.name} is not running")
+        return await running.exec(argv, stdin, tty)
 
     async def _terminate(self, grace: float) -> None:
         running = self._running

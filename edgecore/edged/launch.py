@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edgecore.edged import probes
+from edgecore.edged.execs import ExecProcess, HostExec
 from edgecore.edged.podspec import ContainerPlan, Probe
 from kedge.process import die_with_parent
 
@@ -35,6 +36,9 @@ class Running(Protocol):
 
     async def probe(self, probe: Probe) -> bool:
         """One liveness/readiness check where the container runs."""
+
+    async def exec(self, argv: list[str], stdin: bool, tty: bool) -> ExecProcess:
+        """A command started where the container runs (`kubectl exec`), or ExecError."""
 
 
 class Launcher(Protocol):
@@ -86,6 +90,9 @@ class _Process:
 
     async def probe(self, probe: Probe) -> bool:
         return await probes.check(probe, self.plan.env, self.cwd)
+
+    async def exec(self, argv: list[str], stdin: bool, tty: bool) -> ExecProcess:
+        return await HostExec.start(argv, self.plan.env, self.cwd, stdin, tty)
 
     async def wait(self) -> tuple[int, str]:
         code = await self.process.wait()

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
+from edgecore.edged.container import Container
 from edgecore.edged.launch import PodRuntime, ProcessRuntime
 from edgecore.edged.pod import PodRunner
 from edgecore.edged.podspec import Lookup
@@ -175,14 +176,22 @@ class Edged:
         self._dirty.update(self.pods)
         self._wake.set()
 
-    def log_file(self, key: str, container: str, previous: bool) -> Path | None:
+    def container(self, key: str, name: str) -> Container | None:
+        """A pod's container by name (the first one for "")."""
         runner = self.pods.get(key)
-        if runner is None:
-            return None
-        for candidate in runner.containers:
-            if candidate.name == container or not container:
-                return candidate.log_path(previous)
+        for candidate in runner.containers if runner is not None else []:
+            if candidate.name == name or not name:
+                return candidate
         return None
+
+    def address(self, key: str) -> str | None:
+        """The pod's own address (`kubectl port-forward` connects there), None if unknown."""
+        runner = self.pods.get(key)
+        return runner.address() if runner is not None else None
+
+    def log_file(self, key: str, container: str, previous: bool) -> Path | None:
+        found = self.container(key, container)
+        return found.log_path(previous) if found is not None else None
 
     async def close(self) -> None:
         """Stop every pod (gracefully): a stopped edgecore leaves no process behind."""

@@ -75,7 +75,7 @@ class PodRunner:
         env = {**self.base_env, "HOSTNAME": str((self.pod.get("metadata") or {}).get("name", ""))}
         containers = (self.pod.get("spec") or {}).get("containers") or []
         images = isinstance(self.runtime, ProcessRuntime)  # its image table, or real images
-        ip = self.runtime.pod_ip(self.launcher) if self.launcher is not None else "127.0.0.1"
+        ip = self.address()
         plans = [plan_container(c, self.pod, self.node, self.lookup, env, images, ip)
                  for c in containers]  # fmt: skip
         try:
@@ -153,6 +153,10 @@ class PodRunner:
             self._since[kind] = (ok, now())
         return self._since[kind][1]
 
+    def address(self) -> str:
+        """The pod's own address: the node's for host processes, its sandbox's under CRI."""
+        return self.runtime.pod_ip(self.launcher) if self.launcher is not None else "127.0.0.1"
+
     def status(self) -> dict[str, Any]:
         statuses = [c.status() for c in self.containers]
         restarting = any(c.restarts_after(int((c.state.get("terminated") or {}).get("exitCode", 0)))
@@ -160,7 +164,7 @@ class PodRunner:
         pod_phase = phase([{"state": c.state, "ran": c.started} for c in self.containers],
                           restarting)  # fmt: skip
         ready = bool(statuses) and all(s["ready"] for s in statuses)
-        ip = self.runtime.pod_ip(self.launcher) if self.launcher is not None else "127.0.0.1"
+        ip = self.address()
         scheduled = self._transition("PodScheduled", True)
         return {
             "phase": pod_phase,

@@ -25,6 +25,7 @@ class Group(StrEnum):
     NODE = "node"
     POD = "pod"
     CERTIFICATE = "certificate"
+    STREAM = "stream"
 
 
 class Op(StrEnum):

@@ -5,6 +5,8 @@ are spelled, and the routing both sides do by (group, operation). Pure.
     resource/update|delete  objects to hold        resource/ack       an object stored
     twin/ack                a status report stored resource/resync    what the node holds
     pod/query               a container's log      resource/response  an object refused
+    stream/insert           open a stream session  stream/update      a session's output
+    stream/update           a session's input      stream/delete      a session ended
     certificate/response    a rotated certificate  twin/update        a device's status
     node/response           a heartbeat refused    node/update        the heartbeat
                                                    pod/update         a pod's status
@@ -13,11 +15,15 @@ are spelled, and the routing both sides do by (group, operation). Pure.
 
 Object keys are `<kind>/<namespace>/<name>` (`device`, `devicemodel`, `pod`, `configmap`,
 `secret`); a device's status is `device/<namespace>/<name>`; a log query `log/<ns>/<pod>`;
-a node's own messages `node/<node>`. Each message has a builder here, so neither side spells one.
+a node's own messages `node/<node>`; a stream session (`kubectl logs -f`, `exec`)
+`stream/<session id>`, its data base64 on a numbered channel (Kubernetes' remotecommand channels:
+0 stdin, 1 stdout, 2 stderr, 3 error, 4 resize). Each message has a builder here, so neither
+side spells one.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -69,6 +75,39 @@ def twin_ack(report: Message) -> Message:
 
 def log_query(namespace: str, pod: str, query: dict[str, Any]) -> Message:
     return Message(CLOUD, Group.POD, f"log/{namespace}/{pod}", Op.QUERY, query)
+
+
+def stream_open(session: str, kind: str, namespace: str, pod: str, params: dict[str, Any]
+                ) -> Message:  # fmt: skip
+    """Open a session of `kind` (logs, exec) on a pod's container; `params` say how."""
+    return Message(CLOUD, Group.STREAM, f"stream/{session}", Op.INSERT,
+                   {"kind": kind, "namespace": namespace, "pod": pod, **params})  # fmt: skip
+
+
+def stream_data(source: str, session: str, channel: int, data: bytes) -> Message:
+    """Bytes on a session's channel, either way."""
+    return Message(source, Group.STREAM, f"stream/{session}", Op.UPDATE,
+                   {"channel": channel, "data": base64.b64encode(data).decode()})  # fmt: skip
+
+
+def stream_close(source: str, session: str, status: dict[str, Any] | None = None) -> Message:
+    """The session ended (`status`: a metav1.Status for the error channel, from the edge)."""
+    return Message(source, Group.STREAM, f"stream/{session}", Op.DELETE, status or {})
+
+
+def stream_frame(message: Message) -> tuple[str, int, bytes]:
+    """(session, channel, data) of a stream/update; ValueError when it is not one."""
+    session = message.resource.removeprefix("stream/")
+    content = message.content if isinstance(message.content, dict) else {}
+    channel, data = content.get("channel"), content.get("data")
+    if not session or not isinstance(channel, int) or not 0 <= channel <= 255:
+        raise ValueError("a stream frame needs a session and a channel 0-255")
+    if not isinstance(data, str):
+        raise ValueError("a stream frame's data must be base64 text")
+    try:
+        return session, channel, base64.b64decode(data, validate=True)
+    except ValueError as exc:
+        raise ValueError("a stream frame's data is not base64") from exc
 
 
 # ---- upstream ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,11 @@ from edgecore.edged.cri.client import CriClient
 from edgecore.edged.cri.containerd import Containerd
 from edgecore.edged.cri.images import busybox_rootfs, import_archive, pack, pause_rootfs
 from edgecore.edged.cri.runtime import PAUSE, run_dir
+from harness.apiserver import kubectl_binary
 from harness.cloud import CloudProcess
-from harness.support import Mosquitto, wait_for
+from harness.support import Mosquitto, free_port, port_open, wait_for
 from kedge.cri import pb
+from tests.integration.test_pod_streams import terminal
 
 BUSYBOX = "localhost/kedge/busybox:test"
 pytestmark = pytest.mark.skipif(
@@ -246,10 +249,31 @@ def test_a_pod_gets_its_own_address_on_the_node_bridge(
         assert ip.startswith("10.") and ip != "127.0.0.1"
         page = wait_for(lambda: _fetch(f"http://{ip}:8080/"), timeout=30, what="the pod's page")
         assert page == "served from a pod\n"
+        _streams_into_the_container(cloud)
     finally:
         edge.stop()
     assert set(os.listdir("/sys/class/net")) == links  # no bridge, no veth left
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == forward
+
+
+def _streams_into_the_container(cloud: CloudProcess) -> None:
+    """exec (through CRI's Exec and containerd's streaming server), a terminal, port-forward."""
+    api = cloud.apiserver
+    inside = api.kubectl("exec", "web", "--", "cat", "/www/index.html").stdout
+    assert inside == "served from a pod\n"  # the container's filesystem, not the node's
+    failed = api.kubectl("exec", "web", "--", "sh", "-c", "exit 5", check=False)
+    assert failed.returncode == 5
+    output, status = asyncio.run(terminal(cloud, b"stty size; exit 4\n", pod="web"))
+    assert b"40 100" in output and status["details"]["causes"][0]["message"] == "4"
+    local = free_port()
+    command = [kubectl_binary(), "--kubeconfig", str(api.kubeconfig), "port-forward", "pod/web",
+               f"{local}:8080"]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as pf:
+        try:
+            wait_for(lambda: port_open(local), timeout=30, what="kubectl port-forward")
+            assert _fetch(f"http://127.0.0.1:{local}/") == "served from a pod\n"
+        finally:
+            pf.terminate()
 
 
 def _fetch(url: str) -> str | None:

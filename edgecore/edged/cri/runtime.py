@@ -26,6 +26,8 @@ from edgecore.edged.cri.containerd import Containerd
 from edgecore.edged.cri.images import import_archive, pack, pause_rootfs
 from edgecore.edged.cri.network import PodNetwork
 from edgecore.edged.cri.resources import linux_resources
+from edgecore.edged.cri.streaming import CriExec
+from edgecore.edged.execs import ExecError, ExecProcess
 from edgecore.edged.launch import Launcher, LaunchError, Running
 from edgecore.edged.podspec import ContainerPlan, Probe
 from kedge.cri import pb
@@ -35,6 +37,7 @@ from kedge.process import write_private
 log = logging.getLogger("kedge.edged")
 PAUSE = "localhost/kedge/pause:1"
 UID, OWNER, OWNED = "io.kubernetes.pod.uid", "kedge.io/managed-by", "edged"
+EXEC_TIMEOUT = 10.0  # seconds for the runtime to hand out an exec's streaming URL
 RELIST = 1.0  # seconds between relists while containers run (kubelet's PLEG period)
 
 
@@ -228,6 +231,16 @@ class CriRunning:
         except grpc.aio.AioRpcError:
             return False
         return int(reply.exit_code) == 0
+
+    async def exec(self, argv: list[str], stdin: bool, tty: bool) -> ExecProcess:
+        """CRI's Exec: the runtime's streaming server runs the command in the container."""
+        request = pb.ExecRequest(container_id=self.container_id, cmd=argv, tty=tty, stdin=stdin,
+                                 stdout=True, stderr=not tty)  # fmt: skip
+        try:
+            reply = await self.runtime.cri.runtime.Exec(request, timeout=EXEC_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            raise ExecError(f"the runtime refused the exec: {exc.details()}") from exc
+        return await CriExec.open(reply.url, tty)
 
     async def wait(self) -> tuple[int, str]:
         await self.exited.wait()
