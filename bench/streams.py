@@ -2,7 +2,8 @@
 next to the same commands run locally on the node.
 
 exec: wall time of `kubectl exec stamp -- true` (kubectl start, API server, CloudStream, the
-node's channel, the process runtime, the Status back) against `sh -c true` run directly.
+node's channel, the process runtime, the Status back) against `sh -c true` run directly, and
+`kubectl get pod` (what kubectl's own start and one API call cost).
 logs -f: the pod prints its clock (ns) every 50 ms; latency is the time a line is read by
 `kubectl logs -f` minus the time written, against `tail -f` on the pod's log file on the node.
 """
@@ -68,6 +69,8 @@ def main() -> None:
         results = {
             "exec (kubectl)": timed([*kubectl, "exec", "stamp", "--", "true"], args.execs),
             "exec (local sh)": timed(["sh", "-c", "true"], args.execs),
+            "kubectl get pod (kubectl alone)": timed([*kubectl, "get", "pod", "stamp"],
+                                                     args.execs),  # fmt: skip
             "logs -f (kubectl)": line_latency(
                 [*kubectl, "logs", "-f", "stamp", "--tail=0"], args.lines
             ),  # fmt: skip
@@ -76,7 +79,7 @@ def main() -> None:
             ),  # fmt: skip
         }
     for name, samples in results.items():
-        print(f"{name:26} {summary(samples)}")
+        print(f"{name:32} {summary(samples)}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from kedge.remotecommand import CLOSE, RESIZE, STDIN, STDOUT
 
 log = logging.getLogger("kedge.edgecore")
 MAX_SESSIONS = 32
-FOLLOW_PERIOD = 0.25  # seconds between looks at a followed log (kubelet's fsnotify fallback)
+FOLLOW_PERIOD = 0.1  # seconds between looks at a followed log (kubelet watches with fsnotify)
 CHUNK = 32 * 1024
 Send = Callable[[Message], Awaitable[object]]
 
