@@ -69,8 +69,9 @@ def main() -> None:
         results = {
             "exec (kubectl)": timed([*kubectl, "exec", "stamp", "--", "true"], args.execs),
             "exec (local sh)": timed(["sh", "-c", "true"], args.execs),
-            "kubectl get pod (kubectl alone)": timed([*kubectl, "get", "pod", "stamp"],
-                                                     args.execs),  # fmt: skip
+            "kubectl get pod (kubectl alone)": timed(
+                [*kubectl, "get", "pod", "stamp"], args.execs
+            ),  # fmt: skip
             "logs -f (kubectl)": line_latency(
                 [*kubectl, "logs", "-f", "stamp", "--tail=0"], args.lines
             ),  # fmt: skip

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from devicetwin.model import DeviceId
 from devicetwin.store import Batch, TwinStore
+
+T = TypeVar("T")
 
 
 def merge(batches: list[Batch]) -> Batch:
@@ -31,6 +34,7 @@ def merge(batches: list[Batch]) -> Batch:
         merged.twins.update(batch.twins)
         merged.states.update(batch.states)
         merged.changed |= batch.changed
+        merged.history += batch.history
     return merged
 
 
@@ -62,6 +66,10 @@ class Committer:
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name="twin-store-commit")
         return future
+
+    async def call(self, work: Callable[[], T]) -> T:
+        """`work()` on the store's writer thread, after the commits already started."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     async def commit(self, batch: Batch) -> None:
         """Return once `batch` is durable; raise if its transaction failed."""

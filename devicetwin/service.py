@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from devicetwin import payloads
 from devicetwin.committer import Committer
 from devicetwin.events import Outbound, membership_events
+from devicetwin.history import readings
 from devicetwin.membership import reconcile
 from devicetwin.model import Device, DeviceId, Twin, Version
 from devicetwin.presence import MapperPresence, parse_presence
@@ -89,6 +90,7 @@ class TwinService:
         *,
         on_status: Callable[[list[Device]], None] = lambda _devices: None,
         on_mappers: Callable[[], None] = lambda: None,
+        keep_history: bool = True,
     ) -> None:
         """`on_status(devices)`: devices whose status as the cloud shows it (values, state,
         sync) changed, once that is durable; `on_mappers()`: a mapper came or went."""
@@ -100,8 +102,10 @@ class TwinService:
         self.on_mappers, self.on_status = on_mappers, on_status
         self.retries = retries or DeltaRetries()
         self._batch = Batch()
-        self._committer = Committer(store, self.reload, self._committed)
+        self.committer = Committer(store, self.reload, self._committed)
         self._throttle = Throttle()  # refusals logged at most every 10 s per topic
+        self.keep_history = keep_history  # every reported value into the history table
+        self.history_pending = 0  # points written since the last trim
 
     def _changed(self, device_id: DeviceId) -> None:
         self._batch.changed.add(device_id)
@@ -178,6 +182,10 @@ class TwinService:
         device = self._device(device_id)
         now = self.clock()
         change = apply_edge_update(device, patches, now, self.max_optional)
+        if self.keep_history:
+            points = readings(device.id, patches, change.twins)
+            self._batch.history += points
+            self.history_pending += len(points)
         return change, self._apply_change(device, change, now)
 
     def _apply_change(self, device: Device, change: TwinChange, now: int) -> list[Outbound]:
@@ -368,16 +376,16 @@ class TwinService:
 
     async def commit(self, batch: Batch) -> None:
         """Return once `batch` is in SQLite (group-committed with concurrent batches)."""
-        await self._committer.commit(batch)
+        await self.committer.commit(batch)
 
     @property
     def store_stats(self) -> tuple[int, int]:
         """(transactions, rows) committed so far."""
-        return self._committer.commits, self._committer.rows
+        return self.committer.commits, self.committer.rows
 
     def submit(self, batch: Batch) -> asyncio.Future[None]:
         """Like `commit()`, as a future, for callers that attach a callback instead of a task."""
-        return self._committer.submit(batch)
+        return self.committer.submit(batch)
 
     def reload(self) -> None:
         """After a failed commit: forget unsaved changes, take SQLite's state as the truth."""
@@ -387,4 +395,4 @@ class TwinService:
 
     async def close(self) -> None:
         await self.commit(self.take_batch())
-        await self._committer.close()
+        await self.committer.close()

@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert
 
+from devicetwin import history
 from devicetwin.model import Attempt, Device, DeviceId, PropertySpec, Twin, TwinValue, Version
 
 SCHEMA_VERSION = 1
@@ -108,9 +109,10 @@ class Batch:
     removed: set[DeviceId] = field(default_factory=set)
     # devices whose status as the cloud shows it changed: told once the writes are durable
     changed: set[DeviceId] = field(default_factory=set)
+    history: list[history.Point] = field(default_factory=list)  # every reported value
 
     def __bool__(self) -> bool:
-        return bool(self.twins or self.states or self.devices or self.removed)
+        return bool(self.twins or self.states or self.devices or self.removed or self.history)
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -232,6 +234,7 @@ class TwinStore:
         )
         event.listen(self._engine, "connect", _on_connect)
         metadata.create_all(self._engine)
+        history.metadata.create_all(self._engine)
         with self._engine.begin() as conn:
             conn.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -273,6 +276,7 @@ class TwinStore:
                 self._replace_device(conn, device)
             if batch.twins:
                 self._upsert_twins(conn, batch.twins.items())
+            history.insert(conn, batch.history)
             for device in batch.states.values():
                 conn.execute(
                     update(device_table)
@@ -323,6 +327,15 @@ class TwinStore:
             row = twin_row(twin)
             rows.append((device, name, *(row[column] for column in _TWIN_COLUMNS)))
         conn.exec_driver_sql(_UPSERT_TWIN, rows)
+
+    def trim_history(self, now_ms: int, retention: history.Retention) -> int:
+        """Points past the retention removed (see `history.trim`); how many."""
+        with self._engine.begin() as conn:
+            return history.trim(conn, now_ms, retention)
+
+    def history(self, query: history.Query) -> list[dict[str, object]]:
+        with self._engine.connect() as conn:
+            return history.points(conn, query)
 
     def close(self) -> None:
         self._engine.dispose()

@@ -22,6 +22,7 @@ import grpc
 import uvicorn
 
 from devicetwin.catalog import Catalog
+from devicetwin.history import Retention
 from devicetwin.manifests import read_documents
 from devicetwin.model import Device
 from devicetwin.presence import MapperPresence
@@ -39,6 +40,7 @@ from edgecore.edged.launch import PodRuntime, ProcessRuntime
 from edgecore.edged.manager import Edged
 from edgecore.eventbus import EventBus
 from edgecore.heartbeat import Heartbeat
+from edgecore.history import history_view, keep_history
 from edgecore.hub import EdgeHub, client_context
 from edgecore.identities import role_of
 from edgecore.intake import Intake
@@ -182,7 +184,8 @@ async def _twins(config: EdgeConfig, uplink: Uplink | None, mappers_changed: asy
     store = TwinStore(config.state_dir / DB_NAME)
     service = TwinService(config.node, store, max_optional=config.max_optional_twins,
                           on_status=uplink.upstream.changed if uplink else lambda _devices: None,
-                          on_mappers=mappers_changed.set)  # fmt: skip
+                          on_mappers=mappers_changed.set,
+                          keep_history=config.history_max_age > 0)  # fmt: skip
     broker, settings = None, config.mqtt
     if settings is None:
         broker = LocalBroker(config.state_dir, config.broker_port, config.node,
@@ -234,7 +237,7 @@ def _cloud_side(config: EdgeConfig, twins: Twins, meta: MetaStore, catalog: Cata
 def _http(config: EdgeConfig, twins: Twins, failing: Failing) -> webserver.Server:
     token = http_token(config.state_dir) if config.http_needs_token else None
     app = create_app(twins.service, twins.bus, twins.metrics, token, failing,
-                     (mapper_view(twins.dmi),))  # fmt: skip
+                     (mapper_view(twins.dmi), history_view(twins.service)))  # fmt: skip
     return webserver.Server(uvicorn.Config(
         app, host=config.http_host, port=config.http_port, log_config=None, access_log=False,
         lifespan="off",
@@ -289,6 +292,10 @@ async def _to_cloud(edge: Edge) -> None:
 def _start(edge: Edge, tasks: Tasks) -> None:
     twins, cloud = edge.twins, edge.cloud
     tasks.start("eventbus", twins.bus.run)
+    if twins.service.keep_history:
+        retention = Retention(int(edge.config.history_max_age * 1000),
+                              edge.config.history_max_points)  # fmt: skip
+        tasks.start("history", lambda: keep_history(twins.service, retention))
     if twins.broker is not None:
         tasks.start("broker", twins.broker.supervise)
     if cloud is not None:

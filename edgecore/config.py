@@ -22,9 +22,11 @@ SETTINGS = (
     "node", "state_dir", "mqtt", "broker", "http", "devices", "log_level", "cloud", "cloud_certs",
     "token", "join", "heartbeat", "labels", "pod_backoff", "http_auth", "max_optional_twins",
     "dmi_socket", "broker_anonymous", "runtime", "cri_endpoint", "cri_images",
+    "history_max_age", "history_max_points",
 )  # fmt: skip
 DMI_SOCKET = "dmi.sock"  # under the state dir; KubeEdge's is /etc/kubeedge/dmi.sock
 JOIN_PORT = 10002
+TEN_YEARS = 10 * 365 * 86400.0
 
 
 class ConfigError(PermanentError):
@@ -56,6 +58,8 @@ class EdgeConfig:
     runtime: str = "process"  # pods as host processes, or containers through CRI ("cri")
     cri_endpoint: str | None = None  # an existing CRI runtime; None: edgecore's own containerd
     cri_images: list[Path] = field(default_factory=list)  # archives imported at start
+    history_max_age: float = 7 * 86400.0  # seconds reported values are kept (0: no history)
+    history_max_points: int = 200_000  # reported values kept per device property
 
     @property
     def http_needs_token(self) -> bool:
@@ -167,6 +171,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-optional-twins", type=int,
         help="twins clients may create on a device beyond its model's properties (64)",
     )  # fmt: skip
+    _history_arguments(parser)
+
+
+def _history_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--history-max-age", type=float,
+        help="seconds every reported value is kept for history queries (a week; 0: no history)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--history-max-points", type=int,
+        help="reported values kept per device property, the oldest go first (200000)",
+    )  # fmt: skip
 
 
 def _runtime_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,6 +223,20 @@ def _guards(merged: dict[str, Any]) -> tuple[str, int]:
     if not isinstance(optional, int) or isinstance(optional, bool) or not 0 <= optional <= 1024:
         raise ConfigError(f"max_optional_twins: {optional!r} is not a number in 0..1024")
     return str(auth), optional
+
+
+def _history(merged: dict[str, Any]) -> tuple[float, int]:
+    age, points = merged.get("history_max_age", 7 * 86400.0), merged.get("history_max_points",
+                                                                          200_000)  # fmt: skip
+    if (
+        not isinstance(age, int | float)
+        or isinstance(age, bool)
+        or not 0 <= age <= 10 * 365 * 86400
+    ):
+        raise ConfigError(f"history_max_age: {age!r} is not a number of seconds, 0 to ten years")
+    if not isinstance(points, int) or isinstance(points, bool) or not 1 <= points <= 10**8:
+        raise ConfigError(f"history_max_points: {points!r} is not a number in 1..100000000")
+    return float(age), points
 
 
 def _cloud(merged: dict[str, Any], state_dir: Path) -> tuple[Any, Any, Any, Any]:
@@ -292,7 +322,10 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
     auth, optional = _guards(merged)
     dmi_socket, dmi_off = _dmi(merged, state_dir)
     runtime, endpoint = _runtime(merged)
+    history_age, history_points = _history(merged)
     return EdgeConfig(
+        history_max_age=history_age,
+        history_max_points=history_points,
         runtime=runtime,
         cri_endpoint=endpoint,
         cri_images=[Path(p) for p in merged.get("cri_images") or []],

@@ -1,0 +1,87 @@
+"""Telemetry history at the edge: `GET /v1/devices/{ns}/{name}/twin/{property}/history?since=
+&until=&step=` gives a property's reported values over time, raw or per step (min, max, mean,
+count of the numeric ones); `keep_history` trims them to the retention.
+
+`since` and `until` are RFC 3339 times or milliseconds since the epoch (defaults: the last hour
+until now); `step` a duration (`500ms`, `10s`, `5m`, `1h`, `1d`) or milliseconds. Raw answers
+hold at most 10,000 points (ask with a step for long ranges)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import datetime
+
+from fastapi import APIRouter, Query
+
+from devicetwin.history import MAX_POINTS_ANSWERED, Retention
+from devicetwin.history import Query as HistoryQuery
+from devicetwin.model import DeviceId
+from devicetwin.rules import TwinError
+from devicetwin.service import TwinService
+
+log = logging.getLogger("kedge.edgecore")
+HOUR_MS = 3600_000
+TRIM_PERIOD = 60.0  # seconds between retention passes while values arrive
+_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": HOUR_MS, "d": 24 * HOUR_MS}
+_DURATION = re.compile(r"([0-9]{1,12})(ms|s|m|h|d)?")
+
+
+def parse_time(text: str, what: str) -> int:
+    """Milliseconds since the epoch from a number of them or an RFC 3339 time."""
+    if text.isdigit() and len(text) <= 16:
+        return int(text)
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise TwinError(400, f"{what}: {text!r} is not an RFC 3339 time or ms since the epoch"
+                        ) from None  # fmt: skip
+    if stamp.tzinfo is None:
+        raise TwinError(400, f"{what}: {text!r} has no time zone")
+    return int(stamp.timestamp() * 1000)
+
+
+def parse_step(text: str) -> int:
+    match = _DURATION.fullmatch(text)
+    if match is None or int(match.group(1)) == 0:
+        raise TwinError(400, f"step: {text!r} is not a positive duration (500ms, 10s, 5m, 1h)")
+    return int(match.group(1)) * _UNITS[match.group(2) or "ms"]
+
+
+def history_view(service: TwinService) -> APIRouter:
+    router = APIRouter(prefix="/v1/devices")
+
+    @router.get("/{namespace}/{name}/twin/{prop}/history")
+    async def history(namespace: str, name: str, prop: str, since: str | None = Query(None),
+                      until: str | None = Query(None), step: str | None = Query(None),
+                      ) -> dict[str, object]:  # fmt: skip
+        device = service.devices.get(DeviceId(f"{namespace}/{name}"))
+        if device is None or prop not in device.twins:
+            raise TwinError(404, f"device {namespace}/{name} has no property {prop!r} here")
+        end = parse_time(until, "until") if until else service.clock()
+        start = parse_time(since, "since") if since else end - HOUR_MS
+        if start >= end:
+            raise TwinError(400, "since must be before until")
+        every = parse_step(step) if step else 0
+        query = HistoryQuery(device.id, prop, start, end, every)
+        points = await asyncio.to_thread(service.store.history, query)  # WAL: beside commits
+        return {"device": device.id, "property": prop, "since": start, "until": end,
+                "step": every, "points": points,
+                "truncated": len(points) >= MAX_POINTS_ANSWERED}  # fmt: skip
+
+    return router
+
+
+async def keep_history(service: TwinService, retention: Retention, period: float = TRIM_PERIOD
+                       ) -> None:  # fmt: skip
+    """Every `period`, and only when values were written meanwhile, the history is trimmed to
+    `retention` (by age, then per property by count): an edge disk never fills with it."""
+    while True:
+        await asyncio.sleep(period)  # the retention cycle, not a synchronisation
+        if service.history_pending:
+            service.history_pending = 0
+            removed = await service.committer.call(
+                lambda: service.store.trim_history(service.clock(), retention))  # fmt: skip
+            if removed:
+                log.info("history trimmed", extra={"node": service.node, "removed": removed})
