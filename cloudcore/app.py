@@ -205,7 +205,9 @@ def build(args: argparse.Namespace, tasks: Tasks) -> Cloud:
     hub = CloudHub(server_context(ca, crt, key), args.node_limit)
     downstream = Downstream(hub)
     controller, pods = DeviceController(api, downstream.want), PodDelivery(api, downstream.want)
-    stream = CloudStream(hub, pods.node_of)
+    stream = CloudStream(
+        hub, pods.node_of, lambda ns, name: controller.routing.placed.get((ns, name))
+    )
     stream_url = f"https://{args.host}:{args.stream_port}"
     lifecycle = NodeLifecycle(lean, view, _timing(args), {STREAM_ANNOTATION: stream_url})
     hub.on_gone += [downstream.gone, lifecycle.gone]

@@ -25,6 +25,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from cloudcore import remotecommand
+from cloudcore.history import DeviceNode, HistoryQueries
 from cloudcore.hub import CloudHub
 from cloudcore.portforward import PortForward
 from cloudcore.sessions import Sessions
@@ -53,24 +54,26 @@ def _number(request: Request, name: str) -> int | None:
 
 
 class CloudStream:
-    def __init__(self, hub: CloudHub, node_of: NodeOf) -> None:
-        self.hub, self.node_of = hub, node_of
+    def __init__(self, hub: CloudHub, node_of: NodeOf, device_node: DeviceNode) -> None:
+        """`node_of(ns, pod)`, `device_node(ns, device)`: the edge node serving them."""
+        self.hub, self.node_of, self.device_node = hub, node_of, device_node
         self.sessions = Sessions(hub)
-        self._waiting: dict[str, asyncio.Future[Message]] = {}
+        self._waiting: dict[str, tuple[str, asyncio.Future[Message]]] = {}
 
-    def on_response(self, message: Message) -> bool:
-        """An edge's answer to a query this stream sent; False for anything else."""
-        future = self._waiting.pop(message.parent_id, None)
-        if future is None:
+    def on_response(self, message: Message, node: str) -> bool:
+        """`node`'s answer to a query this stream sent it; False for anything else."""
+        waiting = self._waiting.get(message.parent_id)
+        if waiting is None or waiting[0] != node:
             return False
-        if not future.done():
-            future.set_result(message)
+        del self._waiting[message.parent_id]
+        if not waiting[1].done():
+            waiting[1].set_result(message)
         return True
 
     async def fetch(self, node: str, request: Message) -> Message | None:
         """Send `request` to `node`; its answer, or None when the node is away or silent."""
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._waiting[request.msg_id] = future
+        self._waiting[request.msg_id] = (node, future)
         try:
             if not await self.hub.send(node, request):
                 return None
@@ -171,6 +174,8 @@ class CloudStream:
     def app(self) -> Starlette:
         return Starlette(routes=[
             Route("/containerLogs/{namespace}/{pod}/{container}", self.container_logs),
+            Route("/history/{namespace}/{device}/{property}",
+                  HistoryQueries(self, self.device_node).answer),
             WebSocketRoute("/exec/{namespace}/{pod}/{container}", self.exec),
             WebSocketRoute("/attach/{namespace}/{pod}/{container}", self.attach),
             WebSocketRoute("/portForward/{namespace}/{pod}", self.port_forward),

@@ -65,6 +65,7 @@ class Upstream:
             (Group.NODE, Op.UPDATE): self.heartbeat,
             (Group.POD, Op.UPDATE): self.pod_status,
             (Group.POD, Op.RESPONSE): self.log_answer,
+            (Group.TWIN, Op.RESPONSE): self.log_answer,
             (Group.CERTIFICATE, Op.ROTATE): self.rotate,
             (Group.STREAM, Op.UPDATE): stream.sessions.on_data,
             (Group.STREAM, Op.DELETE): stream.sessions.on_close,
@@ -163,8 +164,9 @@ class Upstream:
         self.writers.pods.report(key, content["status"])
 
     async def log_answer(self, message: Message, node: str) -> None:
-        if not self.stream.on_response(message):
-            log.info("late pod query answer dropped", extra={"node": node})
+        """An answer to a query (a log, a history) sent to this node."""
+        if not self.stream.on_response(message, node):
+            log.info("late or foreign query answer dropped", extra={"node": node})
 
     async def rotate(self, message: Message, node: str) -> None:
         await self.hub.send(node, self.certificates.rotate(node, message))

@@ -235,6 +235,7 @@ class TwinStore:
         event.listen(self._engine, "connect", _on_connect)
         metadata.create_all(self._engine)
         history.metadata.create_all(self._engine)
+        self._series: history.Series = {}  # series ids, known once written (committer's thread)
         with self._engine.begin() as conn:
             conn.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -269,6 +270,13 @@ class TwinStore:
         """Write a batch in one transaction."""
         if not batch:
             return
+        try:
+            self._commit(batch)
+        except Exception:
+            self._series.clear()  # series made in the failed transaction are gone with it
+            raise
+
+    def _commit(self, batch: Batch) -> None:
         with self._engine.begin() as conn:
             if batch.removed:
                 self._remove(conn, batch.removed)
@@ -276,7 +284,7 @@ class TwinStore:
                 self._replace_device(conn, device)
             if batch.twins:
                 self._upsert_twins(conn, batch.twins.items())
-            history.insert(conn, batch.history)
+            history.insert(conn, batch.history, self._series)
             for device in batch.states.values():
                 conn.execute(
                     update(device_table)

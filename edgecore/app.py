@@ -40,7 +40,7 @@ from edgecore.edged.launch import PodRuntime, ProcessRuntime
 from edgecore.edged.manager import Edged
 from edgecore.eventbus import EventBus
 from edgecore.heartbeat import Heartbeat
-from edgecore.history import history_view, keep_history
+from edgecore.history import HistoryAnswers, history_view, keep_history
 from edgecore.hub import EdgeHub, client_context
 from edgecore.identities import role_of
 from edgecore.intake import Intake
@@ -143,6 +143,7 @@ class CloudSide:
     rotator: Rotator
     heartbeat: Heartbeat
     streams: StreamHost
+    history: HistoryAnswers
 
     def router(self) -> Router:
         """What the cloud sends, by (group, operation)."""
@@ -152,6 +153,7 @@ class CloudSide:
             (Group.TWIN, Op.ACK): self.uplink.upstream.on_ack,
             (Group.POD, Op.QUERY): self.intake.log_query,
             (Group.CERTIFICATE, Op.RESPONSE): self.rotator.on_message,
+            (Group.TWIN, Op.QUERY): self.history.on_query,
             (Group.STREAM, Op.INSERT): self.streams.on_open,
             (Group.STREAM, Op.UPDATE): self.streams.on_data,
             (Group.STREAM, Op.DELETE): self.streams.on_close,
@@ -231,6 +233,7 @@ def _cloud_side(config: EdgeConfig, twins: Twins, meta: MetaStore, catalog: Cata
         Heartbeat(hub, config.node, config.heartbeat, config.labels,
                   lambda: mapper_facts(presence), mappers_changed),
         StreamHost(config.node, hub.send, edged),
+        HistoryAnswers(config.node, twins.service, hub.send),
     )  # fmt: skip
 
 

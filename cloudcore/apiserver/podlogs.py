@@ -16,7 +16,7 @@ import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 from starlette.responses import Response, StreamingResponse
@@ -108,6 +108,28 @@ class NodeClient:
         return StreamingResponse(
             body(), answer.status_code, media_type=answer.headers.get("content-type", "text/plain")
         )
+
+    async def device_history(self, device: Obj, node: Obj | None, query: Any) -> Response:
+        """`devices/{name}/history?property=&since=&until=&step=`: asked of the device's node."""
+        meta = device["metadata"]
+        node_name = str((device.get("spec") or {}).get("nodeName") or "")
+        prop = str(query.get("property") or "")
+        if not node_name or not prop:
+            raise ApiError(400, "BadRequest", "history needs ?property= and a device bound to a "
+                           "node")  # fmt: skip
+        url = (f"{endpoint(node, node_name)}/history/{meta.get('namespace', 'default')}/"
+               f"{meta['name']}/{quote(prop, safe='')}")  # fmt: skip
+        params = {k: query[k] for k in ("since", "until", "step") if query.get(k)}
+        try:
+            async with httpx.AsyncClient(verify=self.context, timeout=TIMEOUT) as client:
+                answer = await client.get(url, params=params)
+        except httpx.HTTPError as exc:
+            raise ApiError(
+                503,
+                "ServiceUnavailable",
+                f"node {node_name}'s stream endpoint did not answer: {exc!r}",
+            ) from exc
+        return Response(answer.content, answer.status_code, media_type="application/json")
 
     async def pod_command(self, websocket: WebSocket, what: str, pod: Obj, node: Obj | None,
                           protocol: str) -> None:  # fmt: skip

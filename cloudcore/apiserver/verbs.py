@@ -75,6 +75,8 @@ class Verbs:
         handler = self.table.get((request.method, bool(target.name)))
         if request.method == "GET" and target.subresource == "log":
             handler = self.pod_log
+        if target.subresource == "history":
+            handler = self.device_history if request.method == "GET" else None
         if target.subresource in ("exec", "attach", "portforward"):
             handler = self.stream_over_http
         if target.subresource == "scale":
@@ -152,6 +154,13 @@ class Verbs:
         node_name = str((pod.get("spec") or {}).get("nodeName") or "")
         node = self.service.store.get("/nodes", "", node_name) if node_name else None
         return await self.nodes.pod_log(pod, node, call.request.query_params)
+
+    async def device_history(self, call: Call) -> Response:
+        self._authorize(call, "get", self._current(call))
+        device = self.service.get(call.target.kind, call.namespace, call.target.name)
+        node_name = str((device.get("spec") or {}).get("nodeName") or "")
+        node = self.service.store.get("/nodes", "", node_name) if node_name else None
+        return await self.nodes.device_history(device, node, call.request.query_params)
 
     async def stream_over_http(self, call: Call) -> Response:
         """A pod stream asked for without a websocket (kubectl's SPDY fallback): refused with

@@ -30,7 +30,11 @@ MAX_BODY = bodies.MAX_BODY
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 NOT_FOUND = "the server could not find the requested resource"
 # subresources beyond status, by the type's storage key
-SUBRESOURCES = {"/namespaces": ("finalize",), "/pods": ("log", "exec", "attach", "portforward")}
+SUBRESOURCES = {
+    "/namespaces": ("finalize",),
+    "/pods": ("log", "exec", "attach", "portforward"),
+    "devices.kubeedge.io/devices": ("history",),  # a property's values, asked from its node
+}
 
 
 def json_response(body: Any, code: int = 200, content_type: str = "application/json") -> Response:

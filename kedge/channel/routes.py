@@ -5,6 +5,7 @@ are spelled, and the routing both sides do by (group, operation). Pure.
     resource/update|delete  objects to hold        resource/ack       an object stored
     twin/ack                a status report stored resource/resync    what the node holds
     pod/query               a container's log      resource/response  an object refused
+    twin/query              a property's history   twin/response      a history answer
     stream/insert           open a stream session  stream/update      a session's output
     stream/update           a session's input      stream/delete      a session ended
     certificate/response    a rotated certificate  twin/update        a device's status
@@ -75,6 +76,11 @@ def twin_ack(report: Message) -> Message:
 
 def log_query(namespace: str, pod: str, query: dict[str, Any]) -> Message:
     return Message(CLOUD, Group.POD, f"log/{namespace}/{pod}", Op.QUERY, query)
+
+
+def history_query(namespace: str, device: str, query: dict[str, Any]) -> Message:
+    """A device property's history (`query`: property, since, until, step as the edge API)."""
+    return Message(CLOUD, Group.TWIN, f"history/{namespace}/{device}", Op.QUERY, query)
 
 
 def stream_open(session: str, kind: str, namespace: str, pod: str, params: dict[str, Any]

@@ -33,7 +33,8 @@ def test_reported_values_come_back_in_order_and_survive_kill_9(
 
 def test_bad_history_queries_are_refused(edge: EdgeProcess) -> None:
     for query in ("since=yesterday", "step=0", "step=5x", "since=2030-01-01T00:00:00Z&until=1",
-                  "since=2020-01-01T00:00:00", "until=" + "9" * 40):  # fmt: skip
+                  "since=2020-01-01T00:00:00", "until=" + "9" * 40, "step=999999999999d",
+                  "since=2030-13-01T00:00:00Z"):  # fmt: skip
         answer = edge.get(f"{HISTORY}?{query}")
         assert answer.status_code == 400, query
         assert answer.json().get("reason"), query
