@@ -15,13 +15,13 @@ import json
 import queue
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, cast
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -29,6 +29,7 @@ import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.up import reporting, role
+from devicetwin.spec import mapper_spec
 from harness.support import ROOT, free_port, wait_for
 
 WINDOW = 60.0
@@ -73,13 +74,16 @@ class Broker:
         self.client.disconnect()
 
 
-def required_reports(broker: Broker, node: str) -> float:
-    """Reports per second the specs ask for: per property, one per max(collect, report) cycle."""
-    topic = f"$hw/events/node/{node}/membership/get"
-    devices = cast(list[dict[str, Any]], broker.request(topic, {}, topic + "/result")["devices"])
+def required_reports(store: Path) -> float:
+    """Reports per second the specs ask for: per property, one per max(collect, report) cycle.
+    The merged specs are read from the edge's store (membership answers carry them only to
+    each protocol's own mappers)."""
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+        specs = [mapper_spec(json.loads(row[0] or "{}"))
+                 for row in db.execute("SELECT spec FROM device")]  # fmt: skip
     rate = 0.0
-    for device in devices:
-        for prop in device["spec"]["properties"]:
+    for spec in specs:
+        for prop in spec.get("properties") or []:
             if prop.get("reportToCloud", True) and prop["type"] != "stream":
                 rate += 1000 / max(prop["collectCycle"], prop["reportCycle"])
     return rate
@@ -102,7 +106,7 @@ def store_rows(http: int) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def measure(up: subprocess.Popen[bytes], broker: Broker, http: int) -> None:
+def measure(up: subprocess.Popen[bytes], broker: Broker, http: int, store: Path) -> None:
     processes = [psutil.Process(up.pid), *psutil.Process(up.pid).children(recursive=True)]
     broker.counts.clear()
     rows, before = store_rows(http), cpu_seconds(processes)
@@ -115,7 +119,7 @@ def measure(up: subprocess.Popen[bytes], broker: Broker, http: int) -> None:
         share = (after[process.pid] - before[process.pid]) / WINDOW * 100
         total += share
         print(f"  {share:5.2f} %  {role(process)}")
-    needed = required_reports(broker, "edge-node-1")
+    needed = required_reports(store)
     print(f"  whole tree: {total:.2f} % of one core (target: under 5 %)")
     print(
         f"  edge broker: {messages / WINDOW:.1f} messages/s "
@@ -161,7 +165,7 @@ def main() -> None:
             wait_for(lambda: reporting(http), timeout=120, what="four devices reporting")
             time.sleep(SETTLE)  # let start-up transients (joins, first writes) pass
             broker = Broker((state / "edge" / "broker" / "mqtt-url").read_text().strip())
-            measure(up, broker, http)
+            measure(up, broker, http, state / "edge" / "edgecore.db")
             unreachable(broker, http)
         finally:
             if broker is not None:
