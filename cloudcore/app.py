@@ -35,6 +35,7 @@ from starlette.routing import Route
 from cloudcore.arguments import add_arguments
 from cloudcore.devicestatus import DeviceStatusWrites
 from cloudcore.downstream import Downstream, Listings
+from cloudcore.history import HistoryQueries
 from cloudcore.hub import CloudHub, server_context
 from cloudcore.join import NodeCertificates
 from cloudcore.pki import ensure_certificates
@@ -109,7 +110,7 @@ def _server(app: Starlette, args: argparse.Namespace, port: int, tls: tuple[Path
     )  # fmt: skip
 
 
-def _stream_server(stream: CloudStream, args: argparse.Namespace, api: client.ApiClient,
+def _stream_server(app: Starlette, args: argparse.Namespace, api: client.ApiClient,
                    tls: tuple[Path, Path]) -> list[webserver.Server]:  # fmt: skip
     """CloudStream runs commands in edge pods: it serves only the API server, whose client
     certificate its CA signed (kube-apiserver's kubelet client); without a CA, not at all."""
@@ -117,7 +118,7 @@ def _stream_server(stream: CloudStream, args: argparse.Namespace, api: client.Ap
     if not client_ca:
         log.warning("the API server has no CA: logs and exec of edge pods are not served")
         return []
-    return [_server(stream.app(), args, args.stream_port, tls, str(client_ca))]
+    return [_server(app, args, args.stream_port, tls, str(client_ca))]
 
 
 def _health(failing: Callable[[], dict[str, str]]) -> Route:
@@ -205,9 +206,8 @@ def build(args: argparse.Namespace, tasks: Tasks) -> Cloud:
     hub = CloudHub(server_context(ca, crt, key), args.node_limit)
     downstream = Downstream(hub)
     controller, pods = DeviceController(api, downstream.want), PodDelivery(api, downstream.want)
-    stream = CloudStream(
-        hub, pods.node_of, lambda ns, name: controller.routing.placed.get((ns, name))
-    )
+    stream = CloudStream(hub, pods.node_of)
+    history = HistoryQueries(stream, lambda ns, name: controller.routing.placed.get((ns, name)))
     stream_url = f"https://{args.host}:{args.stream_port}"
     lifecycle = NodeLifecycle(lean, view, _timing(args), {STREAM_ANNOTATION: stream_url})
     hub.on_gone += [downstream.gone, lifecycle.gone]
@@ -225,7 +225,7 @@ def build(args: argparse.Namespace, tasks: Tasks) -> Cloud:
     pods.on_synced = lambda rv: listings.listed("pods", rv)
     join_app = Starlette(routes=[*certificates.routes(), _health(tasks.failing)])
     servers = [_server(join_app, args, args.join_port, (crt, key)),
-               *_stream_server(stream, args, api, (crt, key))]  # fmt: skip
+               *_stream_server(stream.app([history.route()]), args, api, (crt, key))]  # fmt: skip
     workloads = (lambda: Workloads(api)) if args.workload_controllers else None
     singletons = Singletons(election, NodeMonitor(api, lean, view, args.node_lease_duration),
                             workloads)  # fmt: skip

@@ -7,51 +7,45 @@ answer in time a 504."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Route
 
+from cloudcore.stream import CloudStream, status_response
 from kedge.channel.routes import history_query
-
-if TYPE_CHECKING:
-    from cloudcore.stream import CloudStream
 
 DeviceNode = Callable[[str, str], str | None]  # (namespace, device) -> its node
 QUERIED = ("since", "until", "step")
-
-
-REASONS = {400: "BadRequest", 404: "NotFound", 503: "ServiceUnavailable", 504: "Timeout"}
-
-
-def _error(code: int, message: str) -> JSONResponse:
-    """A Kubernetes Status, so kubectl shows the reason and the message."""
-    return JSONResponse({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                         "message": message, "reason": REASONS.get(code, "InternalError"),
-                         "code": code}, code)  # fmt: skip
 
 
 class HistoryQueries:
     def __init__(self, stream: CloudStream, device_node: DeviceNode) -> None:
         self.stream, self.device_node = stream, device_node
 
+    def route(self) -> Route:
+        return Route("/history/{namespace}/{device}/{property}", self.answer)
+
     async def answer(self, request: Request) -> JSONResponse:
         params = request.path_params
         namespace, device = params["namespace"], params["device"]
         node = self.device_node(namespace, device)
         if node is None:
-            return _error(404, f"device {namespace}/{device} is not bound to a node")
+            return status_response(404, f"device {namespace}/{device} is not bound to a node")
         if node not in self.stream.hub.sessions:
-            return _error(503, f"node {node} of device {namespace}/{device} is not connected; "
-                          "its history stays on the node until it is back")  # fmt: skip
+            return status_response(
+                503,
+                f"node {node} of device {namespace}/{device} is not "
+                "connected; its history stays on the node until it is back",
+            )
         query = {k: request.query_params[k] for k in QUERIED if k in request.query_params}
         answer = await self.stream.fetch(node, history_query(namespace, device, {
             "property": params["property"], **query}))  # fmt: skip
         if answer is None:
-            return _error(504, f"node {node} did not answer the history query in time")
+            return status_response(504, f"node {node} did not answer the history query in time")
         content = answer.content if isinstance(answer.content, dict) else {}
         if "error" in content:
             code = content.get("code")
-            return _error(code if isinstance(code, int) and 400 <= code < 600 else 502,
+            return status_response(code if isinstance(code, int) and 400 <= code < 600 else 502,
                           str(content["error"]))  # fmt: skip
         return JSONResponse(content)

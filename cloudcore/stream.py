@@ -15,17 +15,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from cloudcore import remotecommand
-from cloudcore.history import DeviceNode, HistoryQueries
 from cloudcore.hub import CloudHub
 from cloudcore.portforward import PortForward
 from cloudcore.sessions import Sessions
@@ -39,9 +38,14 @@ MAX_BYTES = 4 * 1024 * 1024  # per answer: fits one channel frame
 NodeOf = Callable[[str, str], str | None]  # (namespace, pod) -> node
 
 
-def _error(status: int, message: str) -> JSONResponse:
+REASONS = {400: "BadRequest", 404: "NotFound", 503: "ServiceUnavailable", 504: "Timeout"}
+
+
+def status_response(code: int, message: str) -> JSONResponse:
+    """A Kubernetes Status, so kubectl shows the reason and the message."""
     return JSONResponse({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                         "message": message, "code": status}, status)  # fmt: skip
+                         "message": message, "reason": REASONS.get(code, "InternalError"),
+                         "code": code}, code)  # fmt: skip
 
 
 def _number(request: Request, name: str) -> int | None:
@@ -54,9 +58,9 @@ def _number(request: Request, name: str) -> int | None:
 
 
 class CloudStream:
-    def __init__(self, hub: CloudHub, node_of: NodeOf, device_node: DeviceNode) -> None:
-        """`node_of(ns, pod)`, `device_node(ns, device)`: the edge node serving them."""
-        self.hub, self.node_of, self.device_node = hub, node_of, device_node
+    def __init__(self, hub: CloudHub, node_of: NodeOf) -> None:
+        """`node_of(ns, pod)`: the edge node a pod runs on."""
+        self.hub, self.node_of = hub, node_of
         self.sessions = Sessions(hub)
         self._waiting: dict[str, tuple[str, asyncio.Future[Message]]] = {}
 
@@ -94,18 +98,18 @@ class CloudStream:
                 "previous": request.query_params.get("previous") == "true",
             }
         except ValueError as exc:
-            return _error(400, str(exc))
+            return status_response(400, str(exc))
         node = self.node_of(namespace, pod)
         if node is None:
-            return _error(404, f'pod "{pod}" is not on an edge node this cloudcore serves')
+            return status_response(404, f'pod "{pod}" is not on an edge node this cloudcore serves')
         if request.query_params.get("follow") == "true" and not query["previous"]:
             return await self._follow(node, namespace, pod, query)
         answer = await self.fetch(node, log_query(namespace, pod, query))
         if answer is None:
-            return _error(503, f"edge node {node} did not answer (offline?)")
+            return status_response(503, f"edge node {node} did not answer (offline?)")
         content = answer.content if isinstance(answer.content, dict) else {}
         if "error" in content:
-            return _error(int(content.get("code") or 400), str(content["error"]))
+            return status_response(int(content.get("code") or 400), str(content["error"]))
         return PlainTextResponse(str(content.get("log", "")))
 
     async def _follow(self, node: str, namespace: str, pod: str, query: dict[str, Any]
@@ -114,7 +118,7 @@ class CloudStream:
         client leaves (`kubectl logs -f`)."""
         session = await self.sessions.open(node, "logs", namespace, pod, query)
         if session is None:
-            return _error(503, f"edge node {node} is not connected")
+            return status_response(503, f"edge node {node} is not connected")
 
         async def lines() -> AsyncIterator[bytes]:
             try:
@@ -171,11 +175,11 @@ class CloudStream:
         await websocket.accept(subprotocol=PORT_FORWARD_RELAYED)
         await PortForward(websocket, self.sessions, node, namespace, pod).run()
 
-    def app(self) -> Starlette:
+    def app(self, extra: Sequence[BaseRoute] = ()) -> Starlette:
+        """The stream port's paths; `extra`: more served on it (device history)."""
         return Starlette(routes=[
+            *extra,
             Route("/containerLogs/{namespace}/{pod}/{container}", self.container_logs),
-            Route("/history/{namespace}/{device}/{property}",
-                  HistoryQueries(self, self.device_node).answer),
             WebSocketRoute("/exec/{namespace}/{pod}/{container}", self.exec),
             WebSocketRoute("/attach/{namespace}/{pod}/{container}", self.attach),
             WebSocketRoute("/portForward/{namespace}/{pod}", self.port_forward),

@@ -97,10 +97,10 @@ class Workloads:
         nodes = sorted(self.cache["nodes"].values(), key=lambda n: n["metadata"]["name"])
         for deployment in list(self.cache["deployments"].values()):
             namespace = _key(deployment)[0]
-            uid = str(deployment["metadata"]["uid"])
+            uid, spaced = str(deployment["metadata"]["uid"]), self._in("pods", namespace)
             owned = owned_by(self._in("replicasets", namespace), uid)
-            rollout = deployment_rollout(deployment, owned, self._in("pods", namespace), at)
-            await self._roll(deployment, rollout, owned_by(self._in("pods", namespace), uid))
+            rollout = deployment_rollout(deployment, owned, spaced, at)
+            await self._roll(deployment, rollout, owned_by(spaced, uid))
             rechecks.append(rollout.recheck or 0)
         for rs in list(self.cache["replicasets"].values()):
             plan = replicaset_plan(rs, self._in("pods", _key(rs)[0]), at.now)

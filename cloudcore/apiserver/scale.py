@@ -12,6 +12,7 @@ from cloudcore.apiserver.errors import ApiError
 from cloudcore.apiserver.patch import copy_json
 from cloudcore.apiserver.patching import APPLY, patched
 from cloudcore.apiserver.resources import ResourceType, ScalePaths
+from cloudcore.apiserver.tables import json_path
 
 if TYPE_CHECKING:
     from cloudcore.apiserver.service import ApiService
@@ -21,13 +22,6 @@ Obj = dict[str, Any]
 
 def _steps(path: str) -> list[str]:
     return [step for step in path.split(".") if step]
-
-
-def _read(obj: Obj, path: str) -> Any:
-    found: Any = obj
-    for step in _steps(path):
-        found = found.get(step) if isinstance(found, dict) else None
-    return found
 
 
 def selector_text(selector: Any) -> str:
@@ -46,12 +40,12 @@ def selector_text(selector: Any) -> str:
 
 def scale_of(paths: ScalePaths, obj: Obj) -> Obj:
     meta = obj["metadata"]
-    status: Obj = {"replicas": _read(obj, paths.status) or 0}
-    selector = _read(obj, paths.selector) if paths.selector else selector_text(
+    status: Obj = {"replicas": json_path(obj, paths.status) or 0}
+    selector = json_path(obj, paths.selector) if paths.selector else selector_text(
         (obj.get("spec") or {}).get("selector"))  # fmt: skip
     if selector:
         status["selector"] = selector
-    replicas = _read(obj, paths.spec)
+    replicas = json_path(obj, paths.spec)
     return {
         "kind": "Scale", "apiVersion": "autoscaling/v1",
         "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",

@@ -16,9 +16,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 from kedge.process import die_with_parent
+from kedge.remotecommand import STDERR, STDOUT
 
 CHUNK = 32 * 1024
-STDOUT, STDERR = 1, 2
 
 
 class ExecError(Exception):

@@ -4,6 +4,7 @@ with the real kubectl: logs -f, exec (with and without stdin), refusals."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import subprocess
@@ -170,6 +171,23 @@ def test_port_forward_reaches_a_pods_port(
                            "--directory", str(tmp_path / "www")]}]}}  # fmt: skip
     cloud.apiserver.kubectl("apply", "-f", "-", stdin=json.dumps(server))
     wait_for(lambda: port_open(port), timeout=30, what="the pod's web server")
+    with _forwarding(cloud, port) as (local, _):
+        for _ in range(3):  # each request a new forwarded connection
+            answer = httpx.get(f"http://127.0.0.1:{local}/hello.txt", timeout=10)
+            assert answer.status_code == 200 and answer.text == "hello from the edge\n"
+    closed = free_port()  # nothing listens there in the pod
+    with _forwarding(cloud, closed) as (local, forward):
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{local}/", timeout=10)
+        forward.terminate()
+        _, errors = forward.communicate(timeout=10)
+    assert f"error forwarding port {closed}" in errors
+
+
+@contextlib.contextmanager
+def _forwarding(cloud: CloudProcess, port: int
+                ) -> Iterator[tuple[int, subprocess.Popen[str]]]:  # fmt: skip
+    """`kubectl port-forward pod/web LOCAL:port`, listening: (LOCAL, the kubectl process)."""
     local = free_port()
     with subprocess.Popen(
         _kubectl(cloud, "port-forward", "pod/web", f"{local}:{port}"),
@@ -179,23 +197,6 @@ def test_port_forward_reaches_a_pods_port(
     ) as forward:
         try:
             wait_for(lambda: port_open(local), timeout=30, what="kubectl listening")
-            for _ in range(3):  # each request a new forwarded connection
-                answer = httpx.get(f"http://127.0.0.1:{local}/hello.txt", timeout=10)
-                assert answer.status_code == 200 and answer.text == "hello from the edge\n"
+            yield local, forward
         finally:
             forward.terminate()
-    closed, local = free_port(), free_port()  # nothing listens on `closed` in the pod
-    with subprocess.Popen(
-        _kubectl(cloud, "port-forward", "pod/web", f"{local}:{closed}"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as forward:
-        try:
-            wait_for(lambda: port_open(local), timeout=30, what="kubectl listening")
-            with pytest.raises(httpx.HTTPError):
-                httpx.get(f"http://127.0.0.1:{local}/", timeout=10)
-        finally:
-            forward.terminate()
-            _, errors = forward.communicate(timeout=10)
-    assert f"error forwarding port {closed}" in errors

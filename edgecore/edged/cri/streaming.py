@@ -16,9 +16,9 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.typing import Subprotocol
 
 from edgecore.edged.execs import ExecError
+from kedge.remotecommand import ERROR, RESIZE, STDERR, STDIN, STDOUT
 
 PROTOCOL = Subprotocol("v4.channel.k8s.io")
-STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 OPEN_TIMEOUT = 10.0
 
 
