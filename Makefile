@@ -22,13 +22,18 @@ os-packages:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
 	else echo "mosquitto is missing: install it from your OS packages (e.g. apt-get install mosquitto)"; exit 1; fi
 
-# PostgreSQL: the API server's optional storage, tested against a real server.
+# PostgreSQL: the API server's optional storage; Redis and MariaDB: the mappers' dbMethod pushes;
+# Chromium and ChromeDriver: the console's browser tests. All tested against the real programs.
+TEST_PACKAGES := /usr/lib/postgresql/*/bin/initdb=postgresql /usr/bin/redis-server=redis-server \
+	/usr/sbin/mariadbd=mariadb-server /usr/bin/chromium=chromium /usr/bin/chromedriver=chromium-driver
 test-packages:
-	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	@missing=""; for pair in $(TEST_PACKAGES); do \
+		ls $${pair%%=*} >/dev/null 2>&1 || missing="$$missing $${pair#*=}"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing postgresql from the OS packages"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	else echo "postgresql is missing: install it from your OS packages (apt-get install postgresql)"; exit 1; fi
+		echo "installing$$missing from the OS packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "missing OS packages:$$missing (apt-get install$$missing)"; exit 1; fi
 
 # containerd, runc, the CNI plugins and busybox-static: the CRI runtime's tests run real containers
 # (busybox is the test images' userland).

@@ -14,8 +14,8 @@ Three condition types, each True when fine:
   value set without seeing a newer edge write lost to it, the conflict rule; it names the
   property, the value kept and when the edge wrote it).
 - `PropertiesServed`: the mapper serves every property (else PropertyNotServed, with the
-  mapper's reasons: a STREAM property, a pushMethod kedge does not implement such as dbMethod or
-  otel, a visitor that cannot work).
+  mapper's reasons: a STREAM property, a pushMethod kedge does not implement such as
+  dbMethod.influxdb2 or otel, a visitor that cannot work).
 A device without `spec.nodeName` gets only `ModelFound`.
 `lastTransitionTime` changes only when a condition's status does.
 """

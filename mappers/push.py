@@ -1,162 +1,184 @@
-"""pushMethod: copy each polled value to an MQTT topic or an HTTP endpoint besides the twin.
+"""pushMethod: copy each polled value to an MQTT topic, an HTTP endpoint or a database besides
+the twin (targets in mappers.pushtargets and mappers.dbpush).
 
-Body (JSON, both methods):
-
-    {"device": "ns/name", "namespace": "ns", "name": "name", "property": "temperature",
-     "value": "23.5", "type": "float", "timestamp": 1718000000000}
-
-Keys follow KubeEdge's `pushMethod`: `mqtt {address, topic, qos, retained}` (address
-`tcp://host:port` or `mqtt://user:password@host:port`) and `http {hostName, port, requestPath,
-timeout}` (hostName may carry the scheme; timeout in ms). Pushes run on their own task through a
-bounded queue, so a slow endpoint never delays polling; when it falls behind, the oldest values
-are dropped and counted.
+Each target has its own outbox and task, so a slow or absent target never delays polling, the twin
+or another target. While a target is away its readings wait and are retried with capped backoff,
+in order; the outbox is bounded by count and bytes, and when full the oldest readings are dropped
+and counted. A new device spec keeps the outboxes of targets whose configuration did not change,
+so buffered readings survive it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-import uuid
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 import orjson
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
+from kedge.backoff import Backoff
+from mappers.dbpush import MysqlPush, RedisPush
 from mappers.driver import VisitorError
+from mappers.pushtargets import HttpPush, MqttPush, PushRefused, PushTarget, Reading
 
 log = logging.getLogger("kedge.mapper.push")
-QUEUE_LIMIT = 1000
-JSON = dict[str, Any]
+QUEUE_LIMIT = 10_000  # readings per target
+BYTES_LIMIT = 4 << 20  # value bytes per target
+RETRY_FIRST, RETRY_CAP = 1.0, 30.0  # seconds between attempts while a target is away
+NOT_SERVED = ("otel",)  # KubeEdge's push methods kedge's mappers do not implement
+DB_NOT_SERVED = ("influxdb2", "TDEngine", "tdengine")  # no server here to test them against
+Factory = Callable[[Sequence[str]], PushTarget]  # the properties it serves
+Wanted = tuple[Factory, list[str]]  # a target and the properties routed to it
 
 
-class MqttPush:
-    """One paho client per broker address (paho handles QoS 1/2 retries on its own thread)."""
+class Outbox:
+    """Readings waiting for one target, and the task that delivers them."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        address = str(config.get("address") or "")
-        parts = urlsplit(address if "://" in address else f"tcp://{address}")
-        if parts.scheme not in ("tcp", "mqtt") or not parts.hostname:
-            raise VisitorError(f"pushMethod.mqtt.address: {address!r} is not tcp://host:port")
-        self.topic = str(config.get("topic") or "")
-        if not self.topic or "#" in self.topic or "+" in self.topic:
-            raise VisitorError("pushMethod.mqtt.topic: needs a topic without wildcards")
-        self.qos = int(config.get("qos", 0))
-        if self.qos not in (0, 1, 2):
-            raise VisitorError(f"pushMethod.mqtt.qos: {self.qos} is not 0, 1 or 2")
-        self.retained = bool(config.get("retained", False))
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"push-{uuid.uuid4()}")
-        if parts.username:
-            self.client.username_pw_set(parts.username, parts.password)
-        self.client.connect_async(parts.hostname, parts.port or 1883)
-        self.client.loop_start()
-
-    async def send(self, body: bytes) -> None:
-        info = self.client.publish(self.topic, body, qos=self.qos, retain=self.retained)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise ConnectionError(f"MQTT push to {self.topic} failed: {mqtt.error_string(info.rc)}")
-
-    async def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-class HttpPush:
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        host = str(config.get("hostName") or "")
-        if not host:
-            raise VisitorError("pushMethod.http.hostName: required")
-        base = host if "://" in host else f"http://{host}"
-        port = config.get("port")
-        path = str(config.get("requestPath") or "/")
-        self.url = f"{base}:{int(port)}{path}" if port else f"{base}{path}"
-        timeout_ms = float(config.get("timeout") or 5000)
-        self.client = httpx.AsyncClient(timeout=timeout_ms / 1000)
-
-    async def send(self, body: bytes) -> None:
-        response = await self.client.post(
-            self.url, content=body, headers={"content-type": "application/json"}
-        )
-        response.raise_for_status()
-
-    async def close(self) -> None:
-        await self.client.aclose()
-
-
-NOT_SERVED = ("dbMethod", "otel")  # KubeEdge's push methods kedge's mappers do not implement
-
-
-def _describe(key: str, config: Any) -> str:
-    if key == "dbMethod" and isinstance(config, Mapping) and config:
-        return f"dbMethod ({', '.join(sorted(map(str, config)))})"
-    return key
-
-
-class Pusher:
-    """The push targets of one device: a queue and one task that drains it."""
-
-    def __init__(self, device_id: str, methods: Mapping[str, Mapping[str, Any]]) -> None:
-        self.device_id = device_id
+    def __init__(self, device_id: str, what: str, target: PushTarget) -> None:
+        self.device_id, self.what, self.target = device_id, what, target
         self.dropped = 0
-        self._targets: dict[str, MqttPush | HttpPush] = {}
-        self.unsupported: dict[str, str] = {}  # property -> what of its pushMethod is not served
-        for prop, method in methods.items():
-            if "mqtt" in method:
-                self._targets[prop] = MqttPush(method["mqtt"])
-            elif "http" in method:
-                self._targets[prop] = HttpPush(method["http"])
-            elif not any(key in method for key in NOT_SERVED):
-                raise VisitorError(f"{prop}: pushMethod supports mqtt and http, got {list(method)}")
-            missing = [_describe(key, method[key]) for key in NOT_SERVED if key in method]
-            if missing:
-                self.unsupported[prop] = (
-                    f"pushMethod {', '.join(missing)} is not supported by kedge's mappers; "
-                    "readings are not sent there"
-                )
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(QUEUE_LIMIT)
-        self._task = asyncio.create_task(self._drain(), name=f"push {device_id}")
+        self._items: deque[tuple[int, Reading]] = deque()
+        self._bytes, self._seq = 0, 0
+        self._ready = asyncio.Event()
+        self._task = asyncio.create_task(self._drain(), name=f"push {device_id} {what}")
 
-    def push(self, prop: str, value: str, type_: str, timestamp: int) -> None:
-        if prop not in self._targets:
-            return
-        namespace, _, name = self.device_id.partition("/")
-        body = orjson.dumps(
-            {
-                "device": self.device_id,
-                "namespace": namespace,
-                "name": name,
-                "property": prop,
-                "value": value,
-                "type": type_,
-                "timestamp": timestamp,
-            }
-        )
-        if self._queue.full():
-            self._queue.get_nowait()
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, reading: Reading) -> None:
+        self._seq += 1
+        self._items.append((self._seq, reading))
+        self._bytes += len(reading.value)
+        while len(self._items) > QUEUE_LIMIT or self._bytes > BYTES_LIMIT:
+            self._bytes -= len(self._items.popleft()[1].value)
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning(
-                    "push target too slow: %d readings dropped so far",
-                    self.dropped,
-                    extra={"device": self.device_id},
-                )
-        self._queue.put_nowait((prop, body))
+                log.warning("push target %s behind: %d readings dropped so far", self.what,
+                            self.dropped, extra={"device": self.device_id})  # fmt: skip
+        self._ready.set()
+
+    def _done(self, upto: int) -> None:
+        """Remove what was sent (the oldest may have been dropped meanwhile)."""
+        while self._items and self._items[0][0] <= upto:
+            self._bytes -= len(self._items.popleft()[1].value)
+        if not self._items:
+            self._ready.clear()
 
     async def _drain(self) -> None:
+        backoff = Backoff(RETRY_FIRST, RETRY_CAP)
         while True:
-            prop, body = await self._queue.get()
+            await self._ready.wait()
+            batch = [reading for _, reading in itertools.islice(self._items, self.target.batch)]
+            upto = self._items[len(batch) - 1][0]
             try:
-                await self._targets[prop].send(body)
-            except (httpx.HTTPError, ConnectionError, OSError) as exc:
-                log.warning("push of %s failed: %s", prop, exc, extra={"device": self.device_id})
+                await asyncio.wait_for(self.target.send(batch), 30)
+            except PushRefused as exc:
+                log.warning("push to %s refused %d readings: %s", self.what, len(batch), exc,
+                            extra={"device": self.device_id})  # fmt: skip
+            except (ConnectionError, OSError, TimeoutError) as exc:
+                if backoff.failures == 0:
+                    log.warning("push to %s failed, readings kept and retried: %s", self.what,
+                                exc, extra={"device": self.device_id})  # fmt: skip
+                await asyncio.sleep(backoff.next())
+                continue
+            if backoff.failures:
+                log.info("push to %s delivers again", self.what, extra={"device": self.device_id})
+            backoff.reset()
+            self._done(upto)
 
     async def close(self) -> None:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        for target in self._targets.values():
-            await target.close()
+        await self.target.close()
+
+
+def _kinds(prop: str, method: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(served kinds, reasons a part is not served) of one property's pushMethod."""
+    served, missing = [k for k in ("mqtt", "http") if k in method], []
+    db = method.get("dbMethod")
+    if isinstance(db, Mapping) and db:
+        served += [f"dbMethod.{k}" for k in ("redis", "mysql") if k in db]
+        refused = sorted(k for k in map(str, db) if k not in ("redis", "mysql"))
+        if refused:
+            missing.append(f"dbMethod ({', '.join(refused)})")
+    elif "dbMethod" in method:
+        missing.append("dbMethod (empty)")
+    missing += [k for k in NOT_SERVED if k in method]
+    if not served and not missing:
+        raise VisitorError(f"{prop}: pushMethod takes mqtt, http or dbMethod, not {list(method)}")
+    return served, missing
+
+
+def _factory(kind: str, method: Mapping[str, Any], device: str) -> Factory:
+    """How to make the target; the configuration's shape is checked now (a kept target too)."""
+    if kind == "mqtt":
+        return lambda _props: MqttPush(method["mqtt"])
+    if kind == "http":
+        return lambda _props: HttpPush(method["http"])
+    config = method["dbMethod"][kind.removeprefix("dbMethod.")]
+    if not isinstance(config, Mapping):
+        raise VisitorError(f"pushMethod.{kind}: must be an object")
+    if kind == "dbMethod.redis":
+        return lambda _props: RedisPush(config)
+    return lambda props: MysqlPush(config, device, props)
+
+
+class Pusher:
+    """The push targets of one device, one outbox per distinct target configuration."""
+
+    def __init__(self, device_id: str) -> None:
+        self.device_id = device_id
+        self._outboxes: dict[str, Outbox] = {}  # key: kind + configuration
+        self._routes: dict[str, list[Outbox]] = {}  # property -> its outboxes
+        self.unsupported: dict[str, str] = {}  # property -> what of its pushMethod is not served
+
+    async def configure(self, methods: Mapping[str, Mapping[str, Any]]) -> None:
+        """Targets for a (new) spec; raises VisitorError leaving the old ones in place."""
+        wanted: dict[str, Wanted] = {}
+        unsupported: dict[str, str] = {}
+        for prop, method in methods.items():
+            served, missing = _kinds(prop, method)
+            for kind in served:
+                part = method.get(kind) or method["dbMethod"][kind.removeprefix("dbMethod.")]
+                key = kind + orjson.dumps(part, option=orjson.OPT_SORT_KEYS).decode()
+                wanted.setdefault(key, (_factory(kind, method, self.device_id), []))[1].append(prop)
+            if missing:
+                unsupported[prop] = (f"pushMethod {', '.join(missing)} is not supported by "
+                                     "kedge's mappers; readings are not sent there")  # fmt: skip
+        outboxes = await self._outboxes_for(wanted)
+        self._routes = {}
+        for key, (_, props) in wanted.items():
+            for prop in props:
+                self._routes.setdefault(prop, []).append(outboxes[key])
+        stale = [box for key, box in self._outboxes.items() if key not in outboxes]
+        self._outboxes, self.unsupported = outboxes, unsupported
+        for outbox in stale:
+            await outbox.close()
+
+    async def _outboxes_for(self, wanted: Mapping[str, Wanted]) -> dict[str, Outbox]:
+        """The outboxes kept, and new ones; if a new target cannot be made, none is."""
+        made: dict[str, PushTarget] = {}
+        try:
+            for key, (factory, props) in wanted.items():
+                if key not in self._outboxes:
+                    made[key] = factory(props)
+        except VisitorError:
+            for target in made.values():
+                await target.close()
+            raise
+        return {key: self._outboxes.get(key) or Outbox(self.device_id, key.split("{")[0], made[key])
+                for key in wanted}  # fmt: skip
+
+    def push(self, prop: str, value: str, type_: str, timestamp: int) -> None:
+        for outbox in self._routes.get(prop, ()):
+            outbox.put(Reading(self.device_id, prop, value, type_, timestamp))
+
+    async def close(self) -> None:
+        for outbox in self._outboxes.values():
+            await outbox.close()
+        self._outboxes, self._routes = {}, {}

@@ -272,10 +272,10 @@ class DeviceWorker:
         log.error("device cannot be served: %s", error, extra={"device": self.id})
         self._set_state("unhealthy")
 
-    def _pusher(self) -> Pusher:
+    async def _configure_push(self, pusher: Pusher) -> None:
         """Push targets, and a reason on each property whose pushMethod kedge cannot serve."""
-        pusher = Pusher(self.id, {n: p.push_method for n, p in self.properties.items()
-                                  if p.push_method})  # fmt: skip
+        await pusher.configure({n: p.push_method for n, p in self.properties.items()
+                                if p.push_method})  # fmt: skip
         self._unserved = dict(pusher.unsupported)
         for name, prop in self.properties.items():
             if prop.type == "stream":
@@ -285,7 +285,6 @@ class DeviceWorker:
         for name in self.properties:
             self._problem(report, name, "")
         self._send(report)
-        return pusher
 
     async def _run(self) -> None:
         try:
@@ -293,17 +292,17 @@ class DeviceWorker:
         except DeviceError as exc:
             self._unservable(exc)
             return
+        self.pusher = Pusher(self.id)
         try:
-            self.pusher = self._pusher()
-            await self._serve(driver)
+            await self._configure_push(self.pusher)
+            await self._serve(driver, self.pusher)
         except DeviceError as exc:  # a push target that cannot work (bad address, ...)
             self._unservable(exc)
         finally:
-            if self.pusher is not None:
-                await self.pusher.close()
+            await self.pusher.close()
             await driver.close()
 
-    async def _serve(self, driver: Driver) -> None:
+    async def _serve(self, driver: Driver, pusher: Pusher) -> None:
         loop = asyncio.get_running_loop()
         next_due = dict.fromkeys(self.properties, 0.0)
         failures, subscribed = 0, False
@@ -312,10 +311,7 @@ class DeviceWorker:
             if self._reschedule:  # a spec update: new properties, new cycles, new push targets
                 self._reschedule = False
                 next_due = {n: next_due.get(n, 0.0) for n in self.properties}
-                replacement = self._pusher()  # raises for a bad new target
-                if self.pusher is not None:
-                    await self.pusher.close()
-                self.pusher = replacement
+                await self._configure_push(pusher)  # raises for a bad new target
             try:
                 if not subscribed:
                     subscribed = await self._subscribe(driver)

@@ -13,10 +13,12 @@ string -> String, bytes -> ByteString.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import contextlib
 import logging
 import math
+import shutil
 import socket
 import tempfile
 from collections.abc import Mapping
@@ -64,6 +66,7 @@ async def client_certificate() -> tuple[Path, Path]:
     global _generated
     if _generated is None:
         directory = Path(tempfile.mkdtemp(prefix="kedge-opcua-"))
+        atexit.register(shutil.rmtree, directory, True)  # the key is this process's alone
         key, cert = directory / "client-key.pem", directory / "client-cert.der"
         await setup_self_signed_certificate(
             key,
