@@ -13,6 +13,7 @@ way. Reads and watches stay with the official client.
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -85,6 +86,23 @@ class LeanApi:
             error.body = answer
             raise error
         return answer
+
+    async def lines(self, path: str) -> AsyncIterator[bytes]:
+        """A watch's events, a JSON document per line, until the server ends the watch."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=TIMEOUT)
+        try:
+            async with self._open().get(
+                self.base + path, headers=self._headers(JSON), timeout=timeout
+            ) as response:
+                if response.status >= 400:
+                    error = ApiException(status=response.status, reason=response.reason)
+                    error.body = await response.read()
+                    raise error
+                async for line in response.content:
+                    if line.strip():
+                        yield line
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ApiException(status=0, reason=f"watch {path}: {exc!r}") from exc
 
     async def get(self, path: str) -> Any:
         return orjson.loads(await self.request("GET", path, None))

@@ -54,6 +54,12 @@ def _apiserver(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _console(args: argparse.Namespace) -> int:
+    from cloudcore.console.serve import run
+
+    return run(args)
+
+
 def _mapper(args: argparse.Namespace) -> int:
     from mappers.app import run
 
@@ -71,6 +77,7 @@ def _up_parser(up: argparse.ArgumentParser) -> None:
     up.add_argument("--cloud-port", type=int, default=10000)
     up.add_argument("--join-port", type=int, default=10002)
     up.add_argument("--stream-port", type=int, default=10003)
+    up.add_argument("--console-port", type=int, default=10090)
     up.add_argument(
         "--runtime", choices=["process", "cri"], default="process",
         help="pods as host processes, or as containers in a containerd the edge node runs "
@@ -87,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cloudcore.apiserver.arguments import add_arguments as apiserver_arguments
     from cloudcore.arguments import add_arguments as cloudcore_arguments
     from cloudcore.arguments import add_token_arguments
+    from cloudcore.console.serve import add_arguments as console_arguments
     from edgecore.config import add_arguments
     from kedge import images_cli
     from mappers import app as mapper_app
@@ -117,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     apiserver = sub.add_parser("apiserver", help="run the embedded Kubernetes API server alone")
     apiserver_arguments(apiserver)
     apiserver.set_defaults(func=_apiserver)
+    console = sub.add_parser("console", help="serve the web console (nodes, devices, history)")
+    console_arguments(console)
+    console.set_defaults(func=_console)
     edge = sub.add_parser("edgecore", help="run an edge node (twins, MQTT EventBus, HTTP API)")
     add_arguments(edge)
     edge.set_defaults(func=_edgecore)

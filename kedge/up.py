@@ -140,6 +140,7 @@ def _ports(args: argparse.Namespace, state: Path) -> dict[str, int]:
         "api": (args.api_port, "Kubernetes API"), "hub": (args.cloud_port, "CloudHub"),
         "join": (args.join_port, "join service"), "stream": (args.stream_port, "CloudStream"),
         "mqtt": (args.mqtt_port, "MQTT"), "http": (args.http_port, "edge HTTP API"),
+        "console": (args.console_port, "web console"),
         **{p.name: (p.port, f"{p.name} simulator") for p in PROTOCOLS.values()},
     }  # fmt: skip
     ports = {}
@@ -190,6 +191,21 @@ def _start_cloud(children: Children, state: Path, ports: dict[str, int]) -> Path
     return kubeconfig
 
 
+def _start_console(children: Children, state: Path, kubeconfig: Path, port: int) -> str:
+    """The web console, and a fresh admin console token for this run (only its hash is kept;
+    the one of the run before stops working)."""
+    console_state, python = state / "console", sys.executable
+    base = [python, "-m", "cloudcore.console", "--kubeconfig", str(kubeconfig), "--state-dir",
+            str(console_state)]  # fmt: skip
+    console_state.mkdir(exist_ok=True, mode=0o700)
+    made = subprocess.run([*base, "token", "create", "--role", "admin", "--name", "kedge-up"],
+                          capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    log = console_state / "console.log"
+    process = children.start("the web console", [*base, "--port", str(port)], log)
+    wait_until(lambda: _listening(port), "the web console", process, log)
+    return made.stdout.strip()
+
+
 def _apply_samples(kubeconfig: Path, ports: dict[str, int], reset: bool) -> None:
     samples = []
     for path in sorted(SAMPLES.glob("*.yaml")):
@@ -206,9 +222,11 @@ def _apply_samples(kubeconfig: Path, ports: dict[str, int], reset: bool) -> None
         say("the samples and mapper DaemonSets are there already (kedge up --reset restores them)")
 
 
-def _show(state: Path, kubeconfig: Path, ports: dict[str, int]) -> None:
+def _show(state: Path, kubeconfig: Path, ports: dict[str, int], console_token: str) -> None:
     print(  # noqa: T201 - the quick start shows where to look
         f"\nkedge up: the whole system runs on this machine; edge node {NODE} is joining\n"
+        f"  console: http://127.0.0.1:{ports['console']}/  token (admin, this run only):"
+        f" {console_token}\n"
         f"  export KUBECONFIG={kubeconfig}\n"
         f"  kubectl get nodes; kubectl get pods -A; kubectl get devices,devicestatuses\n"
         f"  kubectl get devicestatus thermostat-1 -o yaml    # reported twins and state\n"
@@ -254,7 +272,8 @@ def run(args: argparse.Namespace, edgecore: Callable[[list[str], Supervise], int
         kubeconfig = _start_cloud(children, state, ports)
         _apply_samples(kubeconfig, ports, args.reset)
         token = _token(state / "cloudcore")
-        _show(state, kubeconfig, ports)
+        console_token = _start_console(children, state, kubeconfig, ports["console"])
+        _show(state, kubeconfig, ports, console_token)
         argv = [
             "--node", NODE, "--state-dir", str(state / "edge"),
             "--broker", f"local:{ports['mqtt']}", "--http", f"127.0.0.1:{ports['http']}",
