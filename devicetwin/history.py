@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 
 from devicetwin.model import Twin
+from devicetwin.retention import Retention, Rule, effective
 from devicetwin.rules import TwinPatch
 
 metadata = MetaData()
@@ -50,12 +51,6 @@ Point = tuple[str, str, int, str]  # device id, property, ms, value
 Series = dict[tuple[str, str], int]  # (device id, property) -> series id, cached
 _INSERT = "INSERT INTO history_points (series, ts, value, num) VALUES (?, ?, ?, ?)"
 MAX_POINTS_ANSWERED = 100_000  # points in one answer (a day of 1 s data); a step for more
-
-
-@dataclass(frozen=True, slots=True)
-class Retention:
-    max_age_ms: int = 7 * 24 * 3600 * 1000  # a week
-    max_points: int = 200_000  # per property (about two days of 1 s data)
 
 
 def readings(device: str, patches: Mapping[str, TwinPatch], twins: Mapping[str, Twin]
@@ -98,10 +93,13 @@ def insert(conn: Connection, points: list[Point], known: Series) -> None:
         conn.exec_driver_sql(_INSERT, rows)
 
 
-def trim(conn: Connection, now_ms: int, retention: Retention) -> int:
-    """Each series' points past the age, then past its budget, removed; how many went."""
+def trim(conn: Connection, now_ms: int, base: Retention, rules: Mapping[str, Rule]) -> int:
+    """Each series' points past the age, then past its budget, removed; how many went. `rules`:
+    the devices' own retention (devicetwin.retention), by device id."""
     removed = 0
-    for (series,) in conn.exec_driver_sql("SELECT id FROM history_series").fetchall():
+    found = conn.exec_driver_sql("SELECT id, deviceid, name FROM history_series").fetchall()
+    for series, device, name in found:
+        retention = effective(base, rules.get(device), name)
         removed += conn.exec_driver_sql(
             "DELETE FROM history_points WHERE series = ? AND ts < ?",
             (series, now_ms - retention.max_age_ms)).rowcount  # fmt: skip

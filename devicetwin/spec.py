@@ -15,6 +15,8 @@ from typing import Any
 
 from devicetwin.memberspec import DEFAULT_CYCLE_MS, PropertyConfig
 from devicetwin.model import Device, PropertySpec, Twin, TwinValue, Version, device_id
+from devicetwin.retention import ANNOTATION as RETENTION
+from devicetwin.retention import Rule, parse_rule
 from devicetwin.rules import KEY_PATTERN, TwinError, normalize_type, validate_value
 from kedge.channel.routes import EDGE_VERSIONS
 from kedge.errors import PermanentError
@@ -286,6 +288,14 @@ def _seen_edge(doc: Document, meta: JSON) -> dict[str, int] | None:
     return seen
 
 
+def _retention(doc: Document, meta: JSON) -> Rule | None:
+    raw = _map(doc, meta.get("annotations"), "metadata.annotations").get(RETENTION)
+    try:
+        return None if raw is None else parse_rule(raw)
+    except ValueError as exc:
+        raise doc.fail(f"metadata.annotations[{RETENTION}]", str(exc)) from None
+
+
 def parse_device(doc: Document, models: Mapping[tuple[str, str], Model], now: int) -> Device:
     """A Device document merged with its model; twins carry the manifest's desired values."""
     namespace, name = _metadata(doc)
@@ -328,6 +338,9 @@ def parse_device(doc: Document, models: Mapping[tuple[str, str], Model], now: in
         "stateReport": _map(doc, spec.get("stateReport"), "spec.stateReport"),
         DESIRED: {n: t.expected.value for n, t in twins.items() if t.expected is not None},
     }
+    rule = _retention(doc, meta)
+    if rule is not None:
+        merged_spec["history"] = rule
     return Device(
         seen_edge=_seen_edge(doc, meta),
         id=device_id(namespace, name),

@@ -12,7 +12,7 @@ start-up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from sqlalchemy.dialects.sqlite import insert
 
 from devicetwin import history
 from devicetwin.model import Attempt, Device, DeviceId, PropertySpec, Twin, TwinValue, Version
+from devicetwin.retention import Retention, Rule
 
 SCHEMA_VERSION = 1
 metadata = MetaData()
@@ -336,10 +337,10 @@ class TwinStore:
             rows.append((device, name, *(row[column] for column in _TWIN_COLUMNS)))
         conn.exec_driver_sql(_UPSERT_TWIN, rows)
 
-    def trim_history(self, now_ms: int, retention: history.Retention) -> int:
+    def trim_history(self, now_ms: int, retention: Retention, rules: Mapping[str, Rule]) -> int:
         """Points past the retention removed (see `history.trim`); how many."""
         with self._engine.begin() as conn:
-            return history.trim(conn, now_ms, retention)
+            return history.trim(conn, now_ms, retention, rules)
 
     def history(self, query: history.Query) -> list[dict[str, object]]:
         with self._engine.connect() as conn:

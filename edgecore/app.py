@@ -22,10 +22,10 @@ import grpc
 import uvicorn
 
 from devicetwin.catalog import Catalog
-from devicetwin.history import Retention
 from devicetwin.manifests import read_documents
 from devicetwin.model import Device
 from devicetwin.presence import MapperPresence
+from devicetwin.retention import Retention
 from devicetwin.service import TwinService, now_ms, rfc3339
 from devicetwin.store import TwinStore
 from edgecore.api import Failing, create_app, http_token

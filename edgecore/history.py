@@ -9,16 +9,17 @@ hold at most 100,000 points (ask with a step for long ranges)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from fastapi import APIRouter, Query
 
-from devicetwin.history import MAX_POINTS_ANSWERED, Retention
+from devicetwin.history import MAX_POINTS_ANSWERED
 from devicetwin.history import Query as HistoryQuery
 from devicetwin.model import DeviceId
+from devicetwin.retention import Retention, Rule, duration_ms
 from devicetwin.rules import TwinError
 from devicetwin.service import TwinService
 from kedge.channel import routes
@@ -29,9 +30,6 @@ HOUR_MS = 3600_000
 TRIM_PERIOD = 60.0  # seconds between retention passes while values arrive
 CLOUD_POINTS = 50_000  # points in one answer to the cloud (a channel frame holds 4 MiB)
 Send = Callable[[Message], Awaitable[object]]
-_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": HOUR_MS, "d": 24 * HOUR_MS}
-MAX_STEP = 3650 * 24 * HOUR_MS
-_DURATION = re.compile(r"([0-9]{1,12})(ms|s|m|h|d)?")
 
 
 def parse_time(text: str, what: str) -> int:
@@ -50,9 +48,8 @@ def parse_time(text: str, what: str) -> int:
 
 
 def parse_step(text: str) -> int:
-    match = _DURATION.fullmatch(text)
-    step = int(match.group(1)) * _UNITS[match.group(2) or "ms"] if match else 0
-    if not 0 < step <= MAX_STEP:
+    step = duration_ms(text)
+    if not step:
         raise TwinError(400, f"step: {text!r} is not a duration from 1ms to 10 years "
                         "(500ms, 10s, 5m, 1h, 1d)")  # fmt: skip
     return step
@@ -89,6 +86,12 @@ def history_view(service: TwinService) -> APIRouter:
     return router
 
 
+def device_rules(service: TwinService) -> dict[str, Rule]:
+    """The devices' own retention (annotation history.kedge.io/retention), by device id."""
+    return {d.id: rule for d in service.devices.values()
+            if isinstance(rule := d.spec.get("history"), dict)}  # fmt: skip
+
+
 async def keep_history(service: TwinService, retention: Retention, period: float = TRIM_PERIOD
                        ) -> None:  # fmt: skip
     """Every `period`, and only when values were written meanwhile, the history is trimmed to
@@ -97,8 +100,9 @@ async def keep_history(service: TwinService, retention: Retention, period: float
         await asyncio.sleep(period)  # the retention cycle, not a synchronisation
         if service.history_pending:
             service.history_pending = 0
-            removed = await service.committer.call(
-                lambda: service.store.trim_history(service.clock(), retention))  # fmt: skip
+            trim = functools.partial(service.store.trim_history, service.clock(), retention,
+                                     device_rules(service))  # fmt: skip
+            removed = await service.committer.call(trim)
             if removed:
                 log.info("history trimmed", extra={"node": service.node, "removed": removed})
 

@@ -72,6 +72,7 @@ async function devicesPage() {
       el("td", {}, el("a", { href: `#/device/${d.namespace}/${d.name}` }, d.name)),
       el("td", {}, d.namespace), el("td", {}, d.model), el("td", {}, d.node), el("td", {}, d.protocol),
       el("td", {}, stateBadge(d.state)), el("td", {}, badges(d.conditions))))));
+  performance.mark("devices-listed");  // user timing: what page-load measurements read
 }
 
 async function nodesPage() {
@@ -172,7 +173,12 @@ async function devicePage(namespace, name, role) {
     ["Property", "Reported", "At", "Desired", "Outcome", admin ? "Set desired" : ""].map((h) => el("th", {}, h))));
   const live = el("p", { id: "live", class: "muted" }, "connecting for live values…");
   const chart = historyPanel(base, device.properties);
-  const update = (doc) => { live.textContent = "live"; renderLive(doc, admin, table, header); chart.onLive(doc); };
+  const update = (doc) => {
+    live.textContent = "live";
+    renderLive(doc, admin, table, header);
+    chart.onLive(doc);
+    if (!performance.getEntriesByName("first-live-value").length) performance.mark("first-live-value");
+  };
   const events = el("table", { id: "events" });
   main.replaceChildren(el("h1", {}, `${namespace}/${name}`), header, live, table, chart.section, el("h2", {}, "Events"), events);
   renderLive(device, admin, table, header);

@@ -4,10 +4,14 @@ steps give min/max/mean of the numeric values only; retention trims by age, then
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
-from devicetwin.history import Query, Retention
+import pytest
+
+from devicetwin.history import Query
 from devicetwin.model import Device, DeviceId, Twin
+from devicetwin.retention import Retention, effective, parse_rule
 from devicetwin.rules import TwinPatch
 from devicetwin.service import TwinService
 from devicetwin.store import Batch, TwinStore
@@ -46,7 +50,7 @@ def test_steps_aggregate_numbers_and_leave_out_other_values(tmp_path: Path) -> N
 def test_retention_trims_by_age_then_by_count(tmp_path: Path) -> None:
     store = _store(tmp_path, [(ts, str(ts)) for ts in range(0, 10_000, 1000)])
     store.commit(Batch(history=[(D, "u", 9500, "x")]))
-    removed = store.trim_history(10_000, Retention(max_age_ms=5500, max_points=3))
+    removed = store.trim_history(10_000, Retention(max_age_ms=5500, max_points=3), {})
     assert [p["t"] for p in store.history(Query(D, "t", 0, 20_000))] == [7000, 8000, 9000]
     assert removed == 7 and store.history(Query(D, "u", 0, 20_000)) == [{"t": 9500, "v": "x"}]
 
@@ -80,3 +84,57 @@ async def test_the_keeper_trims_only_after_new_values(tmp_path: Path) -> None:
                      what="the budget kept")  # fmt: skip
     keeper.cancel()
     await service.close()
+
+
+async def test_the_keeper_applies_a_device_and_property_retention(tmp_path: Path) -> None:
+    store = TwinStore(tmp_path / "twins.db")
+    service = TwinService("n", store, clock=lambda: 5000)
+    rule = parse_rule('{"maxPoints": 2, "properties": {"u": {"maxPoints": 3}}}')
+    spec = {"properties": [{"name": n, "type": "string"} for n in "tuv"], "history": rule}
+    service.devices[D] = Device(id=D, name="d", namespace="ns", spec=spec,
+                                twins={n: Twin(n) for n in "tuv"})  # fmt: skip
+    other = DeviceId("ns/other")  # no rule of its own: edgecore's
+    plain = {"properties": [{"name": "t", "type": "string"}]}
+    service.devices[other] = Device(id=other, name="other", namespace="ns",
+                                    twins={"t": Twin("t")}, spec=plain)  # fmt: skip
+    for value in ("1", "2", "3", "4", "5"):
+        service.report(D, {n: TwinPatch(actual=value) for n in "tuv"})
+        service.report(other, {"t": TwinPatch(actual=value)})
+    await service.commit(service.take_batch())
+    keeper = asyncio.create_task(keep_history(service, Retention(max_points=4), period=0.01))
+
+    def kept() -> dict[str, int]:
+        counts = {n: len(store.history(Query(D, n, 0, 10_000))) for n in "tuv"}
+        return counts | {"other": len(store.history(Query(other, "t", 0, 10_000)))}
+
+    await wait_until(lambda: kept() == {"t": 2, "u": 3, "v": 2, "other": 4}, within=5,
+                     what="each series trimmed to its own budget")  # fmt: skip
+    keeper.cancel()
+    await service.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("not json", "must be a JSON object"),
+        ("[1]", "must be a JSON object"),
+        ('{"maxAge": "soon"}', "maxAge: 'soon' is not a duration"),
+        ('{"maxAge": "0s"}', "is not a duration"),
+        ('{"maxPoints": 0}', "maxPoints: 0 is not a positive integer"),
+        ('{"maxPoints": true}', "is not a positive integer"),
+        ('{"keep": 1}', "unknown keys ['keep']"),
+        ('{"properties": []}', "must be an object of property names"),
+        ('{"properties": {"t": {"maxAge": "x"}}}', "retention.properties.t.maxAge"),
+    ],
+)
+def test_retention_rule_when_bad_says_why(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(why)):
+        parse_rule(text)
+
+
+def test_retention_rule_when_layered_property_wins_over_device_over_node() -> None:
+    rule = parse_rule('{"maxAge": "1d", "properties": {"t": {"maxAge": "30m", "maxPoints": 9}}}')
+    base = Retention(max_age_ms=1000, max_points=100)
+    assert effective(base, rule, "t") == Retention(30 * 60_000, 9)
+    assert effective(base, rule, "u") == Retention(86_400_000, 100)
+    assert effective(base, None, "t") == base

@@ -190,3 +190,18 @@ def test_file_when_missing_is_refused(tmp_path: Path) -> None:
 )
 def test_parse_cycle_when_valid(raw: object, ms: int) -> None:
     assert parse_cycle(raw) == ms
+
+
+def test_device_when_annotated_with_retention_carries_it_or_names_the_field(
+    tmp_path: Path,
+) -> None:
+    annotated = DEVICE.replace(
+        'labels: {room: "7"}',
+        """labels: {room: "7"}, annotations: {history.kedge.io/retention: '{"maxAge": "2h"}'}""",
+    )
+    (device,) = load_manifests([write(tmp_path, MODEL + "---" + annotated)], "node-a", NOW)
+    assert device.spec["history"] == {"maxAgeMs": 7_200_000, "properties": {}}
+    bad = annotated.replace('"2h"', '"later"')
+    with pytest.raises(ManifestError) as err:
+        load_manifests([write(tmp_path, MODEL + "---" + bad)], "node-a", NOW)
+    assert "metadata.annotations[history.kedge.io/retention]: retention.maxAge" in str(err.value)
