@@ -69,6 +69,26 @@ def _twin_value(twin: Mapping[str, Any], key: str) -> JSON:
     return {"value": part.get("value"), "timestamp": (part.get("metadata") or {}).get("timestamp")}
 
 
+OUTCOMES = ("DesiredAccepted", "DesiredReached")  # the conflict rule first, then the device
+
+
+def outcome(name: str, desired: str | None, reported: Any, conditions: list[JSON]) -> str:
+    """What became of a property's desired value: a False condition naming the property (its
+    message is `name: why; name: why`), else reached, else still on its way."""
+    if desired is None:
+        return ""
+    for kind in OUTCOMES:
+        for c in conditions:
+            if c["type"] != kind or c["status"] != "False":
+                continue
+            for part in str(c["message"]).split("; "):
+                if part.startswith(f"{name}: "):
+                    return f"{c['reason']}: {part.removeprefix(f'{name}: ')}"
+    if reported == desired:
+        return "reached"
+    return f"waiting for the device to show {desired}"
+
+
 def device_detail(
     device: Mapping[str, Any], status: Mapping[str, Any] | None, model: Mapping[str, Any] | None
 ) -> JSON:
@@ -77,7 +97,7 @@ def device_detail(
     twins = {t.get("propertyName"): t for t in _reported_side(device, status).get("twins") or []
              if isinstance(t, dict)}  # fmt: skip
     described = {p.get("name"): p for p in (model or {}).get("spec", {}).get("properties") or []}
-    properties = []
+    properties, conditions = [], _conditions(device)
     for prop in spec.get("properties") or []:
         name = prop.get("name", "")
         about, twin = described.get(name) or {}, twins.get(name) or {}
@@ -86,8 +106,9 @@ def device_detail(
             "type": str(about.get("type", "")).lower(),
             "unit": about.get("unit", ""),
             "writable": about.get("accessMode") == "ReadWrite",
-            "desired": (prop.get("desired") or {}).get("value"),
-            "reported": _twin_value(twin, "reported"),
+            "desired": (desired := (prop.get("desired") or {}).get("value")),
+            "reported": (reported := _twin_value(twin, "reported")),
+            "outcome": outcome(name, desired, reported["value"], conditions),
             "observedDesired": _twin_value(twin, "observedDesired"),
         })  # fmt: skip
     return device_view(device, status) | {"properties": properties}

@@ -88,23 +88,13 @@ async function nodesPage() {
 
 // ---- the device page ---------------------------------------------------------------------
 
-function outcome(prop, device) {
-  // What became of the desired value: reached, kept by the edge (the conflict rule), refused.
-  if (prop.desired === null || prop.desired === undefined) return "";
-  if (prop.reported.value === prop.desired) return "reached";
-  for (const c of device.conditions) {
-    if (c.status === "False" && (c.message || "").includes(prop.name)) return `${c.reason}: ${c.message}`;
-  }
-  return `waiting for the device to show ${prop.desired}`;
-}
-
 function propertyRow(prop, device, admin) {
   const cells = [
     el("td", {}, prop.name, prop.unit ? el("span", { class: "muted" }, ` ${prop.unit}`) : ""),
     el("td", { class: "value", "data-value": prop.name }, prop.reported.value ?? "—"),
     el("td", { class: "muted" }, prop.reported.timestamp ? new Date(Number(prop.reported.timestamp)).toLocaleTimeString() : ""),
     el("td", { "data-desired": prop.name }, prop.desired ?? ""),
-    el("td", { "data-outcome": prop.name }, outcome(prop, device)),
+    el("td", { "data-outcome": prop.name }, prop.outcome),
   ];
   const action = el("td", {});
   if (admin && prop.writable) {
@@ -136,7 +126,7 @@ function renderLive(device, admin, table, header) {
     }
     row.children[2].textContent = prop.reported.timestamp ? new Date(Number(prop.reported.timestamp)).toLocaleTimeString() : "";
     row.querySelector("[data-desired]").textContent = prop.desired ?? "";
-    row.querySelector("[data-outcome]").textContent = outcome(prop, device);
+    row.querySelector("[data-outcome]").textContent = prop.outcome;
   }
 }
 

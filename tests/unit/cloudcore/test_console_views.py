@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 from cloudcore.console.access import ConsoleTokens, Role
-from cloudcore.console.views import desired_patch, device_detail, device_view, node_view
+from cloudcore.console.views import desired_patch, device_detail, device_view, node_view, outcome
 
 DEVICE = {
     "metadata": {"namespace": "default", "name": "t1"},
@@ -83,3 +83,21 @@ def test_console_tokens_when_created_keep_only_a_digest(tmp_path: Path) -> None:
     assert tokens.role(f"Bearer {again}") == ("ann", Role.ADMIN)
     for header in (None, "", "Basic abc", f"bearer {again}", "Bearer "):
         assert tokens.role(header) is None
+
+
+def test_outcome_when_conditions_name_the_property_says_why() -> None:
+    kept = {"type": "DesiredAccepted", "status": "False", "reason": "EdgeValueKept",
+            "message": "setpoint: kept 24, written at the edge at T, over the cloud's 30 "
+                       "(set without seeing the edge's write); set: kept 1"}  # fmt: skip
+    missed = {"type": "DesiredReached", "status": "False", "reason": "DesiredNotReached",
+              "message": "setpoint: device reports 24 for desired 30"}  # fmt: skip
+    assert outcome("setpoint", "30", "24", [missed, kept]).startswith(
+        "EdgeValueKept: kept 24, written at the edge"
+    )  # the conflict rule first
+    assert outcome("setpoint", "30", "24", [missed]) == (
+        "DesiredNotReached: device reports 24 for desired 30"
+    )
+    assert outcome("set", "1", "1", [kept]) == "EdgeValueKept: kept 1"  # not "setpoint"'s
+    assert outcome("power", "true", "true", [kept, missed]) == "reached"
+    assert outcome("power", "true", "false", []) == "waiting for the device to show true"
+    assert outcome("power", None, "false", [kept]) == ""
