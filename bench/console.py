@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -33,7 +35,11 @@ def timed(driver: WebDriver, url: str, mark: str) -> float:
     driver.get("about:blank")
     driver.get(url)
     wait = WebDriverWait(driver, 60, poll_frequency=0.01)
-    return float(wait.until(lambda d: d.execute_script(MARK, mark)))
+    try:
+        return float(wait.until(lambda d: d.execute_script(MARK, mark)))
+    except TimeoutException:
+        shown = driver.find_element(By.TAG_NAME, "body").text[-1000:]
+        raise RuntimeError(f"{mark} not reached at {url}; the page shows:\n{shown}") from None
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes import config as kube_config
 
 from cloudcore.console.access import ConsoleTokens, Role
-from cloudcore.console.app import build
+from cloudcore.console.app import LIVE_MAX, build
 from cloudcore.console.cluster import Cluster
 from controllers.leanapi import LeanApi
 from kedge.logs import setup_logging
@@ -68,12 +68,13 @@ async def serve(args: argparse.Namespace) -> None:
     configuration = _configuration(args.kubeconfig)
     bearer = configuration.api_key.get("authorization", "")
     tokens = ConsoleTokens(args.state_dir, bearer.removeprefix("Bearer ") or None)
-    api = LeanApi(configuration, connections=8)
+    api = LeanApi(configuration, connections=2 * LIVE_MAX + 16)  # two watches per live stream
     tls = None
     if args.tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
-    runner = web.AppRunner(build(tokens, Cluster(api)), access_log=None)
+    # a page closed ends its live stream's handler (and its watches) at once
+    runner = web.AppRunner(build(tokens, Cluster(api)), access_log=None, handler_cancellation=True)
     await runner.setup()
     try:
         await web.TCPSite(runner, args.host, args.port, ssl_context=tls).start()

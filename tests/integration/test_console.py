@@ -22,6 +22,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
+from cloudcore.console.app import LIVE_MAX
+from harness.apiserver import kubectl_binary
 from harness.browser import chromium
 from harness.support import ROOT, SAMPLES, free_port, wait_for
 
@@ -187,3 +189,31 @@ def test_console_api_when_token_missing_or_wrong_refuses(
     page = httpx.get(console.url + "/", timeout=10)  # the page itself holds no data
     assert page.status_code == 200
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+QUIET_DEVICE = """apiVersion: devices.kubeedge.io/v1beta1
+kind: Device
+metadata: {name: quiet-1, namespace: default}
+spec:
+  deviceModelRef: {name: modbus-thermostat}
+  nodeName: no-such-node
+  protocol: {protocolName: modbus, configData: {ip: 127.0.0.1, port: 1, slaveID: 1}}
+"""
+
+
+def test_console_live_streams_when_pages_close_release_their_watches(console: Console) -> None:
+    """More pages of a device that never changes (its node does not exist) opened and closed
+    than the console allows live streams at once: each closed stream ends at once, giving its
+    watches back, so the next one is served, not refused with 429."""
+    kubeconfig = str(console.state / "apiserver" / "kubeconfig")
+    subprocess.run([kubectl_binary(), "--kubeconfig", kubeconfig, "apply", "-f", "-"],
+                   input=QUIET_DEVICE, text=True, check=True, capture_output=True)  # fmt: skip
+    path = "/api/devices/default/quiet-1/live"
+    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {console.token}"}) as client:
+        wait_for(lambda: client.get(console.url + "/api/devices/default/quiet-1").json()[
+            "conditions"], timeout=30, what="the device's conditions settled")  # fmt: skip
+        for _ in range(LIVE_MAX + 6):
+            with client.stream("GET", console.url + path) as stream:
+                assert stream.status_code == 200
+                assert '"name":"quiet-1"' in next(stream.iter_lines())
+        assert client.get(console.url + "/api/devices").status_code == 200
