@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import ssl
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -285,20 +286,35 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
 
 
 async def _stop(cloud: Cloud, tasks: Tasks, served: list[asyncio.Task[None]]) -> None:
+    """Sessions first (their nodes move to another replica at once), then the rest; how long
+    each step took is logged, as a stop under load is a target (issue 18: 10k sessions < 5 s)."""
+    took: dict[str, float] = {}
+    began = time.monotonic()
+
+    def step(name: str) -> None:
+        nonlocal began
+        took[name] = round(time.monotonic() - began, 3)
+        began = time.monotonic()
+
     for server in cloud.servers:
         server.should_exit = True
-    await cloud.hub.stop()  # first: its nodes move to another replica at once
+    await cloud.hub.stop()
+    step("sessions")
     for task in served:
         with contextlib.suppress(Exception):
             await task
+    step("https")
     await tasks.stop()
+    step("tasks")
     await cloud.singletons.election.release()
     stoppers = [cloud.controller.stop, cloud.pods.stop, cloud.view.stop]
     await asyncio.gather(*(asyncio.to_thread(stop_one) for stop_one in stoppers))
+    step("informers")
     await cloud.lean.close()
     cloud.tokens.close()
     cloud.api.close()
-    log.info("cloudcore stopped")
+    step("clients")
+    log.info("cloudcore stopped", extra={"seconds": took})
 
 
 def run(args: argparse.Namespace) -> int:
