@@ -329,7 +329,7 @@ async def run_edgecore(config: EdgeConfig, stop: asyncio.Event | None = None) ->
     stopper = asyncio.create_task(stop.wait())
     ends: list[asyncio.Future[Any]] = [http, stopper, tasks.fatal]
     await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
-    edge.server.should_exit = True
+    edge.server.stop()
     failed: BaseException | None = None
     try:
         await http
