@@ -29,8 +29,8 @@ log = logging.getLogger("kedge.mapper.push")
 QUEUE_LIMIT = 10_000  # readings per target
 BYTES_LIMIT = 4 << 20  # value bytes per target
 RETRY_FIRST, RETRY_CAP = 1.0, 30.0  # seconds between attempts while a target is away
+CLOSE_TIMEOUT = 5.0  # seconds a target gets to close its connections
 NOT_SERVED = ("otel",)  # KubeEdge's push methods kedge's mappers do not implement
-DB_NOT_SERVED = ("influxdb2", "TDEngine", "tdengine")  # no server here to test them against
 Factory = Callable[[Sequence[str]], PushTarget]  # the properties it serves
 Wanted = tuple[Factory, list[str]]  # a target and the properties routed to it
 
@@ -94,7 +94,11 @@ class Outbox:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        await self.target.close()
+        try:  # a client cancelled mid-request may never finish closing: the device stops anyway
+            await asyncio.wait_for(self.target.close(), CLOSE_TIMEOUT)
+        except (TimeoutError, ConnectionError, OSError) as exc:
+            log.warning("push target %s did not close cleanly: %r", self.what, exc,
+                        extra={"device": self.device_id})  # fmt: skip
 
 
 def _kinds(prop: str, method: Mapping[str, Any]) -> tuple[list[str], list[str]]:
