@@ -100,7 +100,7 @@ class MysqlPush:
 
     batch = 200
 
-    def __init__(self, config: Mapping[str, Any], device: str, props: Sequence[str]) -> None:
+    def __init__(self, config: Mapping[str, Any]) -> None:
         client = config.get("mysqlClientConfig")
         if not isinstance(client, Mapping):
             raise VisitorError("pushMethod.dbMethod.mysql: needs mysqlClientConfig")
@@ -109,8 +109,6 @@ class MysqlPush:
         self.user = str(client.get("userName") or "")
         if not self.database or not self.user:
             raise VisitorError("pushMethod.dbMethod.mysql: database and userName are required")
-        for prop in props:
-            mysql_table(device, prop)
         self._password = os.environ.get("PASSWORD", "")
         self._conn: pymysql.connections.Connection[Any] | None = None
         self._tables: set[str] = set()  # created (or found) on this connection

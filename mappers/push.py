@@ -15,13 +15,13 @@ import contextlib
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
 from kedge.backoff import Backoff
-from mappers.dbpush import MysqlPush, RedisPush
+from mappers.dbpush import MysqlPush, RedisPush, mysql_table
 from mappers.driver import VisitorError
 from mappers.pushtargets import HttpPush, MqttPush, PushRefused, PushTarget, Reading
 
@@ -31,7 +31,8 @@ BYTES_LIMIT = 4 << 20  # value bytes per target
 RETRY_FIRST, RETRY_CAP = 1.0, 30.0  # seconds between attempts while a target is away
 CLOSE_TIMEOUT = 5.0  # seconds a target gets to close its connections
 NOT_SERVED = ("otel",)  # KubeEdge's push methods kedge's mappers do not implement
-Factory = Callable[[Sequence[str]], PushTarget]  # the properties it serves
+Factory = Callable[[], PushTarget]
+Key = tuple[str, str]  # (kind, the target's configuration as sorted JSON)
 Wanted = tuple[Factory, list[str]]  # a target and the properties routed to it
 
 
@@ -118,18 +119,22 @@ def _kinds(prop: str, method: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     return served, missing
 
 
-def _factory(kind: str, method: Mapping[str, Any], device: str) -> Factory:
+def _part(kind: str, method: Mapping[str, Any]) -> Any:
+    """The configuration of one served kind: method["mqtt"] or method["dbMethod"]["redis"]."""
+    return method[kind] if kind in method else method["dbMethod"][kind.removeprefix("dbMethod.")]
+
+
+def _factory(kind: str, config: Any) -> Factory:
     """How to make the target; the configuration's shape is checked now (a kept target too)."""
     if kind == "mqtt":
-        return lambda _props: MqttPush(method["mqtt"])
+        return lambda: MqttPush(config)
     if kind == "http":
-        return lambda _props: HttpPush(method["http"])
-    config = method["dbMethod"][kind.removeprefix("dbMethod.")]
+        return lambda: HttpPush(config)
     if not isinstance(config, Mapping):
         raise VisitorError(f"pushMethod.{kind}: must be an object")
     if kind == "dbMethod.redis":
-        return lambda _props: RedisPush(config)
-    return lambda props: MysqlPush(config, device, props)
+        return lambda: RedisPush(config)
+    return lambda: MysqlPush(config)
 
 
 class Pusher:
@@ -137,20 +142,20 @@ class Pusher:
 
     def __init__(self, device_id: str) -> None:
         self.device_id = device_id
-        self._outboxes: dict[str, Outbox] = {}  # key: kind + configuration
+        self._outboxes: dict[Key, Outbox] = {}
         self._routes: dict[str, list[Outbox]] = {}  # property -> its outboxes
         self.unsupported: dict[str, str] = {}  # property -> what of its pushMethod is not served
 
     async def configure(self, methods: Mapping[str, Mapping[str, Any]]) -> None:
         """Targets for a (new) spec; raises VisitorError leaving the old ones in place."""
-        wanted: dict[str, Wanted] = {}
+        wanted: dict[Key, Wanted] = {}
         unsupported: dict[str, str] = {}
         for prop, method in methods.items():
             served, missing = _kinds(prop, method)
             for kind in served:
-                part = method.get(kind) or method["dbMethod"][kind.removeprefix("dbMethod.")]
-                key = kind + orjson.dumps(part, option=orjson.OPT_SORT_KEYS).decode()
-                wanted.setdefault(key, (_factory(kind, method, self.device_id), []))[1].append(prop)
+                config = _part(kind, method)
+                key = (kind, orjson.dumps(config, option=orjson.OPT_SORT_KEYS).decode())
+                wanted.setdefault(key, (_factory(kind, config), []))[1].append(prop)
             if missing:
                 unsupported[prop] = (f"pushMethod {', '.join(missing)} is not supported by "
                                      "kedge's mappers; readings are not sent there")  # fmt: skip
@@ -164,18 +169,20 @@ class Pusher:
         for outbox in stale:
             await outbox.close()
 
-    async def _outboxes_for(self, wanted: Mapping[str, Wanted]) -> dict[str, Outbox]:
+    async def _outboxes_for(self, wanted: Mapping[Key, Wanted]) -> dict[Key, Outbox]:
         """The outboxes kept, and new ones; if a new target cannot be made, none is."""
-        made: dict[str, PushTarget] = {}
+        made: dict[Key, PushTarget] = {}
         try:
             for key, (factory, props) in wanted.items():
                 if key not in self._outboxes:
-                    made[key] = factory(props)
+                    made[key] = factory()
+                for prop in props if key[0] == "dbMethod.mysql" else ():
+                    mysql_table(self.device_id, prop)  # a name MySQL would refuse: refused now
         except VisitorError:
             for target in made.values():
                 await target.close()
             raise
-        return {key: self._outboxes.get(key) or Outbox(self.device_id, key.split("{")[0], made[key])
+        return {key: self._outboxes.get(key) or Outbox(self.device_id, key[0], made[key])
                 for key in wanted}  # fmt: skip
 
     def push(self, prop: str, value: str, type_: str, timestamp: int) -> None:

@@ -148,19 +148,18 @@ class Verbs:
                                  content_type=TABLE_CONTENT_TYPE)  # fmt: skip
         return json_response(obj)
 
-    async def pod_log(self, call: Call) -> Response:
+    def _bound(self, call: Call) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The object a node-served read is about (authorized as a get) and its node, if any."""
         self._authorize(call, "get", self._current(call))
-        pod = self.service.get(call.target.kind, call.namespace, call.target.name)
-        node_name = str((pod.get("spec") or {}).get("nodeName") or "")
-        node = self.service.store.get("/nodes", "", node_name) if node_name else None
-        return await self.nodes.pod_log(pod, node, call.request.query_params)
+        obj = self.service.get(call.target.kind, call.namespace, call.target.name)
+        node_name = str((obj.get("spec") or {}).get("nodeName") or "")
+        return obj, self.service.store.get("/nodes", "", node_name) if node_name else None
+
+    async def pod_log(self, call: Call) -> Response:
+        return await self.nodes.pod_log(*self._bound(call), call.request.query_params)
 
     async def device_history(self, call: Call) -> Response:
-        self._authorize(call, "get", self._current(call))
-        device = self.service.get(call.target.kind, call.namespace, call.target.name)
-        node_name = str((device.get("spec") or {}).get("nodeName") or "")
-        node = self.service.store.get("/nodes", "", node_name) if node_name else None
-        return await self.nodes.device_history(device, node, call.request.query_params)
+        return await self.nodes.device_history(*self._bound(call), call.request.query_params)
 
     async def stream_over_http(self, call: Call) -> Response:
         """A pod stream asked for without a websocket (kubectl's SPDY fallback): refused with

@@ -21,6 +21,7 @@ GROUP = "/apis/devices.kubeedge.io/v1beta1"
 GROUP_PATH = GROUP[1:]  # for path_of
 EVENTS_SHOWN = 50
 RETRY = 1.0  # seconds before a watch that failed is opened again
+Models = dict[Any, dict[str, Any] | None]  # DeviceModels read, by name
 
 
 class Cluster:
@@ -70,14 +71,20 @@ class Cluster:
         return await self._optional(path_of(GROUP_PATH, "namespaces", namespace, "devicemodels",
                                             model))  # fmt: skip
 
-    async def detail(self, namespace: str, name: str) -> JSON:
+    async def detail(self, namespace: str, name: str, models: Models | None = None) -> JSON:
+        """The device page's data; `models` keeps DeviceModels read before (a live stream's, so
+        a change of reported values does not re-read the model)."""
         device = await self.get_device(namespace, name)
         status = None
         if await self._device_statuses():
             status = await self._optional(
                 path_of(GROUP_PATH, "namespaces", namespace, "devicestatuses", name)
             )
-        return device_detail(device, status, await self._model(device))
+        models = {} if models is None else models
+        ref = ((device.get("spec") or {}).get("deviceModelRef") or {}).get("name")
+        if ref not in models:
+            models[ref] = await self._model(device)
+        return device_detail(device, status, models[ref])
 
     async def writable(self, device: Mapping[str, Any], prop: str) -> bool | None:
         """Whether the device's model makes `prop` ReadWrite; None if it has no such property."""
@@ -110,13 +117,14 @@ class Cluster:
         watches = [asyncio.create_task(self._watch(changed, namespace, kind, name))
                    for kind in kinds]  # fmt: skip
         shown: JSON | None = None
+        models: Models = {}  # a model edit shows on the page's next load
         try:
             changed.put_nowait(None)
             while True:
                 await changed.get()
                 while not changed.empty():  # a burst of changes: one read
                     changed.get_nowait()
-                detail = await self.detail(namespace, name)
+                detail = await self.detail(namespace, name, models)
                 if detail != shown:
                     shown = detail
                     yield detail

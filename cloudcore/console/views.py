@@ -97,7 +97,8 @@ def device_detail(
     twins = {t.get("propertyName"): t for t in _reported_side(device, status).get("twins") or []
              if isinstance(t, dict)}  # fmt: skip
     described = {p.get("name"): p for p in (model or {}).get("spec", {}).get("properties") or []}
-    properties, conditions = [], _conditions(device)
+    row = device_view(device, status)
+    properties, conditions = [], row["conditions"]
     for prop in spec.get("properties") or []:
         name = prop.get("name", "")
         about, twin = described.get(name) or {}, twins.get(name) or {}
@@ -111,7 +112,7 @@ def device_detail(
             "outcome": outcome(name, desired, reported["value"], conditions),
             "observedDesired": _twin_value(twin, "observedDesired"),
         })  # fmt: skip
-    return device_view(device, status) | {"properties": properties}
+    return row | {"properties": properties}
 
 
 def event_view(event: Mapping[str, Any]) -> JSON:

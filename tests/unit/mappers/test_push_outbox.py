@@ -86,6 +86,7 @@ REDIS = {"dbMethod": {"redis": {"redisClientConfig": {"addr": "127.0.0.1:6390"}}
     ("method", "why"),
     [
         ({"kafka": {}}, "pushMethod takes mqtt, http or dbMethod"),
+        ({"mqtt": {}}, "is not tcp://host:port"),
         ({"dbMethod": {"redis": {"redisClientConfig": {"addr": "nohost"}}}}, "is not host:port"),
         ({"dbMethod": {"redis": {"redisClientConfig": {"addr": "h:1", "db": "x"}}}}, "db: 'x'"),
         ({"dbMethod": {"redis": {}}}, "needs redisClientConfig"),
