@@ -148,9 +148,11 @@ def run_load(
     done: Callable[[dict[str, Any]], bool],
     servers: list[psutil.Process],
     kill: tuple[str, Callable[[], None]] | None = None,
-    others: tuple[psutil.Process, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    others: tuple[psutil.Process, ...] = (),
+    stop: Callable[[], float] | None = None) -> dict[str, Any]:  # fmt: skip
     """Connect everything, wait for `done`, measure the steady state (and, with `kill`, the
-    time to reconnect a killed replica's nodes; `others`: more processes whose CPU counts)."""
+    time to reconnect a killed replica's nodes; `others`: more processes whose CPU counts;
+    `stop`: stops the servers with the sessions still open, returning the seconds it took)."""
     rss_before = sum(p.memory_info().rss for p in servers)
     load = Load([sys.executable, "-m", "bench.nodeload", "--url", url, "--ca", str(ca),
                  "--nodes", str(nodes_json), "--heartbeat", str(args.heartbeat),
@@ -180,6 +182,8 @@ def run_load(
         }  # fmt: skip
         if kill is not None:
             result["reconnect_s"] = round(_reconnect(load, args.nodes, kill), 1)
+        if stop is not None:
+            result["stop_s"] = stop()
         print(json.dumps(result), flush=True)  # the figures, whatever happens later
         return result
     finally:
@@ -211,20 +215,19 @@ def _marked_unknown(clouds: list[CloudProcess]) -> int:
         "node stopped posting status") for c in clouds)  # fmt: skip
 
 
-def _stop(clouds: list[CloudProcess]) -> list[float]:
-    """Seconds each replica took to stop (SIGTERM to exit) with its sessions open."""
-    took = []
-    for cloud in clouds:
-        if cloud.process is None or cloud.process.poll() is not None:
-            continue
-        start = time.monotonic()
-        cloud.process.terminate()
+def _stop(clouds: list[CloudProcess]) -> float:
+    """Seconds the slowest replica took from SIGTERM to exit; all are signalled at once (while
+    the load generator still holds its sessions open, when called from run_load)."""
+    running = [c.process for c in clouds if c.process is not None and c.process.poll() is None]
+    start = time.monotonic()
+    for process in running:
+        process.terminate()
+    for process in running:
         try:
-            cloud.process.wait(300)
+            process.wait(max(1.0, 300 - (time.monotonic() - start)))
         except subprocess.TimeoutExpired:
-            cloud.process.kill()
-        took.append(time.monotonic() - start)
-    return took
+            process.kill()
+    return time.monotonic() - start if running else 0.0
 
 
 def replicas_run(args: argparse.Namespace, workdir: Path, pki: Path, nodes_json: Path,
@@ -248,9 +251,9 @@ def replicas_run(args: argparse.Namespace, workdir: Path, pki: Path, nodes_json:
         result = run_load(args, urls, pki / "ca.crt", nodes_json,
                           lambda p: p.get("objects", 0) >= wanted, processes,
                           (clouds[0].url, clouds[0].kill) if count > 1 else None,
-                          (psutil.Process(apiserver.process.pid),))  # fmt: skip
+                          (psutil.Process(apiserver.process.pid),),
+                          lambda: _stop(clouds))  # fmt: skip
         result["false_unknown"] = _marked_unknown(clouds)
-        result["stop_s"] = max(_stop(clouds), default=0.0)
         return result
     finally:
         _stop(clouds)

@@ -170,8 +170,10 @@ def _problems(args: argparse.Namespace, hub: CloudHub, view: NodeView,
     problems = DeviceProblems(routing, view.facts,
                               StatusWriter(statuses.conditions, 1.0, qps=args.status_qps),
                               writes.event, serves)  # fmt: skip
-    view.listeners.append(lambda _node: problems.wake.set())
-    hub.on_gone.append(lambda _node: problems.wake.set())
+    view.listeners.append(problems.touch_node)
+    hub.on_come.append(problems.touch_node)
+    hub.on_gone.append(problems.touch_node)
+    election.on_change.append(lambda _leading: problems.touch_all())
     return problems
 
 

@@ -58,6 +58,7 @@ class CloudHub:
         self.sessions: dict[str, ServerConnection] = {}
         self._server: Server | None = None
         self.handler: Handler | None = None
+        self.on_come: list[Callable[[str], None]] = []  # called when a node's session begins
         self.on_gone: list[Callable[[str], None]] = []  # called when a node's session ends
 
     async def start(self, host: str, port: int, handler: Handler) -> None:
@@ -115,6 +116,8 @@ class CloudHub:
             return
         old = self.sessions.get(node)
         self.sessions[node] = connection
+        for come in self.on_come:
+            come(node)
         if old is not None:
             await old.close(4000, "replaced by a newer connection")
         log.info("node connected", extra={"node": node})

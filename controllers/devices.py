@@ -9,6 +9,7 @@ model does not exist yet is held back (and reported) until the model appears.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,8 @@ class DeviceRouting:
         self.devices: dict[Key, Obj] = {}
         self.models: dict[Key, Obj] = {}
         self.placed: dict[Key, str] = {}  # device -> node it was sent to
+        self.on_device: list[Callable[[Key], None]] = []  # a Device changed (any part of it)
+        self.on_model: list[Callable[[Key], None]] = []  # a DeviceModel changed
 
     def by_node(self, node: str) -> list[NodeChange]:
         """Everything `node` holds (for a node that connects or asks for a resync)."""
@@ -101,8 +104,10 @@ class DeviceRouting:
             self.devices.pop(key, None)
         else:
             self.devices[key] = device
-            if before is not None and _delivered(before) == _delivered(device):
-                return [], []  # a status write (reports, conditions): nothing for the node
+        for listener in self.on_device:
+            listener(key)
+        if kind != "DELETED" and before is not None and _delivered(before) == _delivered(device):
+            return [], []  # a status write (reports, conditions): nothing for the node
         return self._place(key)
 
     def model_event(self, kind: str, model: Obj) -> tuple[list[NodeChange], list[Problem]]:
@@ -111,6 +116,8 @@ class DeviceRouting:
             self.models.pop(key, None)
         else:
             self.models[key] = model
+        for listener in self.on_model:
+            listener(key)
         changes: list[NodeChange] = []
         problems: list[Problem] = []
         for device_key, device in sorted(self.devices.items()):

@@ -35,9 +35,21 @@ class LeaderElection:
         self.path = path_of("apis", "coordination.k8s.io", "v1", "namespaces", namespace,
                             "leases", name)  # fmt: skip
         self.namespace, self.name = namespace, name
-        self.leading = False
+        self._leading = False
+        self.on_change: list[Callable[[bool], None]] = []  # told when leadership is won or lost
         self.attempts = 0  # acquisitions and renewals tried, for tests
         self._observed: tuple[Any, float] = (None, 0.0)  # (the record seen, when it changed)
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
+    @leading.setter
+    def leading(self, leading: bool) -> None:
+        if leading != self._leading:
+            self._leading = leading
+            for listener in self.on_change:
+                listener(leading)
 
     def _spec(self, transitions: int, acquired: str) -> dict[str, Any]:
         return {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.duration),

@@ -2,9 +2,10 @@
 appears (model not found, node unknown or not ready, no mapper for the protocol).
 
 Level-based: every pass recomputes the conditions of the devices whose inputs changed (the
-Device, its model, its node's facts) and compares them with what each Device shows, so only
-changes are written (through a
-StatusWriter: coalesced, unchanged skipped), and a cloudcore restart writes nothing new.
+Device, its model, its node's facts and session, the edge's notes; each change touches the
+devices it concerns, nothing is rescanned on a timer) and compares them with what each Device
+shows, so only changes are written (through a StatusWriter: coalesced, unchanged skipped), and a
+cloudcore restart writes nothing new.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ Obj = dict[str, Any]
 NodeFacts = Callable[[str], tuple[str | None, frozenset[str], frozenset[tuple[str, str]]]]
 RecordEvent = Callable[[Obj], Awaitable[None]]
 Overruled = tuple[str, str, str, str]  # property, cloud value refused, edge value kept, since
-TICK = 2.0  # seconds between passes when nothing wakes the loop earlier
+TICK = 2.0  # seconds between looks at readiness while starting
+CHUNK = 1_000  # devices looked at per turn of the event loop
 # conditions whose every new message is news (a new conflict), not only a new reason
 ANNOUNCE_EACH_MESSAGE = frozenset({"DesiredAccepted"})
 
@@ -67,6 +69,11 @@ def _news(condition: Obj | None) -> str:
 
 
 class DeviceProblems:
+    """Conditions of the devices whose inputs changed: a pass looks only at devices touched
+    since the last one (by their Device, their node's facts or session, the edge's notes), so
+    a settled fleet costs nothing however large; a model change or a change of leadership
+    touches every device."""
+
     def __init__(
         self,
         routing: DeviceRouting,
@@ -79,23 +86,43 @@ class DeviceProblems:
         or, leading, the node is connected nowhere)."""
         self.routing, self.node_facts, self.serves = routing, node_facts, serves
         self.writer, self.record_event = writer, record_event
-        self._announced: dict[tuple[Key, str], str] = {}  # (device, type) -> what was announced
+        self._announced: dict[Key, dict[str, str]] = {}  # device -> type -> what was announced
         self._checked: dict[Key, tuple[str, str, Facts]] = {}  # what each device was checked at
         self.notes: dict[Key, EdgeNotes] = {}  # what each device's node last said about it
         self._replaced: dict[Key, dict[str, tuple[str, str, str]]] = {}  # by the cloud, unseen
+        self._touched: set[Key] = set()
+        self._everything = True  # the next pass looks at every device
+        self._node_of: dict[Key, str] = {}  # where each device was when last looked at
+        self._on_node: dict[str, set[Key]] = {}  # node -> its devices, by _node_of
         self.wake = asyncio.Event()
+        routing.on_device.append(self.touch)
+        routing.on_model.append(lambda _key: self.touch_all())
+
+    def touch(self, key: Key) -> None:
+        """Something `key`'s conditions depend on changed: the next pass looks at it."""
+        self._touched.add(key)
+        self.wake.set()
+
+    def touch_node(self, node: str) -> None:
+        """The node's facts changed, or its session here began or ended."""
+        self._touched |= self._on_node.get(node, set())
+        self.wake.set()
+
+    def touch_all(self) -> None:
+        self._everything = True
+        self.wake.set()
 
     def note(self, key: Key, notes: EdgeNotes) -> None:
         """A node's notes on a device (unreached or overruled desired values, property errors)."""
         if self.notes.get(key, EdgeNotes()) != notes:
             self.notes[key] = notes
-            self.wake.set()
+            self.touch(key)
 
     def overrule(self, key: Key, conflicts: list[Conflict]) -> None:
         """Cloud values replaced by edge values before the node ever received them."""
         for name, refused, kept, at in conflicts:
             self._replaced.setdefault(key, {})[name] = (refused, kept, _rfc3339(at))
-        self.wake.set()
+        self.touch(key)
 
     def _overruled(self, key: Key, device: Obj, notes: EdgeNotes) -> tuple[Overruled, ...]:
         """The edge's notes and the cloud's own, each kept until a newer cloud value (the
@@ -117,56 +144,104 @@ class DeviceProblems:
         return Facts(model is not None, ready, mappers, lost, notes.unreached,
                      self._overruled(key, device, notes), notes.errors)  # fmt: skip
 
-    def check(self) -> list[Obj]:
-        """One pass: conditions to write go to the writer; the Events to record are returned."""
+    def check(self, limit: int | None = None) -> list[Obj]:
+        """One pass over (at most `limit` of) the devices touched; conditions to write go to
+        the writer; the Events to record are returned. Devices left wait for the next pass."""
+        if self._everything:
+            self._everything = False
+            self._touched |= set(self.routing.devices) | set(self._node_of)
         now, events = clock.now(), []
-        for key, device in list(self.routing.devices.items()):
-            model_key = (key[0], str(((device.get("spec") or {}).get("deviceModelRef") or {})
-                                     .get("name", "")))  # fmt: skip
-            model = self.routing.models.get(model_key)
-            if not self.serves(str((device.get("spec") or {}).get("nodeName") or "")):
-                self._checked.pop(key, None)  # another replica's: looked at afresh if it returns
-                continue
-            facts = self._facts(key, device, model)
-            signature = (_rv(device), _rv(model), facts)
-            if self._checked.get(key) == signature:
-                continue  # nothing it depends on changed since the last pass
-            self._checked[key] = signature
-            current = conditions(device, protocol_of(device, model), facts, now)
-            if current != (device.get("status") or {}).get("conditions"):
-                self.writer.report(key, {"conditions": current})
-            shown = {c.get("type"): c for c in (device.get("status") or {}).get("conditions") or []
-                     if isinstance(c, dict)}  # fmt: skip
-            for condition in current:
-                slot = (key, condition["type"])
-                if condition in problems(current):
-                    news = _news(condition)
-                    if slot not in self._announced and _news(shown.get(condition["type"])) == news:
-                        self._announced[slot] = news  # shown (and told) before a restart
-                    if self._announced.get(slot) != news:
-                        self._announced[slot] = news
-                        events.append(event_for(device, condition, now))
-                else:
-                    self._announced.pop(slot, None)
-        for key in [k for k in self._checked if k not in self.routing.devices]:  # deleted
-            del self._checked[key]
-            self.notes.pop(key, None)
-            self._replaced.pop(key, None)
-            for slot in [s for s in self._announced if s[0] == key]:
-                del self._announced[slot]
+        for _ in range(len(self._touched) if limit is None else limit):
+            if not self._touched:
+                break
+            events += self._check(self._touched.pop(), now)
         return events
 
-    async def run(self, ready: Callable[[], bool]) -> None:
-        """Until cancelled: a pass whenever woken or every TICK, once `ready()` (the controller
-        listed everything and the nodes are known)."""
-        while True:
+    @property
+    def pending(self) -> bool:
+        return self._everything or bool(self._touched)
+
+    def _check(self, key: Key, now: str) -> list[Obj]:
+        device = self.routing.devices.get(key)
+        if device is None:
+            self._forget(key)
+            return []
+        spec = device.get("spec") or {}
+        node = str(spec.get("nodeName") or "")
+        self._place(key, node)
+        model = self.routing.models.get(
+            (key[0], str((spec.get("deviceModelRef") or {}).get("name", "")))
+        )
+        if not self.serves(node):
+            self._checked.pop(key, None)  # another replica's: looked at afresh if it returns
+            return []
+        facts = self._facts(key, device, model)
+        signature = (_rv(device), _rv(model), facts)
+        if self._checked.get(key) == signature:
+            return []  # nothing it depends on changed since the last look
+        self._checked[key] = signature
+        current = conditions(device, protocol_of(device, model), facts, now)
+        if current != (device.get("status") or {}).get("conditions"):
+            self.writer.report(key, {"conditions": current})
+        return self._announce(key, device, current, now)
+
+    def _announce(self, key: Key, device: Obj, current: list[Obj], now: str) -> list[Obj]:
+        """Events for problems that are news: not announced yet (nor shown before a restart)."""
+        shown = {c.get("type"): c for c in (device.get("status") or {}).get("conditions") or []
+                 if isinstance(c, dict)}  # fmt: skip
+        announced, events = self._announced.setdefault(key, {}), []
+        for condition in current:
+            kind = condition["type"]
+            if condition in problems(current):
+                news = _news(condition)
+                if kind not in announced and _news(shown.get(kind)) == news:
+                    announced[kind] = news  # shown (and told) before a restart
+                if announced.get(kind) != news:
+                    announced[kind] = news
+                    events.append(event_for(device, condition, now))
+            else:
+                announced.pop(kind, None)
+        return events
+
+    def _place(self, key: Key, node: str) -> None:
+        before = self._node_of.get(key)
+        if before == node:
+            return
+        if before is not None:
+            self._unplace(key, before)
+        self._node_of[key] = node
+        self._on_node.setdefault(node, set()).add(key)
+
+    def _unplace(self, key: Key, node: str) -> None:
+        keys = self._on_node.get(node, set())
+        keys.discard(key)
+        if not keys:
+            self._on_node.pop(node, None)
+
+    def _forget(self, key: Key) -> None:
+        """A deleted device (one never looked at keeps the notes that came before it)."""
+        node = self._node_of.pop(key, None)
+        if node is None:
+            return
+        self._unplace(key, node)
+        for kept in (self._checked, self.notes, self._replaced, self._announced):
+            kept.pop(key, None)
+
+    async def run(self, ready: Callable[[], bool], chunk: int = CHUNK) -> None:
+        """Until cancelled: a pass whenever woken, once `ready()` (the controller listed
+        everything and the nodes are known), `chunk` devices per turn of the event loop."""
+        while not ready():  # start-up only: readiness has no event of its own
+            self.wake.clear()  # what woke it is kept in the touched set
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), TICK)
+        while True:
             self.wake.clear()
-            if not ready():
-                continue
-            for event in self.check():
+            for event in self.check(chunk):
                 try:
                     await self.record_event(event)
                 except Exception as exc:  # noqa: BLE001 - an Event is best effort, as kubelet's
                     log.warning("event not recorded: %r", exc)
+            if self.pending:
+                await asyncio.sleep(0)  # more to look at: the rest of the loop goes first
+            else:
+                await self.wake.wait()

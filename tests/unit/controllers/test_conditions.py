@@ -86,8 +86,10 @@ def test_problems_when_they_appear_are_announced_once_and_again_after_a_fix() ->
     assert problems.check() == []  # still the same problems: said once
     assert writer.pending == 1
     facts["edge-1"] = ("True", frozenset({"modbus"}), frozenset())
+    problems.touch_node("edge-1")
     assert [e["reason"] for e in problems.check()] == []  # fixed: nothing to warn about
     facts["edge-1"] = ("True", frozenset(), frozenset())
+    problems.touch_node("edge-1")
     assert [e["reason"] for e in problems.check()] == ["NoMapper"]  # broken again: said again
 
 
