@@ -18,7 +18,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,16 @@ import paho.mqtt.client as mqtt
 import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench import h2load
 from bench.harness import device_ids, edge_node, summary
 from bench.loadclient import WINDOW, measure
 from bench.twin_ingest import updates
 from harness.dmi_mapper import DmiMapperProcess
 from harness.support import EdgeProcess, Mosquitto, wait_for
 from kedge.dmi import pb, services
+from kedge.grpcwire.server import GrpcServer
 
-CLIENTS = 2  # DMI client processes (one Python gRPC client cannot outrun edgecore)
+CLIENTS = 2  # DMI client processes (bench/h2load.py), as the MQTT path's client has two
 
 
 def _dmi_request(device: str, value: str) -> Any:
@@ -45,29 +46,15 @@ def _dmi_request(device: str, value: str) -> Any:
                                         reportedDevice=pb.DeviceStatus(twins=[twin]))  # fmt: skip
 
 
-def _dmi_client(socket: str, devices: list[str], window: int, seconds: float,
-                done: Synchronized[int]) -> None:  # fmt: skip
-    requests = [_dmi_request(d, f"{20 + n % 97 / 10:.1f}") for n, d in enumerate(devices * 10)]
-
-    async def run() -> None:
-        async with grpc.aio.insecure_channel(f"unix:{socket}") as channel:
-            call = channel.unary_unary("/v1beta1.DeviceManagerService/ReportDeviceStatus",
-                                       request_serializer=pb.ReportDeviceStatusRequest.SerializeToString,
-                                       response_deserializer=lambda _b: None)  # fmt: skip
-            end = time.monotonic() + seconds
-
-            async def loop(n: int) -> None:
-                while time.monotonic() < end:
-                    await call(requests[n % len(requests)], timeout=30)
-                    done.value += 1
-                    n += window
-
-            await asyncio.gather(*(loop(i) for i in range(window)))
-
-    asyncio.run(run())
+REPORT = "/v1beta1.DeviceManagerService/ReportDeviceStatus"
 
 
-def _trivial_server(socket: str) -> None:
+def _messages(devices: list[str]) -> list[bytes]:
+    return [_dmi_request(d, f"{20 + n % 97 / 10:.1f}").SerializeToString()
+            for n, d in enumerate(devices * 10)]  # fmt: skip
+
+
+def _trivial_grpcio(socket: str) -> None:
     """grpcio's own ceiling: a ReportDeviceStatus that does nothing, on its own socket."""
 
     async def handler(_request: Any, _context: Any) -> Any:
@@ -87,9 +74,25 @@ def _trivial_server(socket: str) -> None:
     asyncio.run(run())
 
 
-def ceiling(socket: Path, devices: list[str], seconds: float, warmup: float) -> float:
-    """Calls/s the same clients get from a gRPC server that does nothing (same run)."""
-    server = mp.get_context("spawn").Process(target=_trivial_server, args=(str(socket),))
+def _trivial_wire(socket: str) -> None:
+    """kedge.grpcwire's own ceiling: the same call decoded and answered, nothing stored."""
+
+    def handler(data: bytes) -> bytes:
+        pb.ReportDeviceStatusRequest.FromString(data)
+        return b""
+
+    async def run() -> None:
+        server = GrpcServer({REPORT: handler})
+        await server.start(Path(socket))
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+def ceiling(target: Callable[[str], None], socket: Path, devices: list[str], seconds: float,
+            warmup: float) -> float:  # fmt: skip
+    """Calls/s the same clients get from a server that does nothing (same run)."""
+    server = mp.get_context("spawn").Process(target=target, args=(str(socket),))
     server.start()
     try:
         wait_for(socket.exists, timeout=30, what="the trivial gRPC server")
@@ -104,10 +107,14 @@ def dmi_measure(socket: Path, devices: list[str], seconds: float, warmup: float
     """Reports/s over `seconds` after `warmup` (CLIENTS processes, WINDOW in flight in all)."""
     ctx = mp.get_context("spawn")
     counters = [ctx.Value("q", 0, lock=False) for _ in range(CLIENTS)]
+    failed = [ctx.Value("q", 0, lock=False) for _ in range(CLIENTS)]
     window = WINDOW // CLIENTS // 8
+    messages = _messages(devices)
     procs = [
-        ctx.Process(target=_dmi_client, args=(str(socket), devices, window, warmup + seconds, c))
-        for c in counters
+        ctx.Process(
+            target=h2load.run, args=(str(socket), REPORT, messages, window, warmup + seconds, c, f)
+        )  # fmt: skip
+        for c, f in zip(counters, failed, strict=True)
     ]
     for proc in procs:
         proc.start()
@@ -126,6 +133,9 @@ def dmi_measure(socket: Path, devices: list[str], seconds: float, warmup: float
     rate = (total() - start_count) / (time.monotonic() - start)
     for proc in procs:
         proc.join(60)
+    bad = sum(f.value for f in failed)
+    if bad:
+        raise RuntimeError(f"{bad} calls were not answered OK")
     return rate, slices
 
 
@@ -234,15 +244,18 @@ def main() -> None:
                     dmi_latency = latencies(broker, dmi_send, devices, 1000)
             finally:
                 mapper.stop()
-        top = ceiling(sockets / "trivial.sock", devices, args.seconds, args.warmup)
+        top = ceiling(_trivial_grpcio, sockets / "grpcio.sock", devices, args.seconds,
+                      args.warmup)  # fmt: skip
+        wire = ceiling(_trivial_wire, sockets / "wire.sock", devices, args.seconds, args.warmup)
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
     print(f"twin ingest through one edgecore, 100 devices, {args.seconds:.0f} s each")
     print(f"  MQTT twin/update -> /result:   {mqtt_rate:,.0f} updates/s (error replies {errors})")
     print(f"  DMI ReportDeviceStatus:        {dmi_rate:,.0f} reports/s "
           f"({dmi_rate / mqtt_rate:.0%} of MQTT)")  # fmt: skip
-    print(f"  grpcio, a handler doing nothing: {top:,.0f} calls/s (DMI ingest {dmi_rate / top:.0%}"
-          " of it)")  # fmt: skip
+    print(f"  grpcio, a handler doing nothing: {top:,.0f} calls/s")
+    print(f"  kedge.grpcwire, a handler decoding the request only: {wire:,.0f} calls/s "
+          f"(DMI ingest {dmi_rate / wire:.0%} of it)")  # fmt: skip
     print(f"  per 10 s, MQTT: {' '.join(f'{r:,.0f}' for r in mqtt_slices)}")
     print(f"  per 10 s, DMI:  {' '.join(f'{r:,.0f}' for r in dmi_slices)}")
     print(f"  report -> document, MQTT: {summary(mqtt_latency)}")

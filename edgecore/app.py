@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import uvicorn
 
 from devicetwin.catalog import Catalog
@@ -53,6 +52,7 @@ from edgecore.upstream import EdgeUpstream
 from kedge import webserver
 from kedge.channel.message import Group, Op
 from kedge.channel.routes import Router
+from kedge.grpcwire.server import GrpcServer
 from kedge.mqtt import MqttSettings
 from kedge.process import private_state
 from kedge.sealing import Sealer
@@ -92,7 +92,7 @@ class Twins:
     bus: EventBus
     metrics: EdgeMetrics
     dmi: DmiMappers  # mappers on KubeEdge's DMI (gRPC), beside the MQTT ones
-    dmi_server: grpc.aio.Server | None = None
+    dmi_server: GrpcServer | None = None
 
     async def adopt(self, devices: list[Device]) -> None:
         """Make `devices` the node's set: twins, then the broker's ACL (so that mappers may act

@@ -5,9 +5,11 @@ the events they cause (documents, deltas) are published to MQTT as well, so apps
 devices whose mapper speaks DMI. A report is answered once it is in SQLite. Unlike KubeEdge's
 edgecore, calls are not limited to 1 per second: a mapper of many devices reports that often.
 
-Every refusal is a gRPC status with a reason: an unknown device or property NOT_FOUND, a device
-whose protocol has no registered mapper FAILED_PRECONDITION, a value of the wrong type
-INVALID_ARGUMENT; messages over 1 MiB are refused by gRPC itself (RESOURCE_EXHAUSTED).
+Served by kedge.grpcwire (gRPC over HTTP/2 without grpcio's per-call cost: a report costs a
+fraction of grpcio's own overhead). Every refusal is a gRPC status with a reason: an unknown
+device or property NOT_FOUND, a device whose protocol has no registered mapper
+FAILED_PRECONDITION, a value of the wrong type or bytes that are not the method's message
+INVALID_ARGUMENT, messages over 1 MiB RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
@@ -17,11 +19,10 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import Any
 
-import grpc
 from google.protobuf.message import DecodeError
 
 from devicetwin.events import Outbound
@@ -31,13 +32,16 @@ from devicetwin.service import TwinService
 from edgecore.dmi.convert import report_patches, target
 from edgecore.dmi.mappers import DmiMappers, MapperInfo
 from kedge.dmi import pb
+from kedge.grpcwire.server import GrpcServer, Handler, Reply
+from kedge.grpcwire.status import RpcError, Status
 from kedge.process import SOCKET_PATH_MAX
 
 log = logging.getLogger("kedge.dmi")
 MAX_MESSAGE = 1 << 20
 _PROTOCOL = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
-_CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
-          409: grpc.StatusCode.ABORTED, 500: grpc.StatusCode.INTERNAL}  # fmt: skip
+_CODES = {400: Status.INVALID_ARGUMENT, 404: Status.NOT_FOUND, 409: Status.ABORTED,
+          500: Status.INTERNAL}  # fmt: skip
+EMPTY = b""  # the encoding of every Report*Response (no fields)
 Publish = Callable[[Iterable[Outbound]], None]
 
 
@@ -78,120 +82,113 @@ class DeviceManager:
         self.service, self.mappers, self.publish = service, mappers, publish
         self.shared = SharedCommit(service)
 
-    async def MapperRegister(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC name)
-        info = await self._mapper_info(request.mapper, context)
+    async def _register(self, request: Any) -> bytes:
+        info = _mapper_info(request.mapper)
         link = await self.mappers.register(info)
         log.info("DMI mapper registered", extra={**link.facts, "address": info.address})
         if not request.withData:
             link.touch_all()  # it gets its devices as RegisterDevice calls
-            return pb.MapperRegisterResponse()
+            return EMPTY
         devices, models = link.assume(d for d in self.service.devices.values() if link.mine(d))
         link.touch_all()  # anything changed meanwhile follows as calls
-        return pb.MapperRegisterResponse(modelList=models, deviceList=devices)
+        response = pb.MapperRegisterResponse(modelList=models, deviceList=devices)
+        return bytes(response.SerializeToString())
 
-    async def _mapper_info(self, mapper: Any, context: Any) -> MapperInfo:
-        if not _PROTOCOL.match(mapper.protocol):
-            reason = "mapper.protocol must be 1-64 letters, digits, '.', '_' or '-'"
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, reason)
-        try:
-            address = mapper.address.decode()
-        except UnicodeDecodeError:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "mapper.address is not UTF-8")
-        address = address.removeprefix("unix://").removeprefix("unix:")
-        problem = _socket_problem(address)
-        if problem is not None:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"mapper.address {problem}")
-        name = mapper.name[:128] or mapper.protocol
-        return MapperInfo(name, mapper.protocol, address, mapper.version[:64])
+    def MapperRegister(self, request: Any) -> Reply:  # noqa: N802 (gRPC name)
+        return self._register(request)
 
-    async def ReportDeviceStatus(self, request: Any, context: Any) -> Any:  # noqa: N802
-        device = await self._served(request.deviceName, request.deviceNamespace, context)
+    def ReportDeviceStatus(self, request: Any) -> Reply:  # noqa: N802
+        device = self._served(request.deviceName, request.deviceNamespace)
         try:
             patches = report_patches(device, request.reportedDevice)
             _, events = self.service.report(device.id, patches)
         except TwinError as exc:
-            await _abort(context, _CODES.get(exc.code, grpc.StatusCode.INTERNAL), exc.reason)
-        await self._commit(context)
-        self.publish(events)
-        return pb.ReportDeviceStatusResponse()
+            raise RpcError(_CODES.get(exc.code, Status.INTERNAL), exc.reason) from exc
+        return self._committed(lambda: self.publish(events))
 
-    async def ReportDeviceStates(self, request: Any, context: Any) -> Any:  # noqa: N802
-        device = await self._served(request.deviceName, request.deviceNamespace, context)
+    def ReportDeviceStates(self, request: Any) -> Reply:  # noqa: N802
+        device = self._served(request.deviceName, request.deviceNamespace)
         if not request.state:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "state is required")
+            raise RpcError(Status.INVALID_ARGUMENT, "state is required")
         try:
             self.service.set_state(device.id, request.state)
         except TwinError as exc:
-            await _abort(context, _CODES.get(exc.code, grpc.StatusCode.INTERNAL), exc.reason)
-        await self._commit(context)
-        return pb.ReportDeviceStatesResponse()
+            raise RpcError(_CODES.get(exc.code, Status.INTERNAL), exc.reason) from exc
+        return self._committed(lambda: None)
 
-    async def _served(self, name: str, namespace: str, context: Any) -> Device:
+    def _served(self, name: str, namespace: str) -> Device:
         """The device a report is about: on this node, and of a protocol a DMI mapper serves."""
         try:
             device_id = target(name, namespace)
         except TwinError as exc:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.reason)
+            raise RpcError(Status.INVALID_ARGUMENT, exc.reason) from exc
         device = self.service.devices.get(device_id)
         if device is None:
             reason = f"device {device_id} is not bound to node {self.service.node}"
-            await _abort(context, grpc.StatusCode.NOT_FOUND, reason)
+            raise RpcError(Status.NOT_FOUND, reason)
         if device.protocol not in self.mappers.links:
-            await _abort(context, grpc.StatusCode.FAILED_PRECONDITION,
-                         f"no DMI mapper registered for protocol {device.protocol!r}")  # fmt: skip
+            reason = f"no DMI mapper registered for protocol {device.protocol!r}"
+            raise RpcError(Status.FAILED_PRECONDITION, reason)
         return device
 
-    async def _commit(self, context: Any) -> None:
+    def _committed(self, then: Callable[[], None]) -> asyncio.Future[bytes]:
+        """The (empty) answer once this turn's writes are durable; `then` runs first. A future,
+        not a task: a report costs a callback, not a coroutine."""
+        reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        def done(shared: asyncio.Future[None]) -> None:
+            if reply.done():
+                return  # the call was reset meanwhile
+            if shared.exception() is not None:  # the service reloaded from disk; mappers retry
+                reply.set_exception(RpcError(Status.UNAVAILABLE, "twin store write failed"))
+                return
+            then()
+            reply.set_result(EMPTY)
+
+        self.shared.join().add_done_callback(done)
+        return reply
+
+
+def _mapper_info(mapper: Any) -> MapperInfo:
+    if not _PROTOCOL.match(mapper.protocol):
+        reason = "mapper.protocol must be 1-64 letters, digits, '.', '_' or '-'"
+        raise RpcError(Status.INVALID_ARGUMENT, reason)
+    try:
+        address = mapper.address.decode()
+    except UnicodeDecodeError as exc:
+        raise RpcError(Status.INVALID_ARGUMENT, "mapper.address is not UTF-8") from exc
+    address = address.removeprefix("unix://").removeprefix("unix:")
+    problem = _socket_problem(address)
+    if problem is not None:
+        raise RpcError(Status.INVALID_ARGUMENT, f"mapper.address {problem}")
+    name = mapper.name[:128] or mapper.protocol
+    return MapperInfo(name, mapper.protocol, address, mapper.version[:64])
+
+
+def _method(call: Callable[[Any], Reply], message_type: Any) -> Handler:
+    """Decode the request (bytes that are not the method's message: INVALID_ARGUMENT with the
+    reason), then call."""
+
+    def handle(data: bytes) -> Reply:
         try:
-            await asyncio.shield(self.shared.join())  # one caller leaving cancels no other's
-        except Exception:  # noqa: BLE001 - the service reloaded from disk; the mapper retries
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, "twin store write failed")
-
-
-class Malformed(NamedTuple):
-    """A request whose bytes are not the message its method takes."""
-
-    reason: str
-
-
-def _decoder(message_type: Any) -> Callable[[bytes], Any]:
-    def decode(data: bytes) -> Any:
-        try:
-            return message_type.FromString(data)
+            request = message_type.FromString(data)
         except DecodeError as exc:
-            return Malformed(f"not a valid {message_type.DESCRIPTOR.name}: {exc}")
+            reason = f"not a valid {message_type.DESCRIPTOR.name}: {exc}"
+            raise RpcError(Status.INVALID_ARGUMENT, reason) from exc
+        return call(request)
 
-    return decode
-
-
-def _guarded(method: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
-    async def call(request: Any, context: Any) -> Any:
-        if isinstance(request, Malformed):
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, request.reason)
-        return await method(request, context)
-
-    return call
+    return handle
 
 
-def handlers(manager: DeviceManager) -> grpc.GenericRpcHandler:
-    """DeviceManagerService's methods, from the .proto's descriptor. Undecodable bytes get
-    INVALID_ARGUMENT with a reason (gRPC's own decoding would answer UNKNOWN and log a
-    traceback per message)."""
+def methods(manager: DeviceManager) -> dict[str, Handler]:
+    """DeviceManagerService's methods by path, from the .proto's descriptor."""
     service = pb.DESCRIPTOR.services_by_name["DeviceManagerService"]
-    methods = {
-        m.name: grpc.unary_unary_rpc_method_handler(
-            _guarded(getattr(manager, m.name)),
-            request_deserializer=_decoder(getattr(pb, m.input_type.name)),
-            response_serializer=getattr(pb, m.output_type.name).SerializeToString,
+    return {
+        f"/{service.full_name}/{m.name}": _method(
+            getattr(manager, m.name), getattr(pb, m.input_type.name)
         )
         for m in service.methods
     }
-    return grpc.method_handlers_generic_handler(service.full_name, methods)
-
-
-async def _abort(context: Any, code: grpc.StatusCode, reason: str) -> NoReturn:
-    await context.abort(code, reason)
-    raise AssertionError("abort returns only by raising")  # pragma: no cover
 
 
 def _socket_problem(address: str) -> str | None:
@@ -209,17 +206,9 @@ def _clear_stale(path: Path) -> None:
         path.unlink()
 
 
-async def serve(path: Path, manager: DeviceManager) -> grpc.aio.Server:
+async def serve(path: Path, manager: DeviceManager) -> GrpcServer:
     """Listen on `path` (a stale socket from a killed edgecore is replaced), owner-only."""
     _clear_stale(path)
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
-                                      ("grpc.so_reuseport", 0)])  # fmt: skip
-    server.add_generic_rpc_handlers((handlers(manager),))
-    old_umask = os.umask(0o177)
-    try:
-        server.add_insecure_port(f"unix:{path}")
-        await server.start()
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, 0o600)
+    server = GrpcServer(methods(manager), max_message=MAX_MESSAGE)
+    await server.start(path)
     return server

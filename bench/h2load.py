@@ -1,0 +1,153 @@
+"""A gRPC load client cheap enough to outrun the server it measures: unary calls on raw HTTP/2
+(requests encoded once; answers checked by their trailers), WINDOW calls in flight on one
+connection. grpcio's own client costs about as much per call as the server, so two of its
+processes on this machine could not show a server faster than grpcio.
+
+Each request's headers are what grpc-go sends (KubeEdge's mapper framework): the fixed fields,
+and a grpc-timeout that differs from call to call, added to the server's header table as
+grpc-go's encoder does, so the server decodes real header blocks rather than cached ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable, Sequence
+from multiprocessing.sharedctypes import Synchronized
+
+from hpack import Decoder
+
+from kedge.grpcwire.frames import (
+    FRAME_HEADER,
+    HEADER_SIZE,
+    PREFACE,
+    Flag,
+    Frame,
+    Setting,
+    frame,
+    settings,
+    window_update,
+)
+from kedge.grpcwire.headers import literal, literal_indexed_name
+
+WINDOW = 1 << 30  # what the client lets the server send, connection and streams
+
+
+def _request_head(path: str) -> bytes:
+    """The fixed part of a call's header block: :method POST, :scheme http (static entries),
+    then :path, :authority, content-type, te, user-agent as literals."""
+    return (b"\x83\x86" + literal_indexed_name(4, path.encode())
+            + literal_indexed_name(1, b"localhost")
+            + literal_indexed_name(31, b"application/grpc") + literal(b"te", b"trailers")
+            + literal_indexed_name(58, b"grpc-go/1.65.0"))  # fmt: skip
+
+
+def _timeout(n: int) -> bytes:
+    """grpc-timeout, a literal added to the table (0x40): a new value every call."""
+    name, value = b"grpc-timeout", b"%du" % (999_000 + n % 997)
+    return b"\x40" + bytes((len(name),)) + name + bytes((len(value),)) + value
+
+
+class LoadProtocol(asyncio.Protocol):
+    def __init__(self, path: str, messages: Sequence[bytes], window: int,
+                 count: Callable[[bool], None]) -> None:  # fmt: skip
+        self.head = _request_head(path)
+        self.bodies = [len(m).to_bytes(5) + m for m in messages]
+        self.window, self.count = window, count
+        self.transport: asyncio.Transport | None = None
+        self.next_stream, self.sent, self.owed = 1, 0, 0  # owed: calls waiting for window
+        self.send_window = 65_535  # the server's connection window, then its updates
+        self.buffer = bytearray()
+        self.received = 0  # DATA bytes to give back
+        self.ok_trailers: bytes | None = None
+        self.decoder = Decoder()
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(PREFACE + settings({Setting.INITIAL_WINDOW_SIZE: WINDOW})
+                        + window_update(0, WINDOW - 65_535))  # fmt: skip
+        transport.write(b"".join(self._call() for _ in range(self.window)))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def _call(self) -> bytes:
+        stream, self.next_stream = self.next_stream, self.next_stream + 2
+        body = self.bodies[self.sent % len(self.bodies)]
+        self.sent += 1
+        self.send_window -= len(body)
+        headers = self.head + _timeout(self.sent)
+        return (frame(Frame.HEADERS, Flag.END_HEADERS, stream, headers)
+                + frame(Frame.DATA, Flag.END_STREAM, stream, body))  # fmt: skip
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        at, out = 0, []
+        while len(buffer) - at >= HEADER_SIZE:
+            word, flags, stream = FRAME_HEADER.unpack_from(buffer, at)
+            end = at + HEADER_SIZE + (word >> 8)
+            if end > len(buffer):
+                break
+            payload = bytes(buffer[at + HEADER_SIZE : end])
+            at = end
+            kind = word & 0xFF
+            if kind == Frame.HEADERS and flags & Flag.END_STREAM:
+                self.count(self._ok(payload))
+                self.owed += 1
+            elif kind == Frame.DATA:
+                self.received += len(payload)
+            elif kind == Frame.WINDOW_UPDATE and stream == 0:
+                self.send_window += struct.unpack(">I", payload)[0]
+            elif kind == Frame.SETTINGS and not flags & Flag.ACK:
+                out.append(frame(Frame.SETTINGS, Flag.ACK, 0))
+            elif kind in (Frame.RST_STREAM, Frame.GOAWAY):
+                self.count(False)
+        del buffer[:at]
+        while self.owed and self.send_window > 1 << 16:
+            out.append(self._call())
+            self.owed -= 1
+        if self.received > WINDOW // 2:
+            out.append(window_update(0, self.received))
+            self.received = 0
+        if out and self.transport is not None:
+            self.transport.write(b"".join(out))
+
+    def _ok(self, block: bytes) -> bool:
+        """Trailers saying grpc-status 0 (the first OK block decoded, the same bytes after)."""
+        if block == self.ok_trailers:
+            return True
+        headers = dict(self.decoder.decode(block, raw=True))
+        if headers.get(b"grpc-status") == b"0":
+            self.ok_trailers = block
+            return True
+        return False
+
+
+def run(socket: str, path: str, messages: Sequence[bytes], window: int, seconds: float,
+        done: Synchronized[int], failed: Synchronized[int]) -> None:  # fmt: skip
+    """Calls for `seconds` (a process's target): `done` counts answers, `failed` bad ones."""
+
+    def count(ok: bool) -> None:
+        if ok:
+            done.value += 1
+        else:
+            failed.value += 1
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_unix_connection(
+            lambda: LoadProtocol(path, messages, window, count), socket
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(protocol.closed), seconds)
+        except TimeoutError:
+            pass
+        finally:
+            if protocol.transport is not None:
+                protocol.transport.close()
+
+    asyncio.run(main())

@@ -1,0 +1,394 @@
+"""One client's HTTP/2 connection (RFC 9113) carrying unary gRPC calls.
+
+Frames are parsed straight from the socket's bytes on the event loop; a call's answer (response
+headers, the message, trailers) goes out in one write when the windows allow, as most do, and
+everything written in one turn of the loop leaves in one system call. Protocol errors end the
+connection with a GOAWAY naming them; a bad call gets its gRPC status and never touches others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from typing import Any, Protocol
+
+from kedge.grpcwire.frames import (
+    DEFAULT_FRAME_SIZE,
+    DEFAULT_WINDOW,
+    FRAME_HEADER,
+    HEADER_SIZE,
+    MAX_WINDOW,
+    PREFACE,
+    ConnectionError_,
+    ErrorCode,
+    Flag,
+    Frame,
+    Setting,
+    frame,
+    goaway,
+    rst_stream,
+    settings,
+    window_update,
+)  # fmt: skip
+from kedge.grpcwire.headers import Header, HeaderDecoder, HpackError
+from kedge.grpcwire.status import OK_TRAILERS, RESPONSE_HEADERS, Status, trailers
+
+log = logging.getLogger("kedge.grpcwire")
+MAX_STREAMS = 1000  # calls in flight per connection
+MAX_HEADER_BLOCK = 64 << 10
+MAX_HEADER_LIST = 16 << 10
+CONNECTION_WINDOW = 16 << 20
+
+
+class Host(Protocol):
+    """What a connection needs of its server."""
+
+    max_body: int  # a request's bytes (5-byte prefix and message) at most
+
+    def opened(self, connection: Connection) -> bool: ...  # False: refused
+    def closed(self, connection: Connection) -> None: ...
+    def dispatch(self, stream: Stream, connection: Connection) -> None: ...
+
+
+class Stream:
+    """One call: its request as it arrives, its answer as it leaves."""
+
+    __slots__ = ("id", "headers", "body", "received", "window", "ended", "pending", "task")
+
+    def __init__(self, stream_id: int, headers: list[Header], window: int) -> None:
+        self.id, self.headers, self.window = stream_id, headers, window
+        self.body = bytearray()
+        self.received = 0  # request bytes, padding included (our window for it never grows)
+        self.ended = False  # the client sent END_STREAM
+        self.pending: memoryview | None = None  # answer bytes waiting for window
+        self.task: asyncio.Future[Any] | None = None
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.stream_window = host.max_body + DEFAULT_FRAME_SIZE  # room to see one too large
+        self.transport: asyncio.Transport | None = None
+        self.streams: dict[int, Stream] = {}
+        self.decoder = HeaderDecoder()
+        self.last_stream = 0
+        self.peer_window, self.peer_frame = DEFAULT_WINDOW, DEFAULT_FRAME_SIZE
+        self.send_window = DEFAULT_WINDOW
+        self.closing = False  # GOAWAY sent: no new calls
+        self._buffer = bytearray()
+        self._settled = False  # preface and first SETTINGS seen
+        self._consumed = 0  # DATA bytes not yet given back to the connection window
+        self._receive_window = CONNECTION_WINDOW  # what the client may still send
+        self._continuing: tuple[int, int, bytearray] | None = None
+        self._out: list[bytes] = []
+        self._blocked: list[Stream] = []
+        self._handlers = {
+            Frame.DATA: self._data, Frame.HEADERS: self._headers, Frame.PRIORITY: self._priority,
+            Frame.RST_STREAM: self._rst, Frame.SETTINGS: self._settings, Frame.PING: self._ping,
+            Frame.GOAWAY: self._goaway, Frame.WINDOW_UPDATE: self._window_update,
+            Frame.CONTINUATION: self._continuation, Frame.PUSH_PROMISE: self._push_promise,
+        }  # fmt: skip
+
+    # --- the socket ---
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self.host.opened(self):
+            self.fail(ErrorCode.ENHANCE_YOUR_CALM, "too many connections")
+            return
+        self.write(settings({Setting.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
+                             Setting.INITIAL_WINDOW_SIZE: self.stream_window,
+                             Setting.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST}))  # fmt: skip
+        self.write(window_update(0, CONNECTION_WINDOW - DEFAULT_WINDOW))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for stream in self.streams.values():
+            if stream.task is not None:
+                stream.task.cancel()
+        self.streams.clear()
+        self.host.closed(self)
+
+    def pause_writing(self) -> None:  # the client reads slower than it asks: stop reading
+        assert self.transport is not None
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        assert self.transport is not None
+        self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        try:
+            at = 0 if self._settled else self._preface(buffer)
+            if at < 0:
+                return  # the preface is not all here yet
+            while len(buffer) - at >= HEADER_SIZE:
+                word, flags, stream = FRAME_HEADER.unpack_from(buffer, at)
+                end = at + HEADER_SIZE + (word >> 8)
+                if word >> 8 > DEFAULT_FRAME_SIZE:
+                    raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "frame over 16384 bytes")
+                if end > len(buffer):
+                    break
+                self._frame(word & 0xFF, flags, stream & 0x7FFFFFFF, bytes(buffer[at + 9 : end]))
+                at = end
+            del buffer[:at]
+        except ConnectionError_ as exc:
+            self.fail(exc.code, exc.reason)
+
+    def _preface(self, buffer: bytearray) -> int:
+        if len(buffer) < len(PREFACE) + HEADER_SIZE:
+            if not PREFACE.startswith(bytes(buffer[: len(PREFACE)])):
+                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "not an HTTP/2 client")
+            return -1
+        if not buffer.startswith(PREFACE) or buffer[len(PREFACE) + 3] != Frame.SETTINGS:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "not an HTTP/2 client preface")
+        self._settled = True
+        return len(PREFACE)
+
+    def write(self, data: bytes) -> None:
+        """Queued; everything queued in one turn of the loop leaves in one write."""
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        out, self._out = b"".join(self._out), []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out)
+
+    def fail(self, code: ErrorCode, reason: str) -> None:
+        """A connection error: GOAWAY with the reason, then the connection is closed."""
+        log.warning("gRPC client connection ended: %s", reason, extra={"code": code.name})
+        self.write(goaway(self.last_stream, code, reason))
+        self._flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def shut(self) -> None:
+        """Stop taking calls (the ones in flight finish)."""
+        if not self.closing:
+            self.closing = True
+            self.write(goaway(self.last_stream, ErrorCode.NO_ERROR))
+        if not self.streams and self.transport is not None:
+            self._flush()
+            self.transport.close()
+
+    # --- frames ---
+
+    def _frame(self, kind: int, flags: int, stream: int, payload: bytes) -> None:
+        if self._continuing is not None and kind != Frame.CONTINUATION:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "header block interrupted")
+        handler = self._handlers.get(kind)  # type: ignore[call-overload]
+        if handler is not None:  # frames of unknown types are ignored (RFC 9113 4.1)
+            handler(flags, stream, payload)
+
+    def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
+        self._receive_window -= len(payload)
+        if self._receive_window < 0:
+            raise ConnectionError_(ErrorCode.FLOW_CONTROL_ERROR, "DATA beyond the window")
+        self._consumed += len(payload)
+        if self._consumed >= CONNECTION_WINDOW // 2:
+            self.write(window_update(0, self._consumed))
+            self._receive_window += self._consumed
+            self._consumed = 0
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.ended:
+            if stream_id == 0 or stream_id > self.last_stream:
+                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "DATA on an idle stream")
+            return  # a call already answered or reset: its late bytes are dropped
+        stream.received += len(payload)
+        if stream.received > self.stream_window:
+            self.reset(stream, ErrorCode.FLOW_CONTROL_ERROR)
+            return
+        stream.body += _unpadded(payload) if flags & Flag.PADDED else payload
+        if flags & Flag.END_STREAM:
+            stream.ended = True
+        if len(stream.body) > self.host.max_body:
+            self.answer_error(stream, Status.RESOURCE_EXHAUSTED,
+                              f"request over {self.host.max_body - 5} bytes")  # fmt: skip
+        elif stream.ended:
+            self.host.dispatch(stream, self)
+
+    def _headers(self, flags: int, stream: int, payload: bytes) -> None:
+        if flags & Flag.PADDED:
+            payload = _unpadded(payload)
+        if flags & Flag.PRIORITY:
+            payload = payload[5:]
+        if flags & Flag.END_HEADERS:
+            self._header_block(flags, stream, payload)
+        else:
+            self._continuing = (stream, flags, bytearray(payload))
+
+    def _continuation(self, flags: int, stream: int, payload: bytes) -> None:
+        if self._continuing is None or self._continuing[0] != stream:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "CONTINUATION out of place")
+        block = self._continuing[2]
+        block += payload
+        if len(block) > MAX_HEADER_BLOCK:
+            raise ConnectionError_(ErrorCode.ENHANCE_YOUR_CALM, "header block over 64 KiB")
+        if flags & Flag.END_HEADERS:
+            first_flags, self._continuing = self._continuing[1], None
+            self._header_block(first_flags, stream, bytes(block))
+
+    def _header_block(self, flags: int, stream_id: int, block: bytes) -> None:
+        try:
+            headers = self.decoder.decode(block)
+        except HpackError as exc:
+            raise ConnectionError_(ErrorCode.COMPRESSION_ERROR, str(exc)) from exc
+        if stream_id in self.streams:  # trailers: a gRPC client sends none, but may
+            stream = self.streams[stream_id]
+            if stream.ended or not flags & Flag.END_STREAM:
+                self.reset(stream, ErrorCode.PROTOCOL_ERROR)
+            else:
+                stream.ended = True
+                self.host.dispatch(stream, self)
+            return
+        if stream_id % 2 == 0 or stream_id <= self.last_stream:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, f"stream {stream_id} is not new")
+        self.last_stream = stream_id
+        if self.closing or len(self.streams) >= MAX_STREAMS:
+            self.write(rst_stream(stream_id, ErrorCode.REFUSED_STREAM))
+            return
+        stream = self.streams[stream_id] = Stream(stream_id, headers, self.peer_window)
+        if sum(len(n) + len(v) + 32 for n, v in headers) > MAX_HEADER_LIST:
+            self.answer_error(stream, Status.RESOURCE_EXHAUSTED, "header list over 16 KiB")
+        elif flags & Flag.END_STREAM:
+            stream.ended = True
+            self.host.dispatch(stream, self)
+
+    def _priority(self, _flags: int, _stream: int, _payload: bytes) -> None:
+        """Priorities are advice; every call here is as urgent as the next."""
+
+    def _push_promise(self, _flags: int, _stream: int, _payload: bytes) -> None:
+        raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "a client cannot push")
+
+    def _rst(self, _flags: int, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM is 4 bytes")
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None and stream.task is not None:
+            stream.task.cancel()  # the client gave up on the call
+        self._closed_one()
+
+    def _settings(self, flags: int, stream: int, payload: bytes) -> None:
+        if stream:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream")
+        if flags & Flag.ACK:
+            return
+        if len(payload) % 6:
+            raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS not in 6-byte units")
+        for key, value in struct.iter_unpack(">HI", payload):
+            if key == Setting.INITIAL_WINDOW_SIZE:
+                if value > MAX_WINDOW:
+                    raise ConnectionError_(ErrorCode.FLOW_CONTROL_ERROR, "window over 2^31-1")
+                for open_stream in self.streams.values():
+                    open_stream.window += value - self.peer_window
+                self.peer_window = value
+            elif key == Setting.MAX_FRAME_SIZE:
+                if not DEFAULT_FRAME_SIZE <= value < 1 << 24:
+                    raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "bad SETTINGS_MAX_FRAME_SIZE")
+                self.peer_frame = value
+        self.write(frame(Frame.SETTINGS, Flag.ACK, 0))
+        self._drain()
+
+    def _ping(self, flags: int, stream: int, payload: bytes) -> None:
+        if stream:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "PING on a stream")
+        if len(payload) != 8:
+            raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "PING is 8 bytes")
+        if not flags & Flag.ACK:
+            self.write(frame(Frame.PING, Flag.ACK, 0, payload))
+
+    def _goaway(self, _flags: int, _stream: int, _payload: bytes) -> None:
+        self.shut()  # the client starts nothing new; what is in flight is answered
+
+    def _window_update(self, _flags: int, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE is 4 bytes")
+        increment = int.from_bytes(payload) & 0x7FFFFFFF
+        if stream_id == 0:
+            if not increment or self.send_window + increment > MAX_WINDOW:
+                raise ConnectionError_(ErrorCode.FLOW_CONTROL_ERROR, "bad connection window")
+            self.send_window += increment
+        elif (stream := self.streams.get(stream_id)) is not None:
+            if not increment or stream.window + increment > MAX_WINDOW:
+                self.reset(stream, ErrorCode.FLOW_CONTROL_ERROR)
+                return
+            stream.window += increment
+        self._drain()
+
+    # --- answers ---
+
+    def answer(self, stream: Stream, message: bytes) -> None:
+        """The call's response message, then OK trailers."""
+        if self.streams.get(stream.id) is not stream:
+            return  # reset by the client meanwhile
+        data = len(message).to_bytes(5) + message  # flag 0 (not compressed), 4-byte length
+        self.write(frame(Frame.HEADERS, Flag.END_HEADERS, stream.id, RESPONSE_HEADERS))
+        size = len(data)
+        if size <= stream.window and size <= self.send_window and size <= self.peer_frame:
+            stream.window -= size
+            self.send_window -= size
+            self.write(frame(Frame.DATA, 0, stream.id, data))
+            self._end(stream, OK_TRAILERS)
+            return
+        stream.pending = memoryview(data)
+        self._blocked.append(stream)
+        self._drain()
+
+    def answer_error(self, stream: Stream, code: Status, message: str, head: bytes =
+                     RESPONSE_HEADERS) -> None:  # fmt: skip
+        """A trailers-only response (`head`: its HTTP status and content type); a call still
+        sending is then reset (RFC 9113 8.1)."""
+        if self.streams.get(stream.id) is not stream:
+            return
+        self._end(stream, head + trailers(code, message))
+        if not stream.ended:
+            self.write(rst_stream(stream.id, ErrorCode.NO_ERROR))
+
+    def reset(self, stream: Stream, code: ErrorCode) -> None:
+        self.write(rst_stream(stream.id, code))
+        if self.streams.pop(stream.id, None) is not None and stream.task is not None:
+            stream.task.cancel()
+        self._closed_one()
+
+    def _end(self, stream: Stream, block: bytes) -> None:
+        self.write(frame(Frame.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, stream.id, block))
+        self.streams.pop(stream.id, None)
+        self._closed_one()
+
+    def _closed_one(self) -> None:
+        if self.closing and not self.streams:
+            self.shut()
+
+    def _drain(self) -> None:
+        """Send what waited for window, as far as the windows now allow."""
+        for stream in list(self._blocked):
+            if self.streams.get(stream.id) is not stream:  # reset meanwhile
+                self._blocked.remove(stream)
+                continue
+            pending = stream.pending
+            while pending is not None and pending.nbytes:
+                size = min(pending.nbytes, stream.window, self.send_window, self.peer_frame)
+                if size <= 0:
+                    break
+                stream.window -= size
+                self.send_window -= size
+                self.write(frame(Frame.DATA, 0, stream.id, bytes(pending[:size])))
+                pending = pending[size:]
+            stream.pending = pending
+            if pending is not None and not pending.nbytes:
+                self._blocked.remove(stream)
+                stream.pending = None
+                if self.streams.get(stream.id) is stream:
+                    self._end(stream, OK_TRAILERS)
+
+
+def _unpadded(payload: bytes) -> bytes:
+    """A PADDED frame's content (its pad length byte and padding removed)."""
+    if not payload or payload[0] >= len(payload):
+        raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "padding longer than the frame")
+    return payload[1 : len(payload) - payload[0]]

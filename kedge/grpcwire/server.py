@@ -1,0 +1,143 @@
+"""A gRPC server for unary calls on a Unix socket, without grpcio.
+
+grpcio's Python server costs about 200 us of CPU per call here whatever the handler does (4,700
+calls/s for a handler doing nothing); a DMI mapper reports every twin as a call. This server
+speaks the same protocol (gRPC over HTTP/2; the interop is tested with grpcio's own client) at a
+fraction of that. A handler takes the request message's bytes and returns the response
+message's bytes, or an awaitable of them; raising RpcError answers with that status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+from kedge.grpcwire.connection import Connection, Stream
+from kedge.grpcwire.status import RpcError, Status, http_status
+
+log = logging.getLogger("kedge.grpcwire")
+Reply = bytes | Awaitable[bytes]
+Handler = Callable[[bytes], Reply]
+MAX_CONNECTIONS = 128
+PREFIX = 5  # a message's compressed flag and 4-byte length
+
+
+class GrpcServer:
+    def __init__(self, methods: Mapping[str, Handler], max_message: int = 1 << 20) -> None:
+        """`methods`: handlers by path, e.g. "/v1beta1.DeviceManagerService/MapperRegister"."""
+        self.methods = {path.encode(): handler for path, handler in methods.items()}
+        self.max_message, self.max_body = max_message, max_message + PREFIX
+        self.connections: set[Connection] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._path: Path | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self, path: Path) -> None:
+        """Listen on `path`, owner-only (0600 from the start: created under umask 177)."""
+        loop = asyncio.get_running_loop()
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await loop.create_unix_server(lambda: Connection(self), str(path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        self._path = path
+
+    async def stop(self, grace: float) -> None:
+        """No new connections or calls; calls in flight get `grace` seconds to be answered."""
+        if self._server is None:
+            return
+        self._server.close()
+        for connection in list(self.connections):
+            connection.shut()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace)
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        await self._server.wait_closed()
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+
+    def opened(self, connection: Connection) -> bool:
+        if len(self.connections) >= MAX_CONNECTIONS:
+            return False
+        self.connections.add(connection)
+        self._idle.clear()
+        return True
+
+    def closed(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        if not self.connections:
+            self._idle.set()
+
+    def dispatch(self, stream: Stream, connection: Connection) -> None:
+        """A whole request arrived: check it is a gRPC call we serve, then call its handler."""
+        headers = dict(stream.headers)
+        if headers.get(b":method") != b"POST":
+            connection.answer_error(stream, Status.UNIMPLEMENTED, "gRPC calls are POSTs",
+                                    http_status(405))  # fmt: skip
+            return
+        if not headers.get(b"content-type", b"").startswith(b"application/grpc"):
+            connection.answer_error(stream, Status.UNKNOWN, "content-type is not application/grpc",
+                                    http_status(415))  # fmt: skip
+            return
+        handler = self.methods.get(headers.get(b":path", b""))
+        if handler is None:
+            path = headers.get(b":path", b"").decode(errors="replace")[:200]
+            connection.answer_error(stream, Status.UNIMPLEMENTED, f"unknown method {path}")
+            return
+        message = self._message(stream, connection)
+        if message is not None:
+            self._call(handler, message, stream, connection)
+
+    def _message(self, stream: Stream, connection: Connection) -> bytes | None:
+        body = stream.body
+        problem = None
+        if len(body) < PREFIX:
+            problem = (Status.INTERNAL, "a unary call needs one request message")
+        elif body[0] != 0:
+            problem = (Status.UNIMPLEMENTED, "compressed messages are not accepted")
+        elif int.from_bytes(body[1:PREFIX]) != len(body) - PREFIX:
+            problem = (Status.INTERNAL, "a unary call takes exactly one request message")
+        if problem is not None:
+            connection.answer_error(stream, *problem)
+            return None
+        return bytes(body[PREFIX:])
+
+    def _call(self, handler: Handler, message: bytes, stream: Stream,
+              connection: Connection) -> None:  # fmt: skip
+        try:
+            reply = handler(message)
+        except RpcError as exc:
+            connection.answer_error(stream, exc.code, exc.message)
+            return
+        except Exception:
+            log.exception("gRPC handler failed")
+            connection.answer_error(stream, Status.INTERNAL, "internal error")
+            return
+        if isinstance(reply, bytes):
+            connection.answer(stream, reply)
+            return
+        future = asyncio.ensure_future(reply)
+        stream.task = future
+        future.add_done_callback(functools.partial(_answered, connection, stream))
+
+
+def _answered(connection: Connection, stream: Stream, future: asyncio.Future[bytes]) -> None:
+    if future.cancelled():
+        return  # the client reset the call, or the connection went
+    exc = future.exception()
+    if exc is None:
+        connection.answer(stream, future.result())
+    elif isinstance(exc, RpcError):
+        connection.answer_error(stream, exc.code, exc.message)
+    else:
+        log.error("gRPC handler failed", exc_info=exc)
+        connection.answer_error(stream, Status.INTERNAL, "internal error")
