@@ -51,30 +51,35 @@ class SharedCommit:
 
     def __init__(self, service: TwinService) -> None:
         self.service = service
-        self._pending: asyncio.Future[None] | None = None
+        self._waiting: list[tuple[asyncio.Future[bytes], Callable[[], None]]] = []
 
-    def join(self) -> asyncio.Future[None]:
-        """Completes once what was written so far in this turn is durable."""
-        if self._pending is None:
-            loop = asyncio.get_running_loop()
-            self._pending = loop.create_future()
+    def join(self, then: Callable[[], None]) -> asyncio.Future[bytes]:
+        """The (empty) answer once what was written so far in this turn is durable; `then`
+        runs first (publishing the report's events)."""
+        loop = asyncio.get_running_loop()
+        if not self._waiting:
             loop.call_soon(self._flush)
-        return self._pending
+        reply: asyncio.Future[bytes] = loop.create_future()
+        self._waiting.append((reply, then))
+        return reply
 
     def _flush(self) -> None:
-        shared, self._pending = self._pending, None
-        assert shared is not None
+        waiting, self._waiting = self._waiting, []
         committed = self.service.submit(self.service.take_batch())
-        committed.add_done_callback(lambda done: _settle(shared, done))
+        committed.add_done_callback(lambda done: _settle(waiting, done))
 
 
-def _settle(shared: asyncio.Future[None], done: asyncio.Future[None]) -> None:
-    if shared.done():
-        return
-    if done.exception() is not None:
-        shared.set_exception(done.exception())  # type: ignore[arg-type]
-    else:
-        shared.set_result(None)
+def _settle(waiting: list[tuple[asyncio.Future[bytes], Callable[[], None]]],
+            done: asyncio.Future[None]) -> None:  # fmt: skip
+    failed = done.exception() is not None  # the service reloaded from disk; mappers retry
+    for reply, then in waiting:
+        if reply.done():
+            continue  # the call was reset meanwhile
+        if failed:
+            reply.set_exception(RpcError(Status.UNAVAILABLE, "twin store write failed"))
+        else:
+            then()
+            reply.set_result(EMPTY)
 
 
 class DeviceManager:
@@ -104,7 +109,7 @@ class DeviceManager:
             _, events = self.service.report(device.id, patches)
         except TwinError as exc:
             raise RpcError(_CODES.get(exc.code, Status.INTERNAL), exc.reason) from exc
-        return self._committed(lambda: self.publish(events))
+        return self.shared.join(lambda: self.publish(events))
 
     def ReportDeviceStates(self, request: Any) -> Reply:  # noqa: N802
         device = self._served(request.deviceName, request.deviceNamespace)
@@ -114,7 +119,7 @@ class DeviceManager:
             self.service.set_state(device.id, request.state)
         except TwinError as exc:
             raise RpcError(_CODES.get(exc.code, Status.INTERNAL), exc.reason) from exc
-        return self._committed(lambda: None)
+        return self.shared.join(lambda: None)
 
     def _served(self, name: str, namespace: str) -> Device:
         """The device a report is about: on this node, and of a protocol a DMI mapper serves."""
@@ -130,23 +135,6 @@ class DeviceManager:
             reason = f"no DMI mapper registered for protocol {device.protocol!r}"
             raise RpcError(Status.FAILED_PRECONDITION, reason)
         return device
-
-    def _committed(self, then: Callable[[], None]) -> asyncio.Future[bytes]:
-        """The (empty) answer once this turn's writes are durable; `then` runs first. A future,
-        not a task: a report costs a callback, not a coroutine."""
-        reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-        def done(shared: asyncio.Future[None]) -> None:
-            if reply.done():
-                return  # the call was reset meanwhile
-            if shared.exception() is not None:  # the service reloaded from disk; mappers retry
-                reply.set_exception(RpcError(Status.UNAVAILABLE, "twin store write failed"))
-                return
-            then()
-            reply.set_result(EMPTY)
-
-        self.shared.join().add_done_callback(done)
-        return reply
 
 
 def _mapper_info(mapper: Any) -> MapperInfo:
