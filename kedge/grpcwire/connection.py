@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import Any, Protocol
 
 from kedge.grpcwire.frames import (
     DEFAULT_FRAME_SIZE,
@@ -29,40 +28,19 @@ from kedge.grpcwire.frames import (
     goaway,
     rst_stream,
     settings,
+    unpadded,
     window_update,
 )  # fmt: skip
-from kedge.grpcwire.headers import Header, HeaderDecoder, HpackError
+from kedge.grpcwire.headers import HeaderDecoder, HpackError
 from kedge.grpcwire.status import OK_TRAILERS, RESPONSE_HEADERS, Status, trailers
+from kedge.grpcwire.stream import Host, Stream
 
 log = logging.getLogger("kedge.grpcwire")
 MAX_STREAMS = 1000  # calls in flight per connection
 MAX_HEADER_BLOCK = 64 << 10
 MAX_HEADER_LIST = 16 << 10
 CONNECTION_WINDOW = 16 << 20
-
-
-class Host(Protocol):
-    """What a connection needs of its server."""
-
-    max_body: int  # a request's bytes (5-byte prefix and message) at most
-
-    def opened(self, connection: Connection) -> bool: ...  # False: refused
-    def closed(self, connection: Connection) -> None: ...
-    def dispatch(self, stream: Stream, connection: Connection) -> None: ...
-
-
-class Stream:
-    """One call: its request as it arrives, its answer as it leaves."""
-
-    __slots__ = ("id", "headers", "body", "received", "window", "ended", "pending", "task")
-
-    def __init__(self, stream_id: int, headers: list[Header], window: int) -> None:
-        self.id, self.headers, self.window = stream_id, headers, window
-        self.body = bytearray()
-        self.received = 0  # request bytes, padding included (our window for it never grows)
-        self.ended = False  # the client sent END_STREAM
-        self.pending: memoryview | None = None  # answer bytes waiting for window
-        self.task: asyncio.Future[Any] | None = None
+MAX_BUFFERED = 32 << 20  # request bytes held for calls not yet answered, all streams together
 
 
 class Connection(asyncio.Protocol):
@@ -80,6 +58,7 @@ class Connection(asyncio.Protocol):
         self._settled = False  # preface and first SETTINGS seen
         self._consumed = 0  # DATA bytes not yet given back to the connection window
         self._receive_window = CONNECTION_WINDOW  # what the client may still send
+        self._buffered = 0  # bytes of the bodies of the streams open
         self._continuing: tuple[int, int, bytearray] | None = None
         self._out: list[bytes] = []
         self._blocked: list[Stream] = []
@@ -203,7 +182,11 @@ class Connection(asyncio.Protocol):
         if stream.received > self.stream_window:
             self.reset(stream, ErrorCode.FLOW_CONTROL_ERROR)
             return
-        stream.body += _unpadded(payload) if flags & Flag.PADDED else payload
+        content = unpadded(payload) if flags & Flag.PADDED else payload
+        stream.body += content
+        self._buffered += len(content)
+        if self._buffered > MAX_BUFFERED:
+            raise ConnectionError_(ErrorCode.ENHANCE_YOUR_CALM, "over 32 MiB of requests held")
         if flags & Flag.END_STREAM:
             stream.ended = True
         if len(stream.body) > self.host.max_body:
@@ -214,7 +197,7 @@ class Connection(asyncio.Protocol):
 
     def _headers(self, flags: int, stream: int, payload: bytes) -> None:
         if flags & Flag.PADDED:
-            payload = _unpadded(payload)
+            payload = unpadded(payload)
         if flags & Flag.PRIORITY:
             payload = payload[5:]
         if flags & Flag.END_HEADERS:
@@ -268,9 +251,11 @@ class Connection(asyncio.Protocol):
     def _rst(self, _flags: int, stream_id: int, payload: bytes) -> None:
         if len(payload) != 4:
             raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM is 4 bytes")
-        stream = self.streams.pop(stream_id, None)
-        if stream is not None and stream.task is not None:
-            stream.task.cancel()  # the client gave up on the call
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            self._forget(stream)
+            if stream.task is not None:
+                stream.task.cancel()  # the client gave up on the call
         self._closed_one()
 
     def _settings(self, flags: int, stream: int, payload: bytes) -> None:
@@ -351,14 +336,22 @@ class Connection(asyncio.Protocol):
 
     def reset(self, stream: Stream, code: ErrorCode) -> None:
         self.write(rst_stream(stream.id, code))
-        if self.streams.pop(stream.id, None) is not None and stream.task is not None:
+        if self._forget(stream) and stream.task is not None:
             stream.task.cancel()
         self._closed_one()
 
     def _end(self, stream: Stream, block: bytes) -> None:
         self.write(frame(Frame.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, stream.id, block))
-        self.streams.pop(stream.id, None)
+        self._forget(stream)
         self._closed_one()
+
+    def _forget(self, stream: Stream) -> bool:
+        """The stream is done here; False if it was already."""
+        if self.streams.pop(stream.id, None) is None:
+            return False
+        self._buffered -= len(stream.body)
+        stream.body = bytearray()
+        return True
 
     def _closed_one(self) -> None:
         if self.closing and not self.streams:
@@ -385,10 +378,3 @@ class Connection(asyncio.Protocol):
                 stream.pending = None
                 if self.streams.get(stream.id) is stream:
                     self._end(stream, OK_TRAILERS)
-
-
-def _unpadded(payload: bytes) -> bytes:
-    """A PADDED frame's content (its pad length byte and padding removed)."""
-    if not payload or payload[0] >= len(payload):
-        raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "padding longer than the frame")
-    return payload[1 : len(payload) - payload[0]]

@@ -84,3 +84,10 @@ def rst_stream(stream: int, code: ErrorCode) -> bytes:
 
 def goaway(last_stream: int, code: ErrorCode, reason: str = "") -> bytes:
     return frame(Frame.GOAWAY, 0, 0, struct.pack(">II", last_stream, code) + reason.encode())
+
+
+def unpadded(payload: bytes) -> bytes:
+    """A PADDED frame's content (its pad length byte and padding removed)."""
+    if not payload or payload[0] >= len(payload):
+        raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "padding longer than the frame")
+    return payload[1 : len(payload) - payload[0]]

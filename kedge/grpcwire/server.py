@@ -17,8 +17,9 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from kedge.grpcwire.connection import Connection, Stream
+from kedge.grpcwire.connection import Connection
 from kedge.grpcwire.status import RpcError, Status, http_status
+from kedge.grpcwire.stream import Stream
 
 log = logging.getLogger("kedge.grpcwire")
 Reply = bytes | Awaitable[bytes]
