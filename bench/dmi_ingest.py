@@ -108,7 +108,7 @@ def dmi_measure(socket: Path, devices: list[str], seconds: float, warmup: float
     ctx = mp.get_context("spawn")
     counters = [ctx.Value("q", 0, lock=False) for _ in range(CLIENTS)]
     failed = [ctx.Value("q", 0, lock=False) for _ in range(CLIENTS)]
-    window = WINDOW // CLIENTS // 8
+    window = WINDOW // CLIENTS  # as many in flight as the MQTT client keeps
     messages = _messages(devices)
     procs = [
         ctx.Process(
