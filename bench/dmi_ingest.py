@@ -37,6 +37,7 @@ from kedge.dmi import pb, services
 from kedge.grpcwire.server import GrpcServer
 
 CLIENTS = 2  # DMI client processes (bench/h2load.py), as the MQTT path's client has two
+FRESH = 64  # calls at a time when each has its own connection
 
 
 def _dmi_request(device: str, value: str) -> Any:
@@ -102,20 +103,21 @@ def ceiling(target: Callable[[str], None], socket: Path, devices: list[str], sec
         server.join(10)
 
 
-def dmi_measure(socket: Path, devices: list[str], seconds: float, warmup: float
-                ) -> tuple[float, list[float]]:  # fmt: skip
-    """Reports/s over `seconds` after `warmup` (CLIENTS processes, WINDOW in flight in all)."""
+def dmi_measure(socket: Path, devices: list[str], seconds: float, warmup: float,
+                fresh: bool = False) -> tuple[float, list[float]]:  # fmt: skip
+    """Reports/s over `seconds` after `warmup` (CLIENTS processes, WINDOW in flight in all on
+    one connection each; `fresh`: FRESH at a time, each on a connection of its own)."""
     ctx = mp.get_context("spawn")
     counters = [ctx.Value("q", 0, lock=False) for _ in range(CLIENTS)]
     failed = [ctx.Value("q", 0, lock=False) for _ in range(CLIENTS)]
-    window = WINDOW // CLIENTS  # as many in flight as the MQTT client keeps
+    window = (FRESH if fresh else WINDOW) // CLIENTS  # as many as the MQTT client keeps
+    target = h2load.run_fresh if fresh else h2load.run
     messages = _messages(devices)
     procs = [
-        ctx.Process(
-            target=h2load.run, args=(str(socket), REPORT, messages, window, warmup + seconds, c, f)
-        )  # fmt: skip
+        ctx.Process(target=target,
+                    args=(str(socket), REPORT, messages, window, warmup + seconds, c, f))
         for c, f in zip(counters, failed, strict=True)
-    ]
+    ]  # fmt: skip
     for proc in procs:
         proc.start()
 
@@ -230,6 +232,7 @@ def main() -> None:
                     broker.port, "$hw/events/device/+/+/twin/update/result", updates(devices),
                     args.seconds, args.warmup)  # fmt: skip
                 dmi_rate, dmi_slices = dmi_measure(socket, devices, args.seconds, args.warmup)
+                fresh_rate, _ = dmi_measure(socket, devices, args.seconds, args.warmup, True)
                 client, mqtt_send = _mqtt_sender(broker)
                 mqtt_latency = latencies(broker, mqtt_send, devices, 1000)
                 client.loop_stop()
@@ -253,6 +256,8 @@ def main() -> None:
     print(f"  MQTT twin/update -> /result:   {mqtt_rate:,.0f} updates/s (error replies {errors})")
     print(f"  DMI ReportDeviceStatus:        {dmi_rate:,.0f} reports/s "
           f"({dmi_rate / mqtt_rate:.0%} of MQTT)")  # fmt: skip
+    print(f"  DMI, a new connection per report (as mapper-framework's grpcclient): "
+          f"{fresh_rate:,.0f} reports/s")  # fmt: skip
     print(f"  grpcio, a handler doing nothing: {top:,.0f} calls/s")
     print(f"  kedge.grpcwire, a handler decoding the request only: {wire:,.0f} calls/s "
           f"(DMI ingest {dmi_rate / wire:.0%} of it)")  # fmt: skip

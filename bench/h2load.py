@@ -151,3 +151,67 @@ def run(socket: str, path: str, messages: Sequence[bytes], window: int, seconds:
                 protocol.transport.close()
 
     asyncio.run(main())
+
+
+def _first_block(path: str, n: int) -> bytes:
+    """A call's header block on a new connection, as grpc-go encodes it (empty table: every
+    field a literal added to the table)."""
+
+    def added(index: int, value: bytes) -> bytes:  # a literal with a static name, indexed
+        return bytes((0x40 | index, len(value))) + value
+
+    return (b"\x83\x86" + added(4, path.encode()) + added(1, b"localhost")
+            + added(31, b"application/grpc") + added(58, b"grpc-go/1.65.0")
+            + b"\x40\x02te\x08trailers" + _timeout(n))  # fmt: skip
+
+
+def run_fresh(socket: str, path: str, messages: Sequence[bytes], concurrency: int,
+              seconds: float, done: Synchronized[int],
+              failed: Synchronized[int]) -> None:  # fmt: skip
+    """A new connection per call, as KubeEdge's mapper framework reports (its grpcclient dials,
+    calls once and closes): `concurrency` such calls at a time."""
+    bodies = [len(m).to_bytes(5) + m for m in messages]
+    hello = PREFACE + settings({Setting.INITIAL_WINDOW_SIZE: 4 << 20})
+
+    async def call(n: int) -> bool:
+        reader, writer = await asyncio.open_unix_connection(socket)
+        try:
+            block, body = _first_block(path, n), bodies[n % len(bodies)]
+            writer.write(hello + frame(Frame.HEADERS, Flag.END_HEADERS, 1, block)
+                         + frame(Frame.DATA, Flag.END_STREAM, 1, body))  # fmt: skip
+            buffer, decoder = b"", Decoder()  # the server's blocks, in order, on one table
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return False
+                buffer += chunk
+                at = 0
+                while len(buffer) - at >= HEADER_SIZE:
+                    word, flags, stream = FRAME_HEADER.unpack_from(buffer, at)
+                    payload = buffer[at + HEADER_SIZE : at + HEADER_SIZE + (word >> 8)]
+                    if len(payload) < word >> 8:
+                        break
+                    at += HEADER_SIZE + (word >> 8)
+                    if word & 0xFF == Frame.HEADERS:
+                        headers = dict(decoder.decode(payload, raw=True))
+                        if flags & Flag.END_STREAM:
+                            return headers.get(b"grpc-status") == b"0"
+                buffer = buffer[at:]
+        finally:
+            writer.close()
+
+    async def worker(first: int, end: float) -> None:
+        n = first
+        while asyncio.get_running_loop().time() < end:
+            ok = await call(n)
+            if ok:
+                done.value += 1
+            else:
+                failed.value += 1
+            n += concurrency
+
+    async def main() -> None:
+        end = asyncio.get_running_loop().time() + seconds
+        await asyncio.gather(*(worker(i, end) for i in range(concurrency)))
+
+    asyncio.run(main())

@@ -5,8 +5,10 @@ newer connection replaces an older one. Keepalive: a ping every 15 s, a session 
 is dropped. A frame that is not a channel message is answered with an error response and the
 session stays up. With `limit` sessions open (KubeEdge's nodeLimit) a new node is refused
 before the websocket opens, with 503 and Retry-After, so it tries another replica instead of
-this one starving the nodes it serves. `stop` says goodbye to every session at once (1001,
-going away: the nodes move to another replica) and cuts those that do not answer in time.
+this one starving the nodes it serves. `cut` (from `stop`, or straight from the signal handler)
+ends every session at once: a goodbye frame (1001, going away) written where the socket takes
+it, then the socket closed without waiting for the answer, so 10,000 sessions end in one turn of
+the loop however busy it is; the nodes move to another replica.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from kedge.channel.transport import send
 
 log = logging.getLogger("kedge.cloudhub")
 KEEPALIVE = 15.0
-STOP_GRACE = 2.0  # seconds nodes get to answer the goodbye before their sockets are cut
+STOP_GRACE = 2.0  # seconds the session handlers get to finish once their sockets are cut
 RETRY_AFTER = 10  # seconds a refused node is asked to wait before trying this replica again
 Handler = Callable[[str, Message], Awaitable[None]]
 
@@ -58,12 +60,13 @@ class CloudHub:
         self.sessions: dict[str, ServerConnection] = {}
         self._server: Server | None = None
         self.handler: Handler | None = None
+        self.stopping = False  # cut: sessions end without handing anything over
         self.on_come: list[Callable[[str], None]] = []  # called when a node's session begins
         self.on_gone: list[Callable[[str], None]] = []  # called when a node's session ends
 
     async def start(self, host: str, port: int, handler: Handler) -> None:
         """Accept nodes; `handler(node, message)` gets everything they send."""
-        self.handler = handler
+        self.handler, self.stopping = handler, False
         self._server = await serve(
             self._session, host, port, ssl=self.context, process_request=self._admit,
             ping_interval=KEEPALIVE, ping_timeout=KEEPALIVE, max_size=4 * 1024 * 1024,
@@ -86,16 +89,29 @@ class CloudHub:
         assert self._server is not None
         return int(next(iter(self._server.sockets)).getsockname()[1])
 
+    def cut(self) -> int:
+        """Refuse new sessions and end every open one now; how many were ended. Synchronous,
+        so that a signal handler can call it before anything else queued on the loop."""
+        if self._server is None or self.stopping:
+            return 0
+        self.stopping = True
+        self._server.close(close_connections=False)
+        connections = list(self.sessions.values())
+        for connection in connections:
+            with contextlib.suppress(Exception):  # best effort: the socket may be full or gone
+                connection.protocol.send_close(1001, "cloudcore stopping")
+                connection.transport.write(b"".join(connection.protocol.data_to_send()))
+            connection.transport.abort()
+        self.sessions.clear()
+        log.info("sessions cut", extra={"sessions": len(connections)})
+        return len(connections)
+
     async def stop(self) -> None:
         if self._server is None:
             return
-        self._server.close(close_connections=True)
-        try:
+        self.cut()
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), STOP_GRACE)
-        except TimeoutError:  # nodes too busy to answer: their sockets are cut
-            for connection in list(self.sessions.values()):
-                connection.transport.abort()
-            await self._server.wait_closed()
 
     def address(self, node: str) -> str | None:
         """The IP address a connected node's session comes from."""
@@ -135,10 +151,14 @@ class CloudHub:
         except ConnectionClosed:
             pass
         finally:
-            if self.sessions.get(node) is connection:
-                del self.sessions[node]
-                for gone in self.on_gone:
-                    gone(node)
-            log.info("node disconnected", extra={"node": node})
-            with contextlib.suppress(Exception):
-                await connection.close()
+            if not self.stopping:  # once cut there is nothing to hand over: the process ends
+                await self._ended(node, connection)
+
+    async def _ended(self, node: str, connection: ServerConnection) -> None:
+        if self.sessions.get(node) is connection:
+            del self.sessions[node]
+            for gone in self.on_gone:
+                gone(node)
+        log.info("node disconnected", extra={"node": node})
+        with contextlib.suppress(Exception):
+            await connection.close()

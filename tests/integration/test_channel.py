@@ -115,3 +115,26 @@ async def test_edge_reconnects_after_the_cloud_restarts(channel: Channel) -> Non
     await channel.cloud.start("127.0.0.1", port, channel.cloud.handler)
     await asyncio.wait_for(channel.edge.connected.wait(), 15)
     assert channel.edge.connects == 2
+
+
+async def test_cut_ends_every_session_at_once_with_a_goodbye(
+    channel: Channel, tmp_path: Path
+) -> None:
+    gone: list[str] = []
+    channel.cloud.on_gone.append(gone.append)
+    port = channel.cloud.port
+    context = ssl.create_default_context(cafile=str(channel.pki / "ca.crt"))
+    crt, key = _node_files(channel.pki, tmp_path / "raw", "raw")
+    context.load_cert_chain(str(crt), str(key))
+    async with websockets.connect(f"wss://127.0.0.1:{port}", ssl=context) as raw:
+        await wait_until(lambda: "raw" in channel.cloud.sessions, what="second session")
+        assert channel.cloud.cut() == 2  # synchronous: no await between the signal and this
+        assert channel.cloud.sessions == {}
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            await asyncio.wait_for(raw.recv(), 5)
+        assert raw.close_code == 1001 and raw.close_reason == "cloudcore stopping"
+    await wait_until(lambda: not channel.edge.connected.is_set(), what="the edge noticed")
+    await channel.cloud.stop()  # after a cut: nothing left to do, nothing handed over
+    assert gone == []
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)  # no new sessions
