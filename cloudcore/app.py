@@ -57,7 +57,7 @@ from controllers.problems import DeviceProblems
 from controllers.status import StatusWriter, desired_reached, threaded
 from controllers.workloads import Workloads
 from kedge import webserver
-from kedge.logs import setup_logging
+from kedge.logs import log_gc_pauses, setup_logging
 from kedge.process import private_state
 from kedge.tasks import Tasks
 
@@ -330,6 +330,7 @@ async def _stop(cloud: Cloud, tasks: Tasks, served: list[asyncio.Task[None]]) ->
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    log_gc_pauses(log)
     asyncio.run(serve(args))
     log.info("cloudcore exiting")  # after the event loop's own teardown (tasks, executor)
     # stopped cleanly: everything is closed and nothing is left to write; freeing the objects

@@ -6,6 +6,7 @@ so `log.info("x", extra={"node": n, "device": d})` is searchable without parsing
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import time
@@ -68,3 +69,22 @@ class Throttle:
             self._held.clear()
         self._last[key] = now
         return self._held.pop(key, 0)
+
+
+def log_gc_pauses(logger: logging.Logger, over: float = 0.1) -> None:
+    """Log every garbage collection that stopped the process for more than `over` seconds: in
+    a process holding millions of objects (cloudcore with 10,000 sessions) a full collection
+    stops everything, the event loop included, for seconds."""
+    started: list[float] = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        took = time.perf_counter() - started[0]
+        if took > over:
+            logger.warning("garbage collection paused the process", extra={
+                "seconds": round(took, 3), "generation": info.get("generation"),
+                "collected": info.get("collected")})  # fmt: skip
+
+    gc.callbacks.append(callback)
