@@ -57,6 +57,7 @@ from controllers.problems import DeviceProblems
 from controllers.status import StatusWriter, desired_reached, threaded
 from controllers.workloads import Workloads
 from kedge import webserver
+from kedge.heap import keep_frozen
 from kedge.logs import log_gc_pauses, setup_logging
 from kedge.process import private_state
 from kedge.tasks import Tasks
@@ -259,6 +260,7 @@ def _start(cloud: Cloud, tasks: Tasks) -> None:
             lambda: cloud.downstream.synced and cloud.view.synced.is_set()),
         "leader election": lambda: singletons.election.run(singletons.lead,
                                                            cloud.args.leader_elect),
+        "heap": keep_frozen,
     }  # fmt: skip
     for name, run in work.items():
         tasks.start(name, run)
