@@ -38,6 +38,7 @@ from kedge.grpcwire.server import GrpcServer
 
 CLIENTS = 2  # DMI client processes (bench/h2load.py), as the MQTT path's client has two
 FRESH = 64  # calls at a time when each has its own connection
+GRPCIO_WINDOW = 250  # grpcio's server refuses most calls beyond some hundreds in flight
 
 
 def _dmi_request(device: str, value: str) -> Any:
@@ -91,26 +92,27 @@ def _trivial_wire(socket: str) -> None:
 
 
 def ceiling(target: Callable[[str], None], socket: Path, devices: list[str], seconds: float,
-            warmup: float) -> float:  # fmt: skip
+            warmup: float, window: int = WINDOW) -> float:  # fmt: skip
     """Calls/s the same clients get from a server that does nothing (same run)."""
     server = mp.get_context("spawn").Process(target=target, args=(str(socket),))
     server.start()
     try:
         wait_for(socket.exists, timeout=30, what="the trivial gRPC server")
-        return dmi_measure(socket, devices, seconds, warmup)[0]
+        return dmi_measure(socket, devices, seconds, warmup, window=window)[0]
     finally:
         server.kill()
         server.join(10)
 
 
 def dmi_measure(socket: Path, devices: list[str], seconds: float, warmup: float,
-                fresh: bool = False) -> tuple[float, list[float]]:  # fmt: skip
+                fresh: bool = False, window: int = WINDOW
+                ) -> tuple[float, list[float]]:  # fmt: skip
     """Reports/s over `seconds` after `warmup` (CLIENTS processes, WINDOW in flight in all on
     one connection each; `fresh`: FRESH at a time, each on a connection of its own)."""
     ctx = mp.get_context("spawn")
     counters = [ctx.Value("q", 0, lock=False) for _ in range(CLIENTS)]
     failed = [ctx.Value("q", 0, lock=False) for _ in range(CLIENTS)]
-    window = (FRESH if fresh else WINDOW) // CLIENTS  # as many as the MQTT client keeps
+    window = (FRESH if fresh else window) // CLIENTS  # as many as the MQTT client keeps
     target = h2load.run_fresh if fresh else h2load.run
     messages = _messages(devices)
     procs = [
@@ -248,7 +250,7 @@ def main() -> None:
             finally:
                 mapper.stop()
         top = ceiling(_trivial_grpcio, sockets / "grpcio.sock", devices, args.seconds,
-                      args.warmup)  # fmt: skip
+                      args.warmup, GRPCIO_WINDOW)  # fmt: skip
         wire = ceiling(_trivial_wire, sockets / "wire.sock", devices, args.seconds, args.warmup)
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
