@@ -47,7 +47,7 @@ def _node(device: Obj) -> str:
     return str(spec.get("nodeName") or "")
 
 
-def _model_key(device: Obj) -> Key:
+def model_key(device: Obj) -> Key:
     ref = (device.get("spec") or {}).get("deviceModelRef") or {}
     return _key(device)[0], str(ref.get("name", ""))
 
@@ -72,7 +72,7 @@ class DeviceRouting:
 
     def _upsert(self, key: Key) -> NodeChange:
         device = self.devices[key]
-        return NodeChange(_node(device), "upsert", key, device, self.models[_model_key(device)])
+        return NodeChange(_node(device), "upsert", key, device, self.models[model_key(device)])
 
     def _place(self, key: Key) -> tuple[list[NodeChange], list[Problem]]:
         """Send `key` where it belongs now; take it from where it was."""
@@ -83,8 +83,8 @@ class DeviceRouting:
         target = ""
         if device is not None:
             target = _node(device)
-            if target and _model_key(device) not in self.models:
-                namespace, model = _model_key(device)
+            if target and model_key(device) not in self.models:
+                namespace, model = model_key(device)
                 problems.append(
                     Problem(key, "ModelNotFound", f"DeviceModel {namespace}/{model} not found")
                 )
@@ -121,7 +121,7 @@ class DeviceRouting:
         changes: list[NodeChange] = []
         problems: list[Problem] = []
         for device_key, device in sorted(self.devices.items()):
-            if _model_key(device) == key:
+            if model_key(device) == key:
                 more, issues = self._place(device_key)
                 changes += more
                 problems += issues

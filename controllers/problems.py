@@ -19,7 +19,7 @@ from typing import Any
 
 from controllers.conditions import EdgeNotes, Facts, conditions, problems, protocol_of
 from controllers.desired import Conflict
-from controllers.devices import DeviceRouting, Key
+from controllers.devices import DeviceRouting, Key, model_key
 from controllers.status import StatusWriter
 from kedge import clock
 
@@ -166,12 +166,9 @@ class DeviceProblems:
         if device is None:
             self._forget(key)
             return []
-        spec = device.get("spec") or {}
-        node = str(spec.get("nodeName") or "")
+        node = str((device.get("spec") or {}).get("nodeName") or "")
         self._place(key, node)
-        model = self.routing.models.get(
-            (key[0], str((spec.get("deviceModelRef") or {}).get("name", "")))
-        )
+        model = self.routing.models.get(model_key(device))
         if not self.serves(node):
             self._checked.pop(key, None)  # another replica's: looked at afresh if it returns
             return []
@@ -189,7 +186,7 @@ class DeviceProblems:
         """Events for problems that are news: not announced yet (nor shown before a restart)."""
         shown = {c.get("type"): c for c in (device.get("status") or {}).get("conditions") or []
                  if isinstance(c, dict)}  # fmt: skip
-        announced, events = self._announced.setdefault(key, {}), []
+        announced, events = self._announced.pop(key, {}), []
         for condition in current:
             kind = condition["type"]
             if condition in problems(current):
@@ -201,6 +198,8 @@ class DeviceProblems:
                     events.append(event_for(device, condition, now))
             else:
                 announced.pop(kind, None)
+        if announced:  # kept only for devices with problems: a healthy fleet holds nothing
+            self._announced[key] = announced
         return events
 
     def _place(self, key: Key, node: str) -> None:

@@ -87,7 +87,7 @@ class DeviceManager:
         self.service, self.mappers, self.publish = service, mappers, publish
         self.shared = SharedCommit(service)
 
-    async def _register(self, request: Any) -> bytes:
+    async def MapperRegister(self, request: Any) -> bytes:  # noqa: N802 (gRPC name)
         info = _mapper_info(request.mapper)
         link = await self.mappers.register(info)
         log.info("DMI mapper registered", extra={**link.facts, "address": info.address})
@@ -98,9 +98,6 @@ class DeviceManager:
         link.touch_all()  # anything changed meanwhile follows as calls
         response = pb.MapperRegisterResponse(modelList=models, deviceList=devices)
         return bytes(response.SerializeToString())
-
-    def MapperRegister(self, request: Any) -> Reply:  # noqa: N802 (gRPC name)
-        return self._register(request)
 
     def ReportDeviceStatus(self, request: Any) -> Reply:  # noqa: N802
         device = self._served(request.deviceName, request.deviceNamespace)
