@@ -3,9 +3,13 @@
 flight on one connection. grpcio's own client costs about as much per call as the server, so
 two of its processes on this machine could not show a server faster than grpcio.
 
-Each request's headers are what grpc-go sends (KubeEdge's mapper framework): the fixed fields,
-and a grpc-timeout that differs from call to call, added to the server's header table as
-grpc-go's encoder does, so the server decodes real header blocks rather than cached ones.
+Each request's header block is what grpc-go (KubeEdge's mapper framework) sends: its HPACK
+encoder adds every field to the table and Huffman-codes strings, so after the first call the
+fixed fields are references whose indices move on every call, because each call adds its own
+grpc-timeout; the server decodes a new block each call, never a remembered one. The blocks are
+encoded once (hpack's encoder, which indexes as Go's does) as a cycle that starts from an empty
+table: a cycle's first block adds every field again, so the server's table always holds what
+the next block refers to.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import struct
 from collections.abc import Callable, Sequence
 from multiprocessing.sharedctypes import Synchronized
 
-from hpack import Decoder
+from hpack import Decoder, Encoder
 
 from kedge.grpcwire.frames import (
     FRAME_HEADER,
@@ -28,30 +32,34 @@ from kedge.grpcwire.frames import (
     settings,
     window_update,
 )
-from kedge.grpcwire.headers import literal, literal_indexed_name
 
 WINDOW = 1 << 30  # what the client lets the server send, connection and streams
 
 
-def _request_head(path: str) -> bytes:
-    """The fixed part of a call's header block: :method POST, :scheme http (static entries),
-    then :path, :authority, content-type, te, user-agent as literals."""
-    return (b"\x83\x86" + literal_indexed_name(4, path.encode())
-            + literal_indexed_name(1, b"localhost")
-            + literal_indexed_name(31, b"application/grpc") + literal(b"te", b"trailers")
-            + literal_indexed_name(58, b"grpc-go/1.65.0"))  # fmt: skip
+CYCLE = 5000  # header blocks encoded before a client starts
 
 
-def _timeout(n: int) -> bytes:
-    """grpc-timeout, a literal added to the table (0x40): a new value every call."""
-    name, value = b"grpc-timeout", b"%du" % (999_000 + n % 997)
-    return b"\x40" + bytes((len(name),)) + name + bytes((len(value),)) + value
+def _fields(path: str) -> list[tuple[bytes, bytes]]:
+    return [(b":method", b"POST"), (b":scheme", b"http"), (b":path", path.encode()),
+            (b":authority", b"localhost"), (b"content-type", b"application/grpc"),
+            (b"user-agent", b"grpc-go/1.65.0"), (b"te", b"trailers")]  # fmt: skip
+
+
+def _timeout(n: int) -> tuple[bytes, bytes]:
+    """grpc-timeout: what is left of the call's deadline, a new value every call."""
+    return b"grpc-timeout", b"%du" % (999_000 + n % 997)
+
+
+def header_blocks(path: str, count: int = CYCLE) -> list[bytes]:
+    """`count` calls' header blocks on one connection, from its empty table on."""
+    encoder, fixed = Encoder(), _fields(path)
+    return [encoder.encode([*fixed, _timeout(n)], huffman=True) for n in range(count)]
 
 
 class LoadProtocol(asyncio.Protocol):
     def __init__(self, path: str, messages: Sequence[bytes], window: int,
                  count: Callable[[bool], None]) -> None:  # fmt: skip
-        self.head = _request_head(path)
+        self.blocks = header_blocks(path)
         self.bodies = [len(m).to_bytes(5) + m for m in messages]
         self.window, self.count = window, count
         self.transport: asyncio.Transport | None = None
@@ -76,9 +84,9 @@ class LoadProtocol(asyncio.Protocol):
     def _call(self) -> bytes:
         stream, self.next_stream = self.next_stream, self.next_stream + 2
         body = self.bodies[self.sent % len(self.bodies)]
+        headers = self.blocks[self.sent % len(self.blocks)]  # in order: the table follows them
         self.sent += 1
         self.send_window -= len(body)
-        headers = self.head + _timeout(self.sent)
         return (frame(Frame.HEADERS, Flag.END_HEADERS, stream, headers)
                 + frame(Frame.DATA, Flag.END_STREAM, stream, body))  # fmt: skip
 
@@ -144,30 +152,20 @@ def run(socket: str, path: str, messages: Sequence[bytes], window: int, seconds:
     asyncio.run(main())
 
 
-def _first_block(path: str, n: int) -> bytes:
-    """A call's header block on a new connection, as grpc-go encodes it (empty table: every
-    field a literal added to the table)."""
-
-    def added(index: int, value: bytes) -> bytes:  # a literal with a static name, indexed
-        return bytes((0x40 | index, len(value))) + value
-
-    return (b"\x83\x86" + added(4, path.encode()) + added(1, b"localhost")
-            + added(31, b"application/grpc") + added(58, b"grpc-go/1.65.0")
-            + b"\x40\x02te\x08trailers" + _timeout(n))  # fmt: skip
-
-
 def run_fresh(socket: str, path: str, messages: Sequence[bytes], concurrency: int,
               seconds: float, done: Synchronized[int],
               failed: Synchronized[int]) -> None:  # fmt: skip
     """A new connection per call, as KubeEdge's mapper framework reports (its grpcclient dials,
     calls once and closes): `concurrency` such calls at a time."""
     bodies = [len(m).to_bytes(5) + m for m in messages]
+    fixed = _fields(path)  # each connection's one block: every field added to an empty table
+    firsts = [Encoder().encode([*fixed, _timeout(n)], huffman=True) for n in range(997)]
     hello = PREFACE + settings({Setting.INITIAL_WINDOW_SIZE: 4 << 20})
 
     async def call(n: int) -> bool:
         reader, writer = await asyncio.open_unix_connection(socket)
         try:
-            block, body = _first_block(path, n), bodies[n % len(bodies)]
+            block, body = firsts[n % len(firsts)], bodies[n % len(bodies)]
             writer.write(hello + frame(Frame.HEADERS, Flag.END_HEADERS, 1, block)
                          + frame(Frame.DATA, Flag.END_STREAM, 1, body))  # fmt: skip
             buffer, decoder = b"", Decoder()  # the server's blocks, in order, on one table

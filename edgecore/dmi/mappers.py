@@ -226,6 +226,7 @@ class DmiMappers:
         self.service, self.commit, self.saved = service, commit, saved
         self.links: dict[str, MapperLink] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._membership = membership_updated_topic(service.node)
 
     async def restore(self) -> None:
         """Links to the mappers registered before edgecore (re)started."""
@@ -284,9 +285,8 @@ class DmiMappers:
         """The twin service's events: deltas and membership changes wake the links concerned."""
         if not self.links:
             return
-        membership = membership_updated_topic(self.service.node)
         for message in messages:
-            if message.topic == membership:
+            if message.topic == self._membership:
                 for each in self.links.values():
                     each.touch_all()
             elif message.topic.endswith("/delta"):

@@ -32,7 +32,7 @@ from devicetwin.service import TwinService
 from edgecore.dmi.convert import report_patches, target
 from edgecore.dmi.mappers import DmiMappers, MapperInfo
 from kedge.dmi import pb
-from kedge.grpcwire.server import GrpcServer, Handler, Reply
+from kedge.grpcwire.server import GrpcServer, Handler, Later, Reply
 from kedge.grpcwire.status import RpcError, Status
 from kedge.process import SOCKET_PATH_MAX
 
@@ -46,46 +46,46 @@ Publish = Callable[[Iterable[Outbound]], None]
 
 
 class SharedCommit:
-    """Reports handled in one turn of the event loop share one batch and one commit, as an
-    MQTT burst does: a commit per gRPC call cost more than the call itself."""
+    """Reports handled in one turn of the event loop share one batch, one commit and one
+    publish, as an MQTT burst does: a commit per gRPC call cost more than the call itself."""
 
-    def __init__(self, service: TwinService) -> None:
-        self.service = service
-        self._waiting: list[tuple[asyncio.Future[bytes], Callable[[], None]]] = []
+    def __init__(self, service: TwinService, publish: Publish) -> None:
+        self.service, self.publish = service, publish
+        self._waiting: list[Later] = []
+        self._events: list[Outbound] = []
 
-    def join(self, then: Callable[[], None]) -> asyncio.Future[bytes]:
-        """The (empty) answer once what was written so far in this turn is durable; `then`
-        runs first (publishing the report's events)."""
-        loop = asyncio.get_running_loop()
+    def join(self, events: Iterable[Outbound]) -> Later:
+        """The (empty) answer once what was written so far in this turn is durable; the
+        report's `events` are published first."""
         if not self._waiting:
-            loop.call_soon(self._flush)
-        reply: asyncio.Future[bytes] = loop.create_future()
-        self._waiting.append((reply, then))
+            asyncio.get_running_loop().call_soon(self._flush)
+        reply = Later()
+        self._waiting.append(reply)
+        self._events.extend(events)
         return reply
 
     def _flush(self) -> None:
         waiting, self._waiting = self._waiting, []
+        events, self._events = self._events, []
         committed = self.service.submit(self.service.take_batch())
-        committed.add_done_callback(lambda done: _settle(waiting, done))
+        committed.add_done_callback(lambda done: self._settle(waiting, events, done))
 
-
-def _settle(waiting: list[tuple[asyncio.Future[bytes], Callable[[], None]]],
-            done: asyncio.Future[None]) -> None:  # fmt: skip
-    failed = done.exception() is not None  # the service reloaded from disk; mappers retry
-    for reply, then in waiting:
-        if reply.done():
-            continue  # the call was reset meanwhile
-        if failed:
-            reply.set_exception(RpcError(Status.UNAVAILABLE, "twin store write failed"))
-        else:
-            then()
-            reply.set_result(EMPTY)
+    def _settle(self, waiting: list[Later], events: list[Outbound],
+                done: asyncio.Future[None]) -> None:  # fmt: skip
+        if done.exception() is not None:  # the service reloaded from disk; mappers retry
+            failed = RpcError(Status.UNAVAILABLE, "twin store write failed")
+            for reply in waiting:
+                reply.settle(failed)
+            return
+        self.publish(events)
+        for reply in waiting:
+            reply.settle(EMPTY)
 
 
 class DeviceManager:
     def __init__(self, service: TwinService, mappers: DmiMappers, publish: Publish) -> None:
-        self.service, self.mappers, self.publish = service, mappers, publish
-        self.shared = SharedCommit(service)
+        self.service, self.mappers = service, mappers
+        self.shared = SharedCommit(service, publish)
 
     async def MapperRegister(self, request: Any) -> bytes:  # noqa: N802 (gRPC name)
         info = _mapper_info(request.mapper)
@@ -106,7 +106,7 @@ class DeviceManager:
             _, events = self.service.report(device.id, patches)
         except TwinError as exc:
             raise RpcError(_CODES.get(exc.code, Status.INTERNAL), exc.reason) from exc
-        return self.shared.join(lambda: self.publish(events))
+        return self.shared.join(events)
 
     def ReportDeviceStates(self, request: Any) -> Reply:  # noqa: N802
         device = self._served(request.deviceName, request.deviceNamespace)
@@ -116,7 +116,7 @@ class DeviceManager:
             self.service.set_state(device.id, request.state)
         except TwinError as exc:
             raise RpcError(_CODES.get(exc.code, Status.INTERNAL), exc.reason) from exc
-        return self.shared.join(lambda: None)
+        return self.shared.join(())
 
     def _served(self, name: str, namespace: str) -> Device:
         """The device a report is about: on this node, and of a protocol a DMI mapper serves."""

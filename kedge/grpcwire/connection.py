@@ -41,6 +41,18 @@ MAX_HEADER_BLOCK = 64 << 10
 MAX_HEADER_LIST = 16 << 10
 CONNECTION_WINDOW = 16 << 20
 MAX_BUFFERED = 32 << 20  # request bytes held for calls not yet answered, all streams together
+_OPEN = struct.Struct(f">IBI{len(RESPONSE_HEADERS)}sIBI")  # HEADERS, then DATA's frame header
+_OPEN_WORD = len(RESPONSE_HEADERS) << 8 | Frame.HEADERS
+_CLOSE = struct.Struct(f">IBI{len(OK_TRAILERS)}s")  # HEADERS: the OK trailers
+_CLOSE_WORD = len(OK_TRAILERS) << 8 | Frame.HEADERS
+
+
+def _answer_frames(stream: int, data: bytes) -> bytes:
+    """An answer's three frames (headers, message, trailers), packed at once."""
+    head = _OPEN.pack(_OPEN_WORD, Flag.END_HEADERS, stream, RESPONSE_HEADERS,
+                      len(data) << 8 | Frame.DATA, 0, stream)  # fmt: skip
+    tail = _CLOSE.pack(_CLOSE_WORD, Flag.END_HEADERS | Flag.END_STREAM, stream, OK_TRAILERS)
+    return head + data + tail
 
 
 class Connection(asyncio.Protocol):
@@ -218,7 +230,7 @@ class Connection(asyncio.Protocol):
 
     def _header_block(self, flags: int, stream_id: int, block: bytes) -> None:
         try:
-            headers = self.decoder.decode(block)
+            headers, size = self.decoder.fields(block)
         except HpackError as exc:
             raise ConnectionError_(ErrorCode.COMPRESSION_ERROR, str(exc)) from exc
         if stream_id in self.streams:  # trailers: a gRPC client sends none, but may
@@ -236,7 +248,7 @@ class Connection(asyncio.Protocol):
             self.write(rst_stream(stream_id, ErrorCode.REFUSED_STREAM))
             return
         stream = self.streams[stream_id] = Stream(stream_id, headers, self.peer_window)
-        if sum(len(n) + len(v) + 32 for n, v in headers) > MAX_HEADER_LIST:
+        if size > MAX_HEADER_LIST:
             self.answer_error(stream, Status.RESOURCE_EXHAUSTED, "header list over 16 KiB")
         elif flags & Flag.END_STREAM:
             stream.ended = True
@@ -312,14 +324,15 @@ class Connection(asyncio.Protocol):
         if self.streams.get(stream.id) is not stream:
             return  # reset by the client meanwhile
         data = len(message).to_bytes(5) + message  # flag 0 (not compressed), 4-byte length
-        self.write(frame(Frame.HEADERS, Flag.END_HEADERS, stream.id, RESPONSE_HEADERS))
         size = len(data)
         if size <= stream.window and size <= self.send_window and size <= self.peer_frame:
             stream.window -= size
             self.send_window -= size
-            self.write(frame(Frame.DATA, 0, stream.id, data))
-            self._end(stream, OK_TRAILERS)
+            self.write(_answer_frames(stream.id, data))
+            self._forget(stream)
+            self._closed_one()
             return
+        self.write(frame(Frame.HEADERS, Flag.END_HEADERS, stream.id, RESPONSE_HEADERS))
         stream.pending = memoryview(data)
         self._blocked.append(stream)
         self._drain()
@@ -358,8 +371,11 @@ class Connection(asyncio.Protocol):
             self.shut()
 
     def _drain(self) -> None:
-        """Send what waited for window, as far as the windows now allow."""
+        """Send what waited for window, as far as the windows now allow (a client that opens
+        its window a byte at a time costs a step per update, not one per blocked call)."""
         for stream in list(self._blocked):
+            if self.send_window <= 0:
+                break
             if self.streams.get(stream.id) is not stream:  # reset meanwhile
                 self._blocked.remove(stream)
                 continue

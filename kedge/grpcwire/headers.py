@@ -2,22 +2,28 @@
 
 A gRPC client sends nearly the same header block for every call, so a block that only
 indexes the tables (it cannot change them) is remembered while the dynamic table stays as it
-was, and Huffman-coded strings are remembered too: most calls decode nothing. Responses use
+was, and Huffman-coded strings are remembered too (across connections). Responses use
 only the static table and literals without indexing, so our side keeps no dynamic table.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from itertools import chain
 
 from hpack.huffman_table import decode_huffman
 from hpack.table import HeaderTable
 
 Header = tuple[bytes, bytes]
+Fields = tuple[dict[bytes, bytes], int]  # by name (a repeated name: its last value), list size
 STATIC: tuple[Header, ...] = HeaderTable.STATIC_TABLE
+STATIC_SIZE = len(STATIC)
 ENTRY_OVERHEAD = 32  # RFC 7541 4.1
 CACHED_BLOCKS = 256
 CACHED_STRINGS = 1024
+# Huffman-coded strings decoded lately, for every connection: a client that connects per call
+# (KubeEdge's mapper framework does) sends the same strings on each new connection
+_HUFFMAN: dict[bytes, bytes] = {}
 
 
 class HpackError(Exception):
@@ -51,44 +57,64 @@ class HeaderDecoder:
         self.limit = max_table  # the table size the peer's encoder chose
         self.dynamic: deque[Header] = deque()
         self.size = 0
-        self._blocks: dict[bytes, list[Header]] = {}
-        self._strings: dict[bytes, bytes] = {}
+        self._blocks: dict[bytes, Fields] = {}
 
     def decode(self, block: bytes) -> list[Header]:
+        """The block's fields in order."""
+        headers, changed = self._decode(block)
+        if changed:
+            self._blocks.clear()  # indices now mean other entries
+        return headers
+
+    def fields(self, block: bytes) -> Fields:
+        """The block's fields by name, and the header list's size (RFC 9113 6.5.2: names,
+        values and 32 per field), as a request's headers are used."""
         cached = self._blocks.get(block)
         if cached is not None:
             return cached
         headers, changed = self._decode(block)
+        size = sum(map(len, chain.from_iterable(headers))) + ENTRY_OVERHEAD * len(headers)
+        fields = dict(headers), size
         if changed:
-            self._blocks.clear()  # indices now mean other entries
+            self._blocks.clear()
         elif len(self._blocks) < CACHED_BLOCKS:
-            self._blocks[block] = headers
-        return headers
+            self._blocks[block] = fields
+        return fields
 
     def _decode(self, data: bytes) -> tuple[list[Header], bool]:
         headers: list[Header] = []
         changed, at = False, 0
-        while at < len(data):
+        size, dynamic = len(data), self.dynamic
+        while at < size:
             byte = data[at]
             if byte & 0x80:  # indexed field
-                index, at = _integer(data, at, 7)
-                headers.append(self._entry(index))
+                index = byte & 0x7F
+                if index == 0x7F:
+                    index, at = _integer(data, at, 7)
+                else:
+                    at += 1
+                if 0 < index <= STATIC_SIZE:
+                    headers.append(STATIC[index - 1])
+                elif STATIC_SIZE < index <= STATIC_SIZE + len(dynamic):
+                    headers.append(dynamic[index - STATIC_SIZE - 1])
+                else:
+                    raise HpackError(f"header index {index} is in neither table")
             elif byte & 0x40:  # literal, added to the table
-                header, at = self._literal(data, at, 6)
+                header, at = self._literal(data, at, 0x3F)
                 self._add(header)
                 headers.append(header)
                 changed = True
             elif byte & 0x20:  # dynamic table size update
                 if headers:
                     raise HpackError("table size update after a header field")
-                size, at = _integer(data, at, 5)
-                if size > self.max_table:
-                    raise HpackError(f"table size {size} over the {self.max_table} allowed")
-                self.limit = size
+                limit, at = _integer(data, at, 5)
+                if limit > self.max_table:
+                    raise HpackError(f"table size {limit} over the {self.max_table} allowed")
+                self.limit = limit
                 self._evict(0)
                 changed = True
             else:  # literal without indexing (0000) or never indexed (0001)
-                header, at = self._literal(data, at, 4)
+                header, at = self._literal(data, at, 0x0F)
                 headers.append(header)
         return headers, changed
 
@@ -100,35 +126,46 @@ class HeaderDecoder:
             return self.dynamic[dynamic]
         raise HpackError(f"header index {index} is in neither table")
 
-    def _literal(self, data: bytes, at: int, prefix: int) -> tuple[Header, int]:
-        index, at = _integer(data, at, prefix)
-        if index:
-            name = self._entry(index)[0]
+    def _literal(self, data: bytes, at: int, mask: int) -> tuple[Header, int]:
+        index = data[at] & mask  # the name's index (0: a literal name follows)
+        if index == mask:
+            index, at = _integer(data, at, mask.bit_length())
         else:
+            at += 1
+        if not index:
             name, at = self._string(data, at)
+        elif index <= STATIC_SIZE:
+            name = STATIC[index - 1][0]
+        else:
+            name = self._entry(index)[0]
         value, at = self._string(data, at)
         return (name, value), at
 
     def _string(self, data: bytes, at: int) -> tuple[bytes, int]:
         if at >= len(data):
             raise HpackError("string runs past the block")
-        huffman = data[at] & 0x80
+        first = data[at]
+        if first < 0x7F:  # the common case: plain, its length in the first byte
+            end = at + 1 + first
+            if end > len(data):
+                raise HpackError("string runs past the block")
+            return data[at + 1 : end], end
         length, at = _integer(data, at, 7)
         end = at + length
         if end > len(data):
             raise HpackError("string runs past the block")
         raw = data[at:end]
-        if not huffman:
+        if not first & 0x80:
             return raw, end
-        text = self._strings.get(raw)
+        text = _HUFFMAN.get(raw)
         if text is None:
             try:
                 text = decode_huffman(raw)
             except Exception as exc:  # hpack raises its own HPACKDecodingError
                 raise HpackError(f"bad Huffman string: {exc}") from exc
-            if len(self._strings) >= CACHED_STRINGS:
-                self._strings.clear()
-            self._strings[raw] = text
+            if len(_HUFFMAN) >= CACHED_STRINGS:
+                _HUFFMAN.clear()
+            _HUFFMAN[raw] = text
         return text, end
 
     def _add(self, header: Header) -> None:

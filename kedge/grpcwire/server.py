@@ -4,7 +4,8 @@ grpcio's Python server costs about 200 us of CPU per call here whatever the hand
 calls/s for a handler doing nothing); a DMI mapper reports every twin as a call. This server
 speaks the same protocol (gRPC over HTTP/2; the interop is tested with grpcio's own client) at a
 fraction of that. A handler takes the request message's bytes and returns the response
-message's bytes, or an awaitable of them; raising RpcError answers with that status.
+message's bytes, a Later it settles when it can, or an awaitable of the bytes; raising RpcError
+answers with that status.
 """
 
 from __future__ import annotations
@@ -22,7 +23,26 @@ from kedge.grpcwire.status import RpcError, Status, http_status
 from kedge.grpcwire.stream import Stream
 
 log = logging.getLogger("kedge.grpcwire")
-Reply = bytes | Awaitable[bytes]
+
+
+class Later:
+    """An answer a handler gives after returning, without a future and a loop callback per call
+    (a handler answering thousands of calls at once settles each directly)."""
+
+    __slots__ = ("_answer",)
+
+    def __init__(self) -> None:
+        self._answer: Callable[[bytes | RpcError], None] | None = None
+
+    def settle(self, result: bytes | RpcError) -> None:
+        """Answer with the response message, or with the error's status (once; a call the
+        client reset meanwhile is not answered)."""
+        answer, self._answer = self._answer, None
+        if answer is not None:
+            answer(result)
+
+
+Reply = bytes | Later | Awaitable[bytes]
 Handler = Callable[[bytes], Reply]
 MAX_CONNECTIONS = 128
 PREFIX = 5  # a message's compressed flag and 4-byte length
@@ -80,7 +100,7 @@ class GrpcServer:
 
     def dispatch(self, stream: Stream, connection: Connection) -> None:
         """A whole request arrived: check it is a gRPC call we serve, then call its handler."""
-        headers = dict(stream.headers)
+        headers = stream.headers
         if headers.get(b":method") != b"POST":
             connection.answer_error(stream, Status.UNIMPLEMENTED, "gRPC calls are POSTs",
                                     http_status(405))  # fmt: skip
@@ -126,19 +146,27 @@ class GrpcServer:
         if isinstance(reply, bytes):
             connection.answer(stream, reply)
             return
+        if isinstance(reply, Later):
+            reply._answer = functools.partial(_settled, connection, stream)
+            return
         future = asyncio.ensure_future(reply)
         stream.task = future
         future.add_done_callback(functools.partial(_answered, connection, stream))
+
+
+def _settled(connection: Connection, stream: Stream, result: bytes | RpcError) -> None:
+    if isinstance(result, RpcError):
+        connection.answer_error(stream, result.code, result.message)
+    else:
+        connection.answer(stream, result)
 
 
 def _answered(connection: Connection, stream: Stream, future: asyncio.Future[bytes]) -> None:
     if future.cancelled():
         return  # the client reset the call, or the connection went
     exc = future.exception()
-    if exc is None:
-        connection.answer(stream, future.result())
-    elif isinstance(exc, RpcError):
-        connection.answer_error(stream, exc.code, exc.message)
+    if exc is None or isinstance(exc, RpcError):
+        _settled(connection, stream, future.result() if exc is None else exc)
     else:
         log.error("gRPC handler failed", exc_info=exc)
         connection.answer_error(stream, Status.INTERNAL, "internal error")

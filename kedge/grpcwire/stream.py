@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kedge.grpcwire.headers import Header
-
 if TYPE_CHECKING:
     from kedge.grpcwire.connection import Connection
 
@@ -16,7 +14,7 @@ class Stream:
 
     __slots__ = ("id", "headers", "body", "received", "window", "ended", "pending", "task")
 
-    def __init__(self, stream_id: int, headers: list[Header], window: int) -> None:
+    def __init__(self, stream_id: int, headers: dict[bytes, bytes], window: int) -> None:
         self.id, self.headers, self.window = stream_id, headers, window
         self.body = bytearray()
         self.received = 0  # request bytes, padding included (our window for it never grows)

@@ -14,7 +14,7 @@ import pytest
 from harness.support import wait_until
 from kedge.grpcwire.frames import PREFACE, ErrorCode, Flag, Frame, frame, settings
 from kedge.grpcwire.headers import literal, literal_indexed_name
-from kedge.grpcwire.server import GrpcServer
+from kedge.grpcwire.server import GrpcServer, Later
 from kedge.grpcwire.status import RpcError, Status
 
 started = asyncio.Event()
@@ -39,8 +39,18 @@ def broken(_data: bytes) -> bytes:
     raise KeyError("a bug")
 
 
+held: list[tuple[bytes, Later]] = []
+
+
+def hold(data: bytes) -> Later:
+    """Answered when the test settles it, as DMI's reports are once their commit is done."""
+    held.append((data, Later()))
+    return held[-1][1]
+
+
 METHODS = {"/t.S/Echo": lambda data: data, "/t.S/Slow": slow, "/t.S/Refuse": refuse,
-           "/t.S/Broken": broken, "/t.S/Big": lambda data: data * 200_000}  # fmt: skip
+           "/t.S/Broken": broken, "/t.S/Big": lambda data: data * 200_000,
+           "/t.S/Hold": hold}  # fmt: skip
 
 
 @pytest.fixture
@@ -106,6 +116,29 @@ async def test_a_call_the_client_gives_up_on_is_cancelled_at_the_server(server: 
         with pytest.raises(asyncio.CancelledError):
             await call
     await wait_until(lambda: cancelled, what="the server's handler cancelled by the reset")
+
+
+async def test_answers_settled_later_reach_their_calls(server: Path) -> None:
+    held.clear()
+    async with grpc.aio.insecure_channel(f"unix:{server}") as channel:
+        stub = _stub(channel, "/t.S/Hold")
+        calls = [asyncio.ensure_future(stub(b"%d" % n, timeout=10)) for n in range(3)]
+        gone = stub(b"gone", timeout=10)
+        await wait_until(lambda: len(held) == 4, what="four held calls")
+        gone.cancel()  # reset by the client before its answer is ready
+        await wait_until(gone.done, what="the reset")
+        answers = {data: later for data, later in held}
+        answers[b"gone"].settle(b"too late")  # dropped: the stream is gone
+        answers[b"0"].settle(b"zero")
+        answers[b"1"].settle(RpcError(Status.UNAVAILABLE, "store write failed"))
+        answers[b"2"].settle(b"two")
+        answers[b"2"].settle(b"again")  # a second settle is ignored
+        assert await calls[0] == b"zero" and await calls[2] == b"two"
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await calls[1]
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert info.value.details() == "store write failed"
+        assert await _stub(channel, "/t.S/Echo")(b"still", timeout=10) == b"still"
 
 
 def _request(stream: int, path: bytes = b"/t.S/Echo", content_type: bytes = b"application/grpc",

@@ -1,13 +1,13 @@
-"""Reports of one loop turn share one commit; each is answered only after it, or refused."""
+"""Reports of one loop turn share one commit and one publish; each is answered only after it,
+or refused."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 
-import pytest
-
+from devicetwin.events import Outbound
 from edgecore.dmi.server import SharedCommit
+from kedge.grpcwire.server import Later
 from kedge.grpcwire.status import RpcError, Status
 
 
@@ -25,32 +25,43 @@ class Commits:
         return self.futures[-1]
 
 
+def _answers(reply: Later) -> list[bytes | RpcError]:
+    """What the server would be told (set as grpcwire does when a handler returns a Later)."""
+    seen: list[bytes | RpcError] = []
+    reply._answer = seen.append
+    return seen
+
+
 async def _turn() -> None:
     await asyncio.sleep(0)
 
 
-async def test_one_turns_reports_share_a_commit_and_are_answered_after_it() -> None:
-    commits, published = Commits(), list[int]()
-    shared = SharedCommit(commits)  # type: ignore[arg-type]
-    replies = [shared.join(functools.partial(published.append, n)) for n in range(3)]
+def _event(n: int) -> Outbound:
+    return Outbound(f"t/{n}", b"%d" % n)
+
+
+async def test_one_turns_reports_share_a_commit_and_a_publish_after_it() -> None:
+    commits, published = Commits(), list[list[Outbound]]()
+    shared = SharedCommit(commits, lambda events: published.append(list(events)))  # type: ignore[arg-type]
+    answers = [_answers(shared.join([_event(n)])) for n in range(3)]
     await _turn()
-    assert len(commits.futures) == 1 and not any(r.done() for r in replies)
-    later = shared.join(lambda: published.append(3))  # the next turn: the next commit
+    assert len(commits.futures) == 1 and not any(answers) and not published
+    later = _answers(shared.join([_event(3)]))  # the next turn: the next commit
     commits.futures[0].set_result(None)
     await _turn()
-    assert [r.result() for r in replies] == [b""] * 3 and published == [0, 1, 2]
-    assert not later.done() and len(commits.futures) == 2
+    assert answers == [[b""]] * 3
+    assert published == [[_event(0), _event(1), _event(2)]]  # one publish for the turn
+    assert not later and len(commits.futures) == 2
 
 
 async def test_a_failed_commit_refuses_its_reports_unpublished() -> None:
-    commits, published = Commits(), list[int]()
-    shared = SharedCommit(commits)  # type: ignore[arg-type]
-    reply = shared.join(lambda: published.append(1))
-    gone = shared.join(lambda: published.append(2))
-    gone.cancel()  # the client reset that call meanwhile
+    commits, published = Commits(), list[list[Outbound]]()
+    shared = SharedCommit(commits, lambda events: published.append(list(events)))  # type: ignore[arg-type]
+    answers = _answers(shared.join([_event(1)]))
+    gone = shared.join([_event(2)])  # its call was reset: grpcwire never set an answer
     await _turn()
     commits.futures[0].set_exception(OSError("disk full"))
     await _turn()
-    with pytest.raises(RpcError) as info:
-        reply.result()
-    assert info.value.code == Status.UNAVAILABLE and published == []
+    assert len(answers) == 1 and isinstance(answers[0], RpcError)
+    assert answers[0].code == Status.UNAVAILABLE and published == []
+    gone.settle(b"")  # settling an unanswerable call is harmless

@@ -65,6 +65,19 @@ def test_blocks_from_an_independent_encoder_decode_to_what_was_encoded() -> None
         assert decoder.decode(block) == headers
 
 
+def test_a_remembered_block_is_decoded_again_once_the_table_changed() -> None:
+    encoder, decoder = Encoder(), HeaderDecoder()
+    first = [(b":path", b"/a"), (b"x-id", b"1")]
+    decoder.fields(encoder.encode(first))  # both now in the dynamic table
+    again = encoder.encode(first)  # indexes only: remembered
+    assert again == bytes([0xBF, 0xBE]) and decoder.fields(again) == decoder.fields(again)
+    assert decoder.fields(again) == ({b":path": b"/a", b"x-id": b"1"}, 2 * 32 + 7 + 5)
+    decoder.fields(encoder.encode([(b"x-id", b"2")]))  # a new entry: every index moves on
+    assert decoder.fields(again) == ({b"x-id": b"2"}, 2 * (32 + 5))  # 62, 63: x-id 2, x-id 1
+    repeated = decoder.fields(encoder.encode([(b"x-id", b"3"), (b"x-id", b"4")]))
+    assert repeated == ({b"x-id": b"4"}, 2 * (32 + 4 + 1))  # the last of a name; size counts all
+
+
 def test_a_size_update_shrinks_the_table_and_one_over_the_limit_is_refused() -> None:
     decoder = HeaderDecoder()
     decoder.decode(bytes.fromhex(C3[0]))
