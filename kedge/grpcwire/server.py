@@ -34,6 +34,10 @@ class Later:
     def __init__(self) -> None:
         self._answer: Callable[[bytes | RpcError], None] | None = None
 
+    def on_settle(self, answer: Callable[[bytes | RpcError], None]) -> None:
+        """Who is told the answer (the server, for the call's stream)."""
+        self._answer = answer
+
     def settle(self, result: bytes | RpcError) -> None:
         """Answer with the response message, or with the error's status (once; a call the
         client reset meanwhile is not answered)."""
@@ -147,7 +151,7 @@ class GrpcServer:
             connection.answer(stream, reply)
             return
         if isinstance(reply, Later):
-            reply._answer = functools.partial(_settled, connection, stream)
+            reply.on_settle(functools.partial(_settled, connection, stream))
             return
         future = asyncio.ensure_future(reply)
         stream.task = future

@@ -28,7 +28,7 @@ class Commits:
 def _answers(reply: Later) -> list[bytes | RpcError]:
     """What the server would be told (set as grpcwire does when a handler returns a Later)."""
     seen: list[bytes | RpcError] = []
-    reply._answer = seen.append
+    reply.on_settle(seen.append)
     return seen
 
 
@@ -58,7 +58,7 @@ async def test_a_failed_commit_refuses_its_reports_unpublished() -> None:
     commits, published = Commits(), list[list[Outbound]]()
     shared = SharedCommit(commits, lambda events: published.append(list(events)))  # type: ignore[arg-type]
     answers = _answers(shared.join([_event(1)]))
-    gone = shared.join([_event(2)])  # its call was reset: grpcwire never set an answer
+    gone = shared.join([_event(2)])  # nobody is told its answer
     await _turn()
     commits.futures[0].set_exception(OSError("disk full"))
     await _turn()

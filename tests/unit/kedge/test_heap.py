@@ -1,4 +1,5 @@
-"""The heap keeper: what is alive gets frozen, the thaw collects what became garbage since."""
+"""The heap keeper: what survives an older collection is frozen at once, the thaw collects
+what became garbage since."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class Node:
 async def test_a_frozen_cycle_outlives_collections_until_the_keeper_stops() -> None:
     cycle = Node()
     ref = weakref.ref(cycle)
-    keeper = asyncio.create_task(keep_frozen(every=0.01, thaw_every=3600))
+    keeper = asyncio.create_task(keep_frozen(thaw_every=3600))
     try:
         await asyncio.sleep(0)  # the keeper's first freeze
         assert gc.get_freeze_count() > 0
@@ -38,7 +39,7 @@ async def test_a_frozen_cycle_outlives_collections_until_the_keeper_stops() -> N
 async def test_the_thaw_frees_cycles_that_became_garbage_while_frozen() -> None:
     cycle = Node()
     ref = weakref.ref(cycle)
-    keeper = asyncio.create_task(keep_frozen(every=0.01, thaw_every=0))
+    keeper = asyncio.create_task(keep_frozen(thaw_every=0.01))
     try:
         await asyncio.sleep(0)
         del cycle
@@ -46,3 +47,23 @@ async def test_the_thaw_frees_cycles_that_became_garbage_while_frozen() -> None:
     finally:
         keeper.cancel()
         await asyncio.gather(keeper, return_exceptions=True)
+
+
+async def test_what_survives_an_older_collection_is_frozen_at_once() -> None:
+    callbacks = list(gc.callbacks)
+    keeper = asyncio.create_task(keep_frozen(thaw_every=3600))
+    try:
+        await asyncio.sleep(0)
+        before = gc.get_freeze_count()
+        kept = [Node() for _ in range(1000)]  # alive: they survive the collections
+        gc.collect(0)  # the youngest generation's survivors are not frozen
+        assert gc.get_freeze_count() == before
+        gc.collect(1)
+        assert gc.get_freeze_count() >= before + len(kept)
+        more = [Node() for _ in range(1000)]
+        gc.collect()
+        assert gc.get_freeze_count() >= before + len(kept) + len(more)
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+    assert gc.get_freeze_count() == 0 and gc.callbacks == callbacks  # the keeper's is gone
