@@ -23,9 +23,11 @@ os-packages:
 	else echo "mosquitto is missing: install it from your OS packages (e.g. apt-get install mosquitto)"; exit 1; fi
 
 # PostgreSQL: the API server's optional storage; Redis and MariaDB: the mappers' dbMethod pushes;
-# Chromium and ChromeDriver: the console's browser tests. All tested against the real programs.
+# Chromium and ChromeDriver: the console's browser tests; Go and grpc-go's sources: a DMI client
+# built on grpc-go, as KubeEdge's mapper framework is. All tested against the real programs.
 TEST_PACKAGES := /usr/lib/postgresql/*/bin/initdb=postgresql /usr/bin/redis-server=redis-server \
-	/usr/sbin/mariadbd=mariadb-server /usr/bin/chromium=chromium /usr/bin/chromedriver=chromium-driver
+	/usr/sbin/mariadbd=mariadb-server /usr/bin/chromium=chromium /usr/bin/chromedriver=chromium-driver \
+	/usr/bin/go=golang-go /usr/share/gocode/src/google.golang.org/grpc=golang-google-grpc-dev
 test-packages:
 	@missing=""; for pair in $(TEST_PACKAGES); do \
 		ls $${pair%%=*} >/dev/null 2>&1 || missing="$$missing $${pair#*=}"; done; \
