@@ -77,9 +77,11 @@ class SharedCommit:
             for reply in waiting:
                 reply.settle(failed)
             return
-        self.publish(events)
-        for reply in waiting:
-            reply.settle(EMPTY)
+        try:
+            self.publish(events)
+        finally:  # the reports are stored: they are answered whatever publishing did
+            for reply in waiting:
+                reply.settle(EMPTY)
 
 
 class DeviceManager:

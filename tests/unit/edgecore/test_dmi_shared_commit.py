@@ -65,3 +65,16 @@ async def test_a_failed_commit_refuses_its_reports_unpublished() -> None:
     assert len(answers) == 1 and isinstance(answers[0], RpcError)
     assert answers[0].code == Status.UNAVAILABLE and published == []
     gone.settle(b"")  # settling an unanswerable call is harmless
+
+
+async def test_stored_reports_are_answered_even_when_publishing_fails() -> None:
+    def publish(_events: object) -> None:
+        raise RuntimeError("a bug while publishing")
+
+    commits = Commits()
+    shared = SharedCommit(commits, publish)  # type: ignore[arg-type]
+    answers = _answers(shared.join([_event(1)]))
+    await _turn()
+    commits.futures[0].set_result(None)
+    await _turn()  # the loop's exception handler logs the bug
+    assert answers == [b""]
