@@ -32,7 +32,7 @@ from kedge.grpcwire.frames import (
     window_update,
 )  # fmt: skip
 from kedge.grpcwire.headers import HeaderDecoder, HpackError
-from kedge.grpcwire.status import OK_TRAILERS, RESPONSE_HEADERS, Status, trailers
+from kedge.grpcwire.status import OK_TRAILERS, RESPONSE_HEADERS, Status, answer_frames, trailers
 from kedge.grpcwire.stream import Host, Stream
 
 log = logging.getLogger("kedge.grpcwire")
@@ -41,18 +41,6 @@ MAX_HEADER_BLOCK = 64 << 10
 MAX_HEADER_LIST = 16 << 10
 CONNECTION_WINDOW = 16 << 20
 MAX_BUFFERED = 32 << 20  # request bytes held for calls not yet answered, all streams together
-_OPEN = struct.Struct(f">IBI{len(RESPONSE_HEADERS)}sIBI")  # HEADERS, then DATA's frame header
-_OPEN_WORD = len(RESPONSE_HEADERS) << 8 | Frame.HEADERS
-_CLOSE = struct.Struct(f">IBI{len(OK_TRAILERS)}s")  # HEADERS: the OK trailers
-_CLOSE_WORD = len(OK_TRAILERS) << 8 | Frame.HEADERS
-
-
-def _answer_frames(stream: int, data: bytes) -> bytes:
-    """An answer's three frames (headers, message, trailers), packed at once."""
-    head = _OPEN.pack(_OPEN_WORD, Flag.END_HEADERS, stream, RESPONSE_HEADERS,
-                      len(data) << 8 | Frame.DATA, 0, stream)  # fmt: skip
-    tail = _CLOSE.pack(_CLOSE_WORD, Flag.END_HEADERS | Flag.END_STREAM, stream, OK_TRAILERS)
-    return head + data + tail
 
 
 class Connection(asyncio.Protocol):
@@ -68,6 +56,7 @@ class Connection(asyncio.Protocol):
         self.closing = False  # GOAWAY sent: no new calls
         self._buffer = bytearray()
         self._settled = False  # preface and first SETTINGS seen
+        self._preface_due: asyncio.TimerHandle | None = None
         self._consumed = 0  # DATA bytes not yet given back to the connection window
         self._receive_window = CONNECTION_WINDOW  # what the client may still send
         self._buffered = 0  # bytes of the bodies of the streams open
@@ -93,8 +82,18 @@ class Connection(asyncio.Protocol):
                              Setting.INITIAL_WINDOW_SIZE: self.stream_window,
                              Setting.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST}))  # fmt: skip
         self.write(window_update(0, CONNECTION_WINDOW - DEFAULT_WINDOW))
+        self._preface_due = asyncio.get_running_loop().call_later(
+            self.host.preface_timeout, self._no_preface
+        )
+
+    def _no_preface(self) -> None:
+        """A client that connects and says nothing gives its slot back."""
+        wait = self.host.preface_timeout
+        self.fail(ErrorCode.PROTOCOL_ERROR, f"no HTTP/2 client preface within {wait:g} s")
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._preface_due is not None:
+            self._preface_due.cancel()
         for stream in self.streams.values():
             if stream.task is not None:
                 stream.task.cancel()
@@ -137,6 +136,8 @@ class Connection(asyncio.Protocol):
         if not buffer.startswith(PREFACE) or buffer[len(PREFACE) + 3] != Frame.SETTINGS:
             raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "not an HTTP/2 client preface")
         self._settled = True
+        if self._preface_due is not None:
+            self._preface_due.cancel()
         return len(PREFACE)
 
     def write(self, data: bytes) -> None:
@@ -328,7 +329,7 @@ class Connection(asyncio.Protocol):
         if size <= stream.window and size <= self.send_window and size <= self.peer_frame:
             stream.window -= size
             self.send_window -= size
-            self.write(_answer_frames(stream.id, data))
+            self.write(answer_frames(stream.id, data))
             self._forget(stream)
             self._closed_one()
             return

@@ -49,14 +49,17 @@ class Later:
 Reply = bytes | Later | Awaitable[bytes]
 Handler = Callable[[bytes], Reply]
 MAX_CONNECTIONS = 128
+PREFACE_TIMEOUT = 10.0  # a connection that sends no HTTP/2 preface by then is closed
 PREFIX = 5  # a message's compressed flag and 4-byte length
 
 
 class GrpcServer:
-    def __init__(self, methods: Mapping[str, Handler], max_message: int = 1 << 20) -> None:
+    def __init__(self, methods: Mapping[str, Handler], max_message: int = 1 << 20,
+                 preface_timeout: float = PREFACE_TIMEOUT) -> None:  # fmt: skip
         """`methods`: handlers by path, e.g. "/v1beta1.DeviceManagerService/MapperRegister"."""
         self.methods = {path.encode(): handler for path, handler in methods.items()}
         self.max_message, self.max_body = max_message, max_message + PREFIX
+        self.preface_timeout = preface_timeout
         self.connections: set[Connection] = set()
         self._server: asyncio.AbstractServer | None = None
         self._path: Path | None = None

@@ -1,10 +1,12 @@
 """gRPC status codes and the header blocks that carry them (gRPC over HTTP/2: response headers,
-then trailers with grpc-status and a percent-encoded grpc-message)."""
+then trailers with grpc-status and a percent-encoded grpc-message), and an OK answer's frames."""
 
 from __future__ import annotations
 
+import struct
 from enum import IntEnum
 
+from kedge.grpcwire.frames import Flag, Frame
 from kedge.grpcwire.headers import literal, literal_indexed_name
 
 STATUS_200 = b"\x88"  # the static table's ":status: 200"
@@ -60,3 +62,17 @@ OK_TRAILERS = trailers(Status.OK)
 def http_status(status: int) -> bytes:
     """A response header block for a request that is not gRPC at all (405, 415)."""
     return literal_indexed_name(8, str(status).encode())  # the static table's ":status"
+
+
+_OPEN = struct.Struct(f">IBI{len(RESPONSE_HEADERS)}sIBI")  # HEADERS, then DATA's frame header
+_OPEN_WORD = len(RESPONSE_HEADERS) << 8 | Frame.HEADERS
+_CLOSE = struct.Struct(f">IBI{len(OK_TRAILERS)}s")  # HEADERS: the OK trailers
+_CLOSE_WORD = len(OK_TRAILERS) << 8 | Frame.HEADERS
+
+
+def answer_frames(stream: int, data: bytes) -> bytes:
+    """An answer's three frames (headers, message, trailers), packed at once."""
+    head = _OPEN.pack(_OPEN_WORD, Flag.END_HEADERS, stream, RESPONSE_HEADERS,
+                      len(data) << 8 | Frame.DATA, 0, stream)  # fmt: skip
+    tail = _CLOSE.pack(_CLOSE_WORD, Flag.END_HEADERS | Flag.END_STREAM, stream, OK_TRAILERS)
+    return head + data + tail

@@ -27,6 +27,7 @@ class Host(Protocol):
     """What a connection needs of its server."""
 
     max_body: int  # a request's bytes (5-byte prefix and message) at most
+    preface_timeout: float  # seconds a new connection has to send the HTTP/2 preface
 
     def opened(self, connection: Connection) -> bool: ...  # False: refused
     def closed(self, connection: Connection) -> None: ...

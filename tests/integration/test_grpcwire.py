@@ -153,7 +153,7 @@ async def _exchange(path: Path, data: bytes) -> list[tuple[int, int, int, bytes]
     closes or goes quiet."""
     reader, writer = await asyncio.open_unix_connection(str(path))
     writer.write(data)
-    frames, buffer = [], b""
+    buffer = b""
     try:
         while chunk := await asyncio.wait_for(reader.read(65536), 1.0):
             buffer += chunk
@@ -161,6 +161,11 @@ async def _exchange(path: Path, data: bytes) -> list[tuple[int, int, int, bytes]
         pass
     finally:
         writer.close()
+    return _frames(buffer)
+
+
+def _frames(buffer: bytes) -> list[tuple[int, int, int, bytes]]:
+    frames = []
     while len(buffer) >= 9:
         length = int.from_bytes(buffer[:3])
         kind, flags = buffer[3], buffer[4]
@@ -274,3 +279,21 @@ async def test_stop_answers_calls_in_flight_and_refuses_new_ones(tmp_path: Path)
     assert not path.exists()  # noqa: ASYNC240 - a stat in a test
     with pytest.raises(OSError):
         await asyncio.open_unix_connection(str(path))
+
+
+async def test_a_client_that_sends_no_preface_is_closed_and_frees_its_slot(tmp_path: Path) -> None:
+    path = tmp_path / "p.sock"
+    serving = GrpcServer(METHODS, preface_timeout=0.3)
+    await serving.start(path)
+    try:
+        for said in (b"", PREFACE[:10]):  # nothing; half a preface, then silence
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            writer.write(said)
+            received = await asyncio.wait_for(reader.read(), 10)  # until the server closes
+            writer.close()
+            frames = [(k, p) for k, _f, _s, p in _frames(received)]
+            assert frames[-1][0] == Frame.GOAWAY and b"no HTTP/2 client preface" in frames[-1][1]
+        await wait_until(lambda: not serving.connections, what="the slots given back")
+        assert await _call(path, "/t.S/Echo", b"on time") == b"on time"
+    finally:
+        await serving.stop(1.0)
