@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 
 from kedge.grpcwire.frames import (
     DEFAULT_FRAME_SIZE,
@@ -28,6 +27,7 @@ from kedge.grpcwire.frames import (
     goaway,
     rst_stream,
     settings,
+    settings_values,
     unpadded,
     window_update,
 )  # fmt: skip
@@ -57,6 +57,7 @@ class Connection(asyncio.Protocol):
         self._buffer = bytearray()
         self._settled = False  # preface and first SETTINGS seen
         self._preface_due: asyncio.TimerHandle | None = None
+        self._swept = 0  # last_stream when the server last looked for idle connections
         self._consumed = 0  # DATA bytes not yet given back to the connection window
         self._receive_window = CONNECTION_WINDOW  # what the client may still send
         self._buffered = 0  # bytes of the bodies of the streams open
@@ -122,7 +123,12 @@ class Connection(asyncio.Protocol):
                     raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "frame over 16384 bytes")
                 if end > len(buffer):
                     break
-                self._frame(word & 0xFF, flags, stream & 0x7FFFFFFF, bytes(buffer[at + 9 : end]))
+                kind = word & 0xFF
+                if self._continuing is not None and kind != Frame.CONTINUATION:
+                    raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "header block interrupted")
+                handler = self._handlers.get(kind)
+                if handler is not None:  # frames of unknown types are ignored (RFC 9113 4.1)
+                    handler(flags, stream & 0x7FFFFFFF, bytes(buffer[at + 9 : end]))
                 at = end
             del buffer[:at]
         except ConnectionError_ as exc:
@@ -159,23 +165,22 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def shut(self) -> None:
+    def idle(self) -> bool:
+        """No call open, and none opened since the last time asked."""
+        idle = self._settled and not self.streams and self.last_stream == self._swept
+        self._swept = self.last_stream
+        return idle
+
+    def shut(self, reason: str = "") -> None:
         """Stop taking calls (the ones in flight finish)."""
         if not self.closing:
             self.closing = True
-            self.write(goaway(self.last_stream, ErrorCode.NO_ERROR))
+            self.write(goaway(self.last_stream, ErrorCode.NO_ERROR, reason))
         if not self.streams and self.transport is not None:
             self._flush()
             self.transport.close()
 
     # --- frames ---
-
-    def _frame(self, kind: int, flags: int, stream: int, payload: bytes) -> None:
-        if self._continuing is not None and kind != Frame.CONTINUATION:
-            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "header block interrupted")
-        handler = self._handlers.get(kind)  # type: ignore[call-overload]
-        if handler is not None:  # frames of unknown types are ignored (RFC 9113 4.1)
-            handler(flags, stream, payload)
 
     def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
         self._receive_window -= len(payload)
@@ -276,18 +281,12 @@ class Connection(asyncio.Protocol):
             raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream")
         if flags & Flag.ACK:
             return
-        if len(payload) % 6:
-            raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS not in 6-byte units")
-        for key, value in struct.iter_unpack(">HI", payload):
+        for key, value in settings_values(payload):
             if key == Setting.INITIAL_WINDOW_SIZE:
-                if value > MAX_WINDOW:
-                    raise ConnectionError_(ErrorCode.FLOW_CONTROL_ERROR, "window over 2^31-1")
                 for open_stream in self.streams.values():
                     open_stream.window += value - self.peer_window
                 self.peer_window = value
             elif key == Setting.MAX_FRAME_SIZE:
-                if not DEFAULT_FRAME_SIZE <= value < 1 << 24:
-                    raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "bad SETTINGS_MAX_FRAME_SIZE")
                 self.peer_frame = value
         self.write(frame(Frame.SETTINGS, Flag.ACK, 0))
         self._drain()
@@ -330,8 +329,7 @@ class Connection(asyncio.Protocol):
             stream.window -= size
             self.send_window -= size
             self.write(answer_frames(stream.id, data))
-            self._forget(stream)
-            self._closed_one()
+            self._done(stream)
             return
         self.write(frame(Frame.HEADERS, Flag.END_HEADERS, stream.id, RESPONSE_HEADERS))
         stream.pending = memoryview(data)
@@ -356,6 +354,9 @@ class Connection(asyncio.Protocol):
 
     def _end(self, stream: Stream, block: bytes) -> None:
         self.write(frame(Frame.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, stream.id, block))
+        self._done(stream)
+
+    def _done(self, stream: Stream) -> None:
         self._forget(stream)
         self._closed_one()
 

@@ -91,3 +91,16 @@ def unpadded(payload: bytes) -> bytes:
     if not payload or payload[0] >= len(payload):
         raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "padding longer than the frame")
     return payload[1 : len(payload) - payload[0]]
+
+
+def settings_values(payload: bytes) -> list[tuple[int, int]]:
+    """A SETTINGS frame's values, checked (RFC 9113 6.5.2)."""
+    if len(payload) % 6:
+        raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS not in 6-byte units")
+    values = list(struct.iter_unpack(">HI", payload))
+    for key, value in values:
+        if key == Setting.INITIAL_WINDOW_SIZE and value > MAX_WINDOW:
+            raise ConnectionError_(ErrorCode.FLOW_CONTROL_ERROR, "window over 2^31-1")
+        if key == Setting.MAX_FRAME_SIZE and not DEFAULT_FRAME_SIZE <= value < 1 << 24:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "bad SETTINGS_MAX_FRAME_SIZE")
+    return values

@@ -87,7 +87,7 @@ class HeaderDecoder:
         size, dynamic = len(data), self.dynamic
         while at < size:
             byte = data[at]
-            if byte & 0x80:  # indexed field
+            if byte & 0x80:  # indexed field (_entry inlined: grpc-go sends every field so)
                 index = byte & 0x7F
                 if index == 0x7F:
                     index, at = _integer(data, at, 7)

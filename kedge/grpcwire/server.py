@@ -5,7 +5,8 @@ calls/s for a handler doing nothing); a DMI mapper reports every twin as a call.
 speaks the same protocol (gRPC over HTTP/2; the interop is tested with grpcio's own client) at a
 fraction of that. A handler takes the request message's bytes and returns the response
 message's bytes, a Later it settles when it can, or an awaitable of the bytes; raising RpcError
-answers with that status.
+answers with that status. A connection holds one of MAX_CONNECTIONS slots: one that sends no
+preface in time, or makes no call for idle_timeout, gets a GOAWAY and is closed.
 """
 
 from __future__ import annotations
@@ -50,16 +51,19 @@ Reply = bytes | Later | Awaitable[bytes]
 Handler = Callable[[bytes], Reply]
 MAX_CONNECTIONS = 128
 PREFACE_TIMEOUT = 10.0  # a connection that sends no HTTP/2 preface by then is closed
+IDLE_TIMEOUT = 300.0  # a connection without calls for this long (up to twice) is closed
 PREFIX = 5  # a message's compressed flag and 4-byte length
 
 
 class GrpcServer:
     def __init__(self, methods: Mapping[str, Handler], max_message: int = 1 << 20,
-                 preface_timeout: float = PREFACE_TIMEOUT) -> None:  # fmt: skip
+                 preface_timeout: float = PREFACE_TIMEOUT,
+                 idle_timeout: float = IDLE_TIMEOUT) -> None:  # fmt: skip
         """`methods`: handlers by path, e.g. "/v1beta1.DeviceManagerService/MapperRegister"."""
         self.methods = {path.encode(): handler for path, handler in methods.items()}
         self.max_message, self.max_body = max_message, max_message + PREFIX
-        self.preface_timeout = preface_timeout
+        self.preface_timeout, self.idle_timeout = preface_timeout, idle_timeout
+        self._sweeper: asyncio.TimerHandle | None = None
         self.connections: set[Connection] = set()
         self._server: asyncio.AbstractServer | None = None
         self._path: Path | None = None
@@ -76,12 +80,24 @@ class GrpcServer:
             os.umask(old_umask)
         os.chmod(path, 0o600)
         self._path = path
+        self._sweeper = loop.call_later(self.idle_timeout, self._sweep)
+
+    def _sweep(self) -> None:
+        """GOAWAY to connections that made no call since the last sweep: each holds one of
+        MAX_CONNECTIONS slots, and gRPC clients simply reconnect for their next call."""
+        for connection in list(self.connections):
+            if connection.idle():
+                log.debug("idle gRPC client connection closed")
+                connection.shut(f"no call for {self.idle_timeout:g} s")
+        self._sweeper = asyncio.get_running_loop().call_later(self.idle_timeout, self._sweep)
 
     async def stop(self, grace: float) -> None:
         """No new connections or calls; calls in flight get `grace` seconds to be answered."""
         if self._server is None:
             return
         self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for connection in list(self.connections):
             connection.shut()
         with contextlib.suppress(TimeoutError):

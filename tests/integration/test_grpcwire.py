@@ -297,3 +297,44 @@ async def test_a_client_that_sends_no_preface_is_closed_and_frees_its_slot(tmp_p
         assert await _call(path, "/t.S/Echo", b"on time") == b"on time"
     finally:
         await serving.stop(1.0)
+
+
+async def test_a_connection_without_calls_gets_a_goaway_and_clients_reconnect(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "i.sock"
+    serving = GrpcServer(METHODS, idle_timeout=0.2)
+    await serving.start(path)
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(HELLO + _request(1) + frame(Frame.DATA, Flag.END_STREAM, 1, _body(b"x")))
+        received = await asyncio.wait_for(reader.read(), 10)  # answered, then closed when idle
+        writer.close()
+        found = _goaway(_frames(received))
+        assert found == (ErrorCode.NO_ERROR, b"no call for 0.2 s")
+        assert any(k == Frame.DATA and p == _body(b"x") for k, _f, _s, p in _frames(received))
+        async with grpc.aio.insecure_channel(f"unix:{path}") as channel:
+            echo = _stub(channel, "/t.S/Echo")
+            assert await echo(b"first", timeout=10) == b"first"
+            first = next(iter(serving.connections))
+            await wait_until(lambda: first not in serving.connections, what="the idle close")
+            assert await echo(b"again", timeout=10) == b"again"  # grpcio reconnects
+    finally:
+        await serving.stop(1.0)
+
+
+async def test_a_connection_with_a_call_open_is_not_idle(tmp_path: Path) -> None:
+    path = tmp_path / "o.sock"
+    serving = GrpcServer(METHODS, idle_timeout=0.05)
+    await serving.start(path)
+    try:
+        async with grpc.aio.insecure_channel(f"unix:{path}") as channel:
+            call = _stub(channel, "/t.S/Hold")(b"held", timeout=10)
+            await wait_until(lambda: held and held[-1][0] == b"held", what="the call")
+            connection = next(iter(serving.connections))
+            await asyncio.sleep(0.5)  # ten sweep periods: the time passing is what is tested
+            assert connection in serving.connections and not connection.closing
+            held[-1][1].settle(b"answered")
+            assert await call == b"answered"
+    finally:
+        await serving.stop(1.0)
