@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,7 +9,9 @@ import pytest
 
 from harness.apiserver import ApiServerProcess
 from harness.cloud import CloudProcess, running_cloud
-from harness.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe
+from harness.support import SAMPLES, EdgeProcess, Mosquitto, MqttProbe, running
+
+DMI_DEVICES = Path(__file__).parent / "dmi_devices.yaml"  # one device per DMI protocol
 
 
 @pytest.fixture
@@ -51,3 +55,20 @@ def cloud(tmp_path: Path) -> Iterator[CloudProcess]:
     """A test's own API server and cloudcore (CloudHub, join service, device controller)."""
     with running_cloud(tmp_path) as made:
         yield made
+
+
+@pytest.fixture
+def sockets() -> Iterator[Path]:
+    """A short directory for Unix sockets (their paths may not exceed 107 bytes)."""
+    made = Path(tempfile.mkdtemp(prefix="kdmi-", dir="/tmp"))
+    yield made
+    shutil.rmtree(made, ignore_errors=True)
+
+
+@pytest.fixture
+def dmi_edge(tmp_path: Path, sockets: Path) -> Iterator[EdgeProcess]:
+    """edgecore serving DMI on `sockets`/dmi.sock, with dmi_devices.yaml loaded."""
+    edge = EdgeProcess(tmp_path / "state", node="edge-node-1", devices=[DMI_DEVICES],
+                       extra=["--dmi-socket", str(sockets / "dmi.sock")])  # fmt: skip
+    with running(edge):
+        yield edge

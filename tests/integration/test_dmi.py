@@ -1,17 +1,11 @@
 """KubeEdge's DMI at the edge, against a mapper built from the same .proto (harness.dmi_mapper,
 a child process): registration with and without data, reports and states into the same twins
 MQTT apps see, desired values as UpdateDevice, refusals as gRPC statuses that change nothing,
-a killed mapper's devices turning unknown, and a new registration restoring them. Also a client
-built on grpc-go, the gRPC of KubeEdge's mapper framework (Debian's sources; make test installs
-them), against edgecore's own gRPC server."""
+a killed mapper's devices turning unknown, and a new registration restoring them. grpc-go's side
+of it is in test_dmi_grpcgo."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,74 +13,8 @@ import grpc
 import pytest
 
 from harness.dmi_mapper import DmiMapperProcess
-from harness.support import EdgeProcess, MqttProbe, running, wait_for
+from harness.support import EdgeProcess, MqttProbe, wait_for
 from kedge.dmi import pb, services
-
-MANIFEST = """
-apiVersion: devices.kubeedge.io/v1beta1
-kind: DeviceModel
-metadata: {name: thermometer-model, namespace: default}
-spec:
-  protocol: virtual
-  properties:
-    - {name: temperature, type: FLOAT, accessMode: ReadOnly, unit: C}
-    - {name: setpoint, type: INT, accessMode: ReadWrite, minimum: "0", maximum: "100"}
----
-apiVersion: devices.kubeedge.io/v1beta1
-kind: Device
-metadata: {name: thermo-1, namespace: default}
-spec:
-  deviceModelRef: {name: thermometer-model}
-  nodeName: edge-node-1
-  protocol:
-    protocolName: virtual
-    configData: {serialPort: /dev/ttyS0, baudRate: 9600, ratio: 1.5, enabled: true}
-  properties:
-    - name: temperature
-      collectCycle: 2000
-      reportCycle: 2000
-      visitors: {protocolName: virtual, configData: {register: 1, scale: {factor: 0.1}}}
-    - name: setpoint
-      desired: {value: "20"}
-      visitors: {protocolName: virtual, configData: {register: 2}}
----
-apiVersion: devices.kubeedge.io/v1beta1
-kind: DeviceModel
-metadata: {name: meter-model, namespace: default}
-spec:
-  protocol: modbus
-  properties:
-    - {name: power, type: INT, accessMode: ReadOnly}
----
-apiVersion: devices.kubeedge.io/v1beta1
-kind: Device
-metadata: {name: meter-1, namespace: default}
-spec:
-  deviceModelRef: {name: meter-model}
-  nodeName: edge-node-1
-  protocol: {protocolName: modbus, configData: {ip: 127.0.0.1, port: 1, slaveID: 1}}
-  properties:
-    - name: power
-      visitors: {protocolName: modbus, configData: {register: InputRegister, offset: 0}}
-"""
-
-
-@pytest.fixture
-def sockets() -> Iterator[Path]:
-    """A short directory for Unix sockets (their paths may not exceed 107 bytes)."""
-    made = Path(tempfile.mkdtemp(prefix="kdmi-", dir="/tmp"))
-    yield made
-    shutil.rmtree(made, ignore_errors=True)
-
-
-@pytest.fixture
-def dmi_edge(tmp_path: Path, sockets: Path) -> Iterator[EdgeProcess]:
-    manifest = tmp_path / "devices.yaml"
-    manifest.write_text(MANIFEST)
-    edge = EdgeProcess(tmp_path / "state", node="edge-node-1", devices=[manifest],
-                       extra=["--dmi-socket", str(sockets / "dmi.sock")])  # fmt: skip
-    with running(edge):
-        yield edge
 
 
 def _stub(sockets: Path) -> tuple[grpc.Channel, Any]:
@@ -302,58 +230,5 @@ def test_registrations_survive_an_edgecore_restart(
         dmi_edge.put("/v1/devices/default/thermo-1/twin/setpoint/desired", json={"value": "55"})
         wait_for(lambda: _updates_to(mapper, "55"), what="UpdateDevice after the restart")
         assert not mapper.calls("RegisterDevice")  # it kept its devices: none sent again
-    finally:
-        mapper.stop()
-
-
-GO_CLIENT = Path(__file__).parent / "grpcgo"
-REPORT = "/v1beta1.DeviceManagerService/ReportDeviceStatus"
-
-
-@pytest.fixture(scope="module")
-def grpc_go(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The grpc-go DMI client (grpcgo/main.go), built against Debian's grpc-go sources."""
-    out = tmp_path_factory.mktemp("grpcgo")
-    env = {**os.environ, "GO111MODULE": "off", "GOPATH": "/usr/share/gocode",
-           "GOCACHE": str(out / "cache")}  # fmt: skip
-    subprocess.run(["go", "build", "-o", str(out / "client"), "main.go"], cwd=GO_CLIENT,
-                   env=env, check=True, timeout=600)  # fmt: skip
-    return out / "client"
-
-
-def _go_calls(client: Path, socket: Path, batches: list[tuple[bytes, int, bool]]
-              ) -> list[tuple[int, str]]:  # fmt: skip
-    """(gRPC code, message) per call; a batch: request, calls, a connection per call."""
-    lines = "".join(f"{REPORT} {request.hex()} {count} {int(fresh)}\n"
-                    for request, count, fresh in batches)  # fmt: skip
-    done = subprocess.run([str(client), str(socket)], input=lines.encode(), capture_output=True,
-                          check=True, timeout=120)  # fmt: skip
-    results = [line.split(" ", 2) for line in done.stdout.decode().splitlines()]
-    assert all(response == "" for _, response, _ in results)  # every answer is empty
-    return [(int(code), message) for code, _, message in results]
-
-
-def test_a_grpc_go_client_reports_through_edgecore(
-    dmi_edge: EdgeProcess, sockets: Path, tmp_path: Path, grpc_go: Path
-) -> None:
-    mapper = _mapper(sockets, tmp_path, "m5", with_data=True)
-    try:
-        report = _report("thermo-1", "temperature", "23.5").SerializeToString()
-        calls = _go_calls(grpc_go, sockets / "dmi.sock", [
-            (report, 1, False),
-            (report, 300, False),  # in flight together: grpc-go's HPACK table moves every call
-            (report, 20, True),  # a connection per call, as the framework's report.go does
-            (_report("ghost", "temperature", "1").SerializeToString(), 1, False),
-            (_report("meter-1", "power", "5").SerializeToString(), 1, False),
-            (_report("thermo-1", "temperature", "warm").SerializeToString(), 1, False),
-            (b"\xff\xff\xff", 1, False),
-        ])  # fmt: skip
-        assert calls[:321] == [(0, "")] * 321
-        assert calls[321] == (5, "device default/ghost is not bound to node edge-node-1")
-        assert calls[322][0] == 9 and "no DMI mapper registered" in calls[322][1]
-        assert calls[323][0] == 3 and "warm" in calls[323][1]
-        assert calls[324][0] == 3 and "not a valid ReportDeviceStatusRequest" in calls[324][1]
-        assert dmi_edge.twin("default/thermo-1", "temperature")["reported"]["value"] == "23.5"
-        assert dmi_edge.healthy() and "gRPC client connection ended" not in dmi_edge.log()
     finally:
         mapper.stop()

@@ -20,7 +20,7 @@ from harness.cloud import CloudProcess
 from harness.dmi_mapper import DmiMapperProcess
 from harness.support import Mosquitto, wait_for
 from kedge.dmi import pb, services
-from tests.integration.test_dmi import MANIFEST
+from tests.integration.conftest import DMI_DEVICES
 from tests.integration.test_upstream_crds import UPSTREAM
 
 
@@ -58,9 +58,7 @@ def test_dmi_mapper_under_upstream_crds(
         apiserver.kubectl("apply", "-f", str(UPSTREAM))
         if not served:
             apiserver.kubectl("delete", "crd", "devicestatuses.devices.kubeedge.io")
-        manifest = tmp_path / "devices.yaml"
-        manifest.write_text(MANIFEST)
-        apiserver.kubectl("apply", "-f", str(manifest))
+        apiserver.kubectl("apply", "-f", str(DMI_DEVICES))
         cloud.start()
         edge = cloud.edge(tmp_path / "edge", broker.url)
         edge.extra += ["--dmi-socket", str(sockets / "dmi.sock")]

@@ -6,6 +6,10 @@
 // stdin, a call batch per line: METHOD HEX_REQUEST COUNT FRESH (FRESH 1: a connection per call,
 // as the framework's report.go does; 0: COUNT concurrent calls on one connection).
 // stdout, a line per call in order: CODE HEX_RESPONSE MESSAGE.
+//
+// `main serve SOCKET`: a mapper's DeviceMapperService on grpc-go instead, as the framework's
+// grpcserver serves it: every call is printed (METHOD HEX_REQUEST) and answered with an empty
+// message, so edgecore's grpcio client is checked against grpc-go's server.
 package main
 
 import (
@@ -21,6 +25,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/status"
 )
 
@@ -92,7 +97,38 @@ func batch(socket string, method string, request []byte, count int, fresh bool) 
 	return out, failed
 }
 
+func serve(socket string) {
+	listener, err := net.Listen("unix", socket)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	encoding.RegisterCodec(rawCodec{}) // requests and answers as bytes
+	var lock sync.Mutex
+	server := grpc.NewServer(grpc.UnknownServiceHandler(
+		func(_ interface{}, stream grpc.ServerStream) error {
+			method, _ := grpc.MethodFromServerStream(stream)
+			var request []byte
+			if err := stream.RecvMsg(&request); err != nil {
+				return err
+			}
+			lock.Lock()
+			fmt.Printf("%s %s\n", method, hex.EncodeToString(request))
+			lock.Unlock()
+			response := []byte{}
+			return stream.SendMsg(&response)
+		}))
+	if err := server.Serve(listener); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
 func main() {
+	if os.Args[1] == "serve" {
+		serve(os.Args[2])
+		return
+	}
 	socket := os.Args[1]
 	lines := bufio.NewScanner(os.Stdin)
 	lines.Buffer(make([]byte, 4<<20), 4<<20)
