@@ -19,7 +19,6 @@ import random
 import ssl
 import sys
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from edgecore.hub import preference
 from kedge.channel.message import Message, decode
 
 REPORT = {
@@ -60,9 +60,9 @@ class SimNode:
 
     async def run(self, urls: list[str], stats: Stats, gate: asyncio.Semaphore, args: Any
                   ) -> None:  # fmt: skip
-        index, failed = zlib.crc32(self.name.encode()) % len(urls), 0
+        order, position, failed = preference(self.name, len(urls)), 0, 0
         while True:
-            url = urls[index]
+            url = urls[order[position]]
             try:
                 async with gate:
                     start = time.perf_counter()
@@ -79,7 +79,7 @@ class SimNode:
                     stats.by_url[url] -= 1
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError):
                 stats.errors += 1
-            index, failed = (index + 1) % len(urls), failed + 1
+            position, failed = (position + 1) % len(urls), failed + 1
             if failed >= len(urls):  # every replica failed in a row
                 failed = 0
                 await asyncio.sleep(1 + random.random())  # reconnect pacing, as EdgeHub's

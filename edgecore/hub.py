@@ -4,18 +4,19 @@ Mutual TLS with the node's certificate (`context`: set once the node has joined,
 the certificate rotates). Messages arrive at `run`'s handler; `send` returns False while the
 cloud is unreachable, so callers keep what they could not send.
 
-Several cloudcore replicas: `urls` lists them (or one load balancer). A node starts at the one
-its name hashes to, so nodes spread over the replicas, and moves on to the next whenever a
-connection fails, ends or is refused (a full replica answers 503 with Retry-After); it pauses
-only once every address failed in a row, for its backoff or the longest Retry-After heard.
+Several cloudcore replicas: `urls` lists them (or one load balancer). Each node tries them in
+its own order (`preference`), so nodes spread over the replicas, and moves on to the next
+whenever a connection fails, ends or is refused (a full replica answers 503 with Retry-After);
+it pauses only once every address failed in a row, for its backoff or the longest Retry-After
+heard.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import ssl
-import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -36,6 +37,15 @@ def client_context(ca: Path, certificate: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca))
     context.load_cert_chain(str(certificate), str(key))
     return context
+
+
+def preference(node: str, count: int) -> list[int]:
+    """The order in which `node` tries `count` replicas: rendezvous (highest random weight)
+    hashing. Nodes start evenly spread, and a stopped replica's nodes spread evenly over the
+    others instead of all moving to its neighbour in the list."""
+    return sorted(range(count), reverse=True,
+                  key=lambda i: hashlib.blake2b(b"%d/%s" % (i, node.encode()),
+                                                digest_size=8).digest())  # fmt: skip
 
 
 def retry_after(exc: BaseException) -> float:
@@ -59,7 +69,7 @@ class EdgeHub:
     def __init__(self, urls: list[str], node: str, context: ssl.SSLContext | None = None
                  ) -> None:  # fmt: skip
         self.urls, self.node, self.context = urls, node, context
-        self.index = zlib.crc32(node.encode()) % len(urls)
+        self.order, self.position = preference(node, len(urls)), 0
         self.connected = asyncio.Event()
         self._connection: ClientConnection | None = None
         self.connects = 0
@@ -73,7 +83,7 @@ class EdgeHub:
         assert self.context is not None, "the node certificate comes first"
         backoff, failed, hint = Backoff(0.5, MAX_BACKOFF), 0, 0.0
         while True:
-            url = self.urls[self.index]
+            url = self.urls[self.order[self.position]]
             try:
                 async with connect(
                     url, ssl=self.context, ping_interval=KEEPALIVE, ping_timeout=KEEPALIVE,
@@ -101,7 +111,7 @@ class EdgeHub:
             finally:
                 self._connection = None
                 self.connected.clear()
-            self.index, failed = (self.index + 1) % len(self.urls), failed + 1
+            self.position, failed = (self.position + 1) % len(self.urls), failed + 1
             if failed >= len(self.urls):  # every address failed in a row: pace the retries
                 await asyncio.sleep(max(hint, backoff.next()))  # reconnect pacing
                 failed, hint = 0, 0.0

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from edgecore.hub import preference
 from harness.apiserver import ApiServerProcess
 from harness.cloud import CloudProcess
 from harness.support import (
@@ -62,11 +62,11 @@ class Fleet:
 
 
 def _names() -> list[str]:
-    """Three node names that start on replicas 0, 1 and 2 (an edge starts where its name
-    hashes to), so the nodes spread over the replicas."""
+    """Three node names that start on replicas 0, 1 and 2 (an edge starts at the first of its
+    preference), so the nodes spread over the replicas."""
     found: dict[int, str] = {}
     for i in range(100):
-        found.setdefault(zlib.crc32(f"site-{i}".encode()) % 3, f"site-{i}")
+        found.setdefault(preference(f"site-{i}", 3)[0], f"site-{i}")
     return [found[0], found[1], found[2]]
 
 
@@ -234,7 +234,7 @@ def test_a_full_replica_refuses_new_nodes_which_go_to_another(tmp_path: Path) ->
         first.start()
         replicas.append(first.replica(tmp_path / "cloud-1", "--node-limit", "1"))
         fleet = Fleet(apiserver, replicas, [])
-        names = [n for n in (f"node-{i}" for i in range(100)) if zlib.crc32(n.encode()) % 2 == 0]
+        names = [n for n in (f"node-{i}" for i in range(100)) if preference(n, 2)[0] == 0]
         for name in names[:2]:  # both start at the first replica
             edge = first.edge(tmp_path / name, "", node=name, replicas=(replicas[1],))
             edge.mqtt_url, edge.broker_port = None, free_port()
