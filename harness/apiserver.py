@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -13,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 from kubernetes import client, config
 
-from harness.support import ROOT, free_port, wait_for
+from harness.support import ROOT, free_port, fresh, ready_or_ended
 
 SDK_KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")  # the OS package's 1.32
 
@@ -49,6 +49,7 @@ class ApiServerProcess:
 
     def start(self) -> ApiServerProcess:
         self.state.mkdir(parents=True, exist_ok=True)
+        fresh(self.process)
         with (self.state / "apiserver.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -66,7 +67,7 @@ class ApiServerProcess:
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, timeout=30, what="API server")
+        ready_or_ended(self.process, up, 30, "API server")
         return self
 
     def stop(self, kill: bool = False) -> None:
@@ -74,9 +75,10 @@ class ApiServerProcess:
             self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             self.process.wait(20)
 
-    def token(self, user: str = "admin") -> str:
-        tokens: dict[str, str] = json.loads((self.state / "tokens.json").read_text())
-        return next(t for t, u in tokens.items() if u == user)
+    def token(self) -> str:
+        """The admin token, from the kubeconfig (the server keeps only its digest)."""
+        kubeconfig = yaml.safe_load(self.kubeconfig.read_text())
+        return str(kubeconfig["users"][0]["user"]["token"])
 
     def http(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.token()}"}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.apiserver import ApiServerProcess
-from harness.support import ROOT, EdgeProcess, free_port, port_open, wait_for
+from harness.support import ROOT, EdgeProcess, free_port, fresh, port_open, ready_or_ended
 
 
 @dataclass
@@ -29,6 +29,7 @@ class CloudProcess:
 
     def start(self) -> CloudProcess:
         self.state.mkdir(parents=True, exist_ok=True)
+        fresh(self.process)
         with (self.state / "cloudcore.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "cloudcore", "--kubeconfig", str(self.apiserver.kubeconfig),
@@ -37,8 +38,8 @@ class CloudProcess:
                  *self.extra],
                 stdout=log, stderr=log, cwd=ROOT,
             )  # fmt: skip
-        wait_for(lambda: port_open(self.port) and port_open(self.join_port), timeout=30,
-                 what="CloudHub and the join service")  # fmt: skip
+        ready_or_ended(self.process, lambda: port_open(self.port) and port_open(self.join_port),
+                       30, "CloudHub and the join service")  # fmt: skip
         return self
 
     def stop(self) -> None:

@@ -23,7 +23,7 @@ import grpc
 from google.protobuf import struct_pb2, wrappers_pb2
 from google.protobuf.json_format import MessageToDict
 
-from harness.support import ROOT, wait_for
+from harness.support import ROOT, fresh, ready_or_ended
 from kedge.dmi import pb, services
 
 WELL_KNOWN = (struct_pb2, wrappers_pb2)  # configData's Any values unpack through these
@@ -138,11 +138,11 @@ class DmiMapperProcess:
         ]
         if self.with_data:
             argv.append("--with-data")
+        fresh(self.process)
         with self.log.with_suffix(".err").open("ab") as err:
             self.process = subprocess.Popen(argv, stderr=err, cwd=ROOT)
-        wait_for(
-            lambda: self.calls("MapperRegister"), timeout=20, what="the DMI mapper to register"
-        )
+        ready_or_ended(self.process, lambda: self.calls("MapperRegister"), 20,
+                       "the DMI mapper to register")  # fmt: skip
         return self
 
     def calls(self, name: str | None = None) -> list[dict[str, Any]]:

@@ -57,6 +57,26 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def fresh(process: subprocess.Popen[bytes] | None) -> None:
+    """Refuse to start a process over one still running: its Popen would be dropped while
+    alive and turn into a ResourceWarning in whichever later test collects it."""
+    if process is not None and process.poll() is None:
+        raise RuntimeError(f"process {process.pid} is still running")
+
+
+def ready_or_ended(process: subprocess.Popen[bytes], ready: Callable[[], Any], timeout: float,
+                   what: str) -> None:  # fmt: skip
+    """`wait_for(ready)`; a process that never got ready is killed before the error goes up
+    (the caller never got the object that could have stopped it)."""
+    try:
+        wait_for(ready, timeout=timeout, what=what)
+    except BaseException:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        raise
+
+
 async def wait_until(
     predicate: Callable[[], Any], within: float = 10.0, what: str = "condition"
 ) -> Any:
@@ -102,12 +122,13 @@ class Mosquitto:
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n"
         )
+        fresh(self.process)
         self.process = subprocess.Popen(
             [find_mosquitto(), "-c", str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for(lambda: port_open(self.port), what="mosquitto to listen")
+        ready_or_ended(self.process, lambda: port_open(self.port), 10, "mosquitto to listen")
         return self
 
     def stop(self) -> None:
@@ -223,6 +244,7 @@ class EdgeProcess:
 
     def start(self, wait: bool = True) -> EdgeProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        fresh(self.process)
         with (self.state_dir / "edgecore.log").open("ab") as log:
             self.process = subprocess.Popen(
                 self.args(),
@@ -232,7 +254,7 @@ class EdgeProcess:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         if wait:
-            wait_for(self.healthy, timeout=30, what="edgecore /healthz")
+            ready_or_ended(self.process, self.healthy, 30, "edgecore /healthz")
         return self
 
     def run_to_exit(self, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -327,6 +349,7 @@ class Proc:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:
+        fresh(self.process)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 self.args, stdout=out, stderr=out, cwd=ROOT, env=self.env
