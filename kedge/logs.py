@@ -74,17 +74,19 @@ class Throttle:
 def log_gc_pauses(logger: logging.Logger, over: float = 0.1) -> None:
     """Log every garbage collection that stopped the process for more than `over` seconds: in
     a process holding millions of objects (cloudcore with 10,000 sessions) a full collection
-    stops everything, the event loop included, for seconds."""
-    started: list[float] = [0.0]
+    stops everything, the event loop included, for seconds. `cpu_seconds` tells the collector's
+    own work from time the process spent waiting for a core meanwhile."""
+    started: list[float] = [0.0, 0.0]
 
     def callback(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            started[0] = time.perf_counter()
+            started[:] = time.perf_counter(), time.thread_time()
             return
         took = time.perf_counter() - started[0]
         if took > over:
             logger.warning("garbage collection paused the process", extra={
                 "seconds": round(took, 3), "generation": info.get("generation"),
+                "cpu_seconds": round(time.thread_time() - started[1], 3),
                 "collected": info.get("collected")})  # fmt: skip
 
     gc.callbacks.append(callback)

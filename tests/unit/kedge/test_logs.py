@@ -22,7 +22,9 @@ def test_gc_pauses_over_the_limit_are_logged(caplog: pytest.LogCaptureFixture) -
     paused = [
         r for r in caplog.records if r.getMessage() == "garbage collection paused the process"
     ]
-    assert paused and paused[0].__dict__["generation"] == 2 and paused[0].__dict__["seconds"] >= 0
+    facts = paused[0].__dict__ if paused else {}
+    assert facts.get("generation") == 2
+    assert 0 <= facts["cpu_seconds"] <= facts["seconds"] + 0.01  # work, and waiting for a core
 
 
 def test_gc_pauses_under_the_limit_are_not(caplog: pytest.LogCaptureFixture) -> None:
