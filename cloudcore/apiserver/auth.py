@@ -1,6 +1,9 @@
 """Bearer-token authentication and authorisation (an admin, and nodes limited to their own).
 
-Tokens live in `<state>/tokens.json` ({token: user}); the admin token is made at first start.
+Tokens are kept as their SHA-256 in `<state>/tokens.json` ({digest: user}, 0600), so the file
+hands out no access if read; a token is shown once, when issued. The admin's token lives only in
+the kubeconfig the server writes (a credential file, as Kubernetes' admin.conf), and is reused
+from there at every start.
 A node identity (`system:node:<name>`) may what Kubernetes' Node authorizer and NodeRestriction
 admission allow a kubelet, as each resource type's `node_access` says (`builtins.py`): its own
 Node and Lease, the pods and devices bound to it (their status), the Secrets and ConfigMaps those
@@ -10,13 +13,18 @@ collection deletes, objects named by generateName, every Secret not referenced b
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+
+import yaml
+
+from kedge.process import write_private
 
 ADMIN = "admin"
 NODE_PREFIX = "system:node:"
@@ -32,52 +40,64 @@ class User:
         return self.name.removeprefix(NODE_PREFIX) if self.name.startswith(NODE_PREFIX) else None
 
 
+_DIGEST = re.compile(r"^[0-9a-f]{64}\Z")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class Tokens:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._users: dict[str, str] = {}
+        self._users: dict[str, str] = {}  # token digest -> user
         self._loaded = -1
         self._reload()
-        if ADMIN not in self._users.values():
-            self.issue(ADMIN)
 
     def _reload(self) -> None:
-        """Tokens issued by other processes (e.g. a token command) count from the next request."""
+        """Tokens issued by other processes (e.g. a token command) count from the next request.
+        A file from before digests (tokens in clear) is rewritten with digests."""
         try:
             stamp = self.path.stat().st_mtime_ns
         except FileNotFoundError:
             return
         if stamp != self._loaded:
-            self._users = {str(k): str(v) for k, v in json.loads(self.path.read_text()).items()}
+            raw = {str(k): str(v) for k, v in json.loads(self.path.read_text()).items()}
+            self._users = {k if _DIGEST.match(k) else _digest(k): v for k, v in raw.items()}
             self._loaded = stamp
+            if set(raw) != set(self._users):
+                self._save()
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temp = self.path.with_suffix(".tmp")
-        temp.write_text(json.dumps(self._users, indent=1))
-        os.chmod(temp, 0o600)
+        temp.unlink(missing_ok=True)
+        write_private(temp, json.dumps(self._users, indent=1))
         temp.replace(self.path)
         self._loaded = self.path.stat().st_mtime_ns
 
     def issue(self, user: str) -> str:
+        """A new token for `user`: returned once, kept only as its digest."""
         token = secrets.token_urlsafe(32)
-        self._users[token] = user
+        self._users[_digest(token)] = user
         self._save()
         return token
 
-    def token_for(self, user: str) -> str:
-        existing = next((t for t, u in self._users.items() if u == user), None)
-        return existing or self.issue(user)
+    def admin_token(self, kubeconfig: Path) -> str:
+        """The admin token the kubeconfig already holds, else a new one."""
+        try:
+            config = yaml.safe_load(kubeconfig.read_text())
+            token = str(config["users"][0]["user"]["token"])
+        except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
+            return self.issue(ADMIN)
+        return token if self._users.get(_digest(token)) == ADMIN else self.issue(ADMIN)
 
     def authenticate(self, header: str | None) -> User | None:
         if not header or not header.startswith("Bearer "):
             return None
-        token = header.removeprefix("Bearer ").strip()
         self._reload()
-        for known, user in self._users.items():
-            if secrets.compare_digest(known, token):
-                return User(user)
-        return None
+        user = self._users.get(_digest(header.removeprefix("Bearer ").strip()))
+        return None if user is None else User(user)
 
 
 class Rule(Enum):

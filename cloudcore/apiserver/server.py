@@ -107,8 +107,8 @@ def write_kubeconfig(path: Path, server: str, token: str | None, ca: Path | None
         "current-context": "kedge",
     }
     temp = path.with_suffix(".tmp")
-    temp.write_text(yaml.safe_dump(config, sort_keys=False))
-    temp.chmod(0o600)
+    temp.unlink(missing_ok=True)
+    write_private(temp, yaml.safe_dump(config, sort_keys=False))  # 0600 from the start
     temp.replace(path)
 
 
@@ -142,7 +142,10 @@ def build(args: argparse.Namespace) -> tuple[ApiService, uvicorn.Config]:
         ssl = {"ssl_certfile": str(crt), "ssl_keyfile": str(key)}
         assert tokens is not None
         write_kubeconfig(
-            state / "kubeconfig", f"https://{args.host}:{args.port}", tokens.token_for(ADMIN), ca
+            state / "kubeconfig",
+            f"https://{args.host}:{args.port}",
+            tokens.admin_token(state / "kubeconfig"),
+            ca,
         )
     config = uvicorn.Config(
         app,
