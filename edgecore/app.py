@@ -34,6 +34,7 @@ from edgecore.dmi import server as dmi_server
 from edgecore.dmi.api import mapper_view
 from edgecore.dmi.mappers import DmiMappers
 from edgecore.dmi.server import DeviceManager
+from edgecore.dmi.worker import DmiWorker
 from edgecore.edged.cri.runtime import CriRuntime
 from edgecore.edged.launch import PodRuntime, ProcessRuntime
 from edgecore.edged.manager import Edged
@@ -92,7 +93,7 @@ class Twins:
     bus: EventBus
     metrics: EdgeMetrics
     dmi: DmiMappers  # mappers on KubeEdge's DMI (gRPC), beside the MQTT ones
-    dmi_server: GrpcServer | None = None
+    dmi_server: GrpcServer | DmiWorker | None = None
 
     async def adopt(self, devices: list[Device]) -> None:
         """Make `devices` the node's set: twins, then the broker's ACL (so that mappers may act
@@ -105,11 +106,19 @@ class Twins:
         if self.broker is not None:
             self.broker.refresh(devices_by_protocol(self.service))
 
-    async def serve_dmi(self, path: Path) -> None:
+    async def serve_dmi(self, path: Path, worker: bool = False, log_level: str = "info") -> None:
+        """DMI on `path`; `worker`: its gRPC served by a worker process (edgecore.dmi.front)."""
         manager = DeviceManager(self.service, self.dmi, self.bus.publish)
-        self.dmi_server = await dmi_server.serve(path, manager)
+        if worker:
+            handlers = list(dmi_server.methods(manager).values())
+            self.dmi_server = DmiWorker(path, handlers, self.service.node, dmi_server.MAX_MESSAGE,
+                                        log_level)  # fmt: skip
+            await self.dmi_server.start()
+        else:
+            self.dmi_server = await dmi_server.serve(path, manager)
         await self.dmi.restore()
-        log.info("DMI served", extra={"node": self.service.node, "socket": str(path)})
+        log.info("DMI served", extra={"node": self.service.node, "socket": str(path),
+                                      "worker": worker})  # fmt: skip
 
     async def close(self) -> None:
         if self.dmi_server is not None:
@@ -271,7 +280,7 @@ async def assemble(config: EdgeConfig, failing: Failing) -> Edge:
     else:
         twins.refresh_acl()
     if config.dmi_socket is not None:
-        await twins.serve_dmi(config.dmi_socket)
+        await twins.serve_dmi(config.dmi_socket, config.dmi_worker, config.log_level)
     else:
         log.warning("DMI not served: %s", config.dmi_off_reason, extra={"node": config.node})
     cloud = None

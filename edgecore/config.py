@@ -21,7 +21,7 @@ DEFAULT_HTTP = "127.0.0.1:10550"
 SETTINGS = (
     "node", "state_dir", "mqtt", "broker", "http", "devices", "log_level", "cloud", "cloud_certs",
     "token", "join", "heartbeat", "labels", "pod_backoff", "http_auth", "max_optional_twins",
-    "dmi_socket", "broker_anonymous", "runtime", "cri_endpoint", "cri_images",
+    "dmi_socket", "dmi_worker", "broker_anonymous", "runtime", "cri_endpoint", "cri_images",
     "history_max_age", "history_max_points",
 )  # fmt: skip
 DMI_SOCKET = "dmi.sock"  # under the state dir; KubeEdge's is /etc/kubeedge/dmi.sock
@@ -54,6 +54,7 @@ class EdgeConfig:
     max_optional_twins: int = 64  # twins a client may create on a device beyond its model's
     dmi_socket: Path | None = None  # where DMI mappers register; None: DMI off
     dmi_off_reason: str = ""  # why DMI is off, when it is
+    dmi_worker: bool = False  # DMI's gRPC served by a worker process (a second core)
     broker_anonymous: bool = False  # the local broker also takes anonymous loopback clients
     runtime: str = "process"  # pods as host processes, or containers through CRI ("cri")
     cri_endpoint: str | None = None  # an existing CRI runtime; None: edgecore's own containerd
@@ -157,10 +158,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bearer token for the HTTP API (STATE_DIR/http-token): always, never, or (auto, "
         "the default) when it listens beyond loopback",
     )  # fmt: skip
-    parser.add_argument(
-        "--dmi-socket",
-        help=f"Unix socket for KubeEdge DMI mappers (STATE_DIR/{DMI_SOCKET}; `off`: no DMI)",
-    )
+    _dmi_arguments(parser)
     _runtime_arguments(parser)
     parser.add_argument(
         "--broker-anonymous", action="store_true", default=None,
@@ -172,6 +170,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="twins clients may create on a device beyond its model's properties (64)",
     )  # fmt: skip
     _history_arguments(parser)
+
+
+def _dmi_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dmi-socket",
+        help=f"Unix socket for KubeEdge DMI mappers (STATE_DIR/{DMI_SOCKET}; `off`: no DMI)",
+    )
+    parser.add_argument(
+        "--dmi-worker", action="store_true", default=None,
+        help="serve DMI's gRPC from a worker process: HTTP/2 on a second core, for mappers "
+        "reporting thousands of twins a second (off: in edgecore's own loop)",
+    )  # fmt: skip
 
 
 def _history_arguments(parser: argparse.ArgumentParser) -> None:
@@ -331,6 +341,7 @@ def from_args(args: argparse.Namespace) -> EdgeConfig:
         cri_images=[Path(p) for p in merged.get("cri_images") or []],
         dmi_socket=dmi_socket,
         dmi_off_reason=dmi_off,
+        dmi_worker=bool(merged.get("dmi_worker")),
         broker_anonymous=bool(merged.get("broker_anonymous")),
         http_auth=auth,
         max_optional_twins=optional,

@@ -31,7 +31,7 @@ from devicetwin.rules import TwinError
 from devicetwin.service import TwinService
 from edgecore.dmi.convert import report_patches, target
 from edgecore.dmi.mappers import DmiMappers, MapperInfo
-from kedge.dmi import pb
+from kedge.dmi import MANAGER_METHODS, pb
 from kedge.grpcwire.server import GrpcServer, Handler, Later, Reply
 from kedge.grpcwire.status import RpcError, Status
 from kedge.process import SOCKET_PATH_MAX
@@ -168,14 +168,9 @@ def _method(call: Callable[[Any], Reply], message_type: Any) -> Handler:
 
 
 def methods(manager: DeviceManager) -> dict[str, Handler]:
-    """DeviceManagerService's methods by path, from the .proto's descriptor."""
-    service = pb.DESCRIPTOR.services_by_name["DeviceManagerService"]
-    return {
-        f"/{service.full_name}/{m.name}": _method(
-            getattr(manager, m.name), getattr(pb, m.input_type.name)
-        )
-        for m in service.methods
-    }
+    """DeviceManagerService's methods by path, in the .proto's order."""
+    return {path: _method(getattr(manager, path.rsplit("/", 1)[1]), getattr(pb, request))
+            for path, request in MANAGER_METHODS}  # fmt: skip
 
 
 def _socket_problem(address: str) -> str | None:

@@ -157,24 +157,34 @@ class GrpcServer:
 
     def _call(self, handler: Handler, message: bytes, stream: Stream,
               connection: Connection) -> None:  # fmt: skip
-        try:
-            reply = handler(message)
-        except RpcError as exc:
-            connection.answer_error(stream, exc.code, exc.message)
-            return
-        except Exception:
-            log.exception("gRPC handler failed")
-            connection.answer_error(stream, Status.INTERNAL, "internal error")
-            return
-        if isinstance(reply, bytes):
-            connection.answer(stream, reply)
-            return
-        if isinstance(reply, Later):
-            reply.on_settle(functools.partial(_settled, connection, stream))
-            return
-        future = asyncio.ensure_future(reply)
-        stream.task = future
-        future.add_done_callback(functools.partial(_answered, connection, stream))
+        stream.task = invoke(handler, message, functools.partial(_settled, connection, stream))
+
+
+def invoke(handler: Handler, message: bytes, answer: Callable[[bytes | RpcError], None]
+           ) -> asyncio.Future[bytes] | None:  # fmt: skip
+    """Call `handler` and tell `answer` its result: the response message, or the RpcError
+    (INTERNAL for a bug, logged). The future of an awaitable reply is returned, for cancelling."""
+    try:
+        reply = handler(message)
+    except RpcError as exc:
+        answer(exc)
+        return None
+    except Exception:
+        log.exception("gRPC handler failed")
+        answer(INTERNAL)
+        return None
+    if isinstance(reply, bytes):
+        answer(reply)
+        return None
+    if isinstance(reply, Later):
+        reply.on_settle(answer)
+        return None
+    future = asyncio.ensure_future(reply)
+    future.add_done_callback(functools.partial(_answered, answer))
+    return future
+
+
+INTERNAL = RpcError(Status.INTERNAL, "internal error")
 
 
 def _settled(connection: Connection, stream: Stream, result: bytes | RpcError) -> None:
@@ -184,12 +194,12 @@ def _settled(connection: Connection, stream: Stream, result: bytes | RpcError) -
         connection.answer(stream, result)
 
 
-def _answered(connection: Connection, stream: Stream, future: asyncio.Future[bytes]) -> None:
+def _answered(answer: Callable[[bytes | RpcError], None], future: asyncio.Future[bytes]) -> None:
     if future.cancelled():
         return  # the client reset the call, or the connection went
     exc = future.exception()
     if exc is None or isinstance(exc, RpcError):
-        _settled(connection, stream, future.result() if exc is None else exc)
+        answer(future.result() if exc is None else exc)
     else:
         log.error("gRPC handler failed", exc_info=exc)
-        connection.answer_error(stream, Status.INTERNAL, "internal error")
+        answer(INTERNAL)

@@ -65,10 +65,13 @@ def sockets() -> Iterator[Path]:
     shutil.rmtree(made, ignore_errors=True)
 
 
-@pytest.fixture
-def dmi_edge(tmp_path: Path, sockets: Path) -> Iterator[EdgeProcess]:
-    """edgecore serving DMI on `sockets`/dmi.sock, with dmi_devices.yaml loaded."""
+@pytest.fixture(params=["inline", "worker"])
+def dmi_edge(request: pytest.FixtureRequest, tmp_path: Path, sockets: Path
+             ) -> Iterator[EdgeProcess]:  # fmt: skip
+    """edgecore serving DMI on `sockets`/dmi.sock, with dmi_devices.yaml loaded: its gRPC in
+    edgecore's own loop, and from a worker process (--dmi-worker)."""
+    worker = ["--dmi-worker"] if request.param == "worker" else []
     edge = EdgeProcess(tmp_path / "state", node="edge-node-1", devices=[DMI_DEVICES],
-                       extra=["--dmi-socket", str(sockets / "dmi.sock")])  # fmt: skip
+                       extra=["--dmi-socket", str(sockets / "dmi.sock"), *worker])  # fmt: skip
     with running(edge):
         yield edge

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psutil
 import pytest
 
 from harness.dmi_mapper import DmiMapperProcess
-from harness.support import EdgeProcess, MqttProbe, wait_for
+from harness.support import EdgeProcess, MqttProbe, running, wait_for
 from kedge.dmi import pb, services
+from tests.integration.conftest import DMI_DEVICES
 
 
 def _stub(sockets: Path) -> tuple[grpc.Channel, Any]:
@@ -232,3 +234,34 @@ def test_registrations_survive_an_edgecore_restart(
         assert not mapper.calls("RegisterDevice")  # it kept its devices: none sent again
     finally:
         mapper.stop()
+
+
+def _front(edge: EdgeProcess) -> psutil.Process | None:
+    """edgecore's DMI worker process, if it runs one."""
+    assert edge.process is not None
+    children = psutil.Process(edge.process.pid).children()
+    return next((c for c in children if "edgecore.dmi.front" in c.cmdline()), None)
+
+
+def test_a_killed_dmi_worker_is_restarted_and_ends_with_edgecore(
+    tmp_path: Path, sockets: Path
+) -> None:
+    flags = ["--dmi-socket", str(sockets / "dmi.sock"), "--dmi-worker"]
+    edge = EdgeProcess(tmp_path / "state", node="edge-node-1", devices=[DMI_DEVICES], extra=flags)
+    with running(edge):
+        mapper = _mapper(sockets, tmp_path, "m9", with_data=True)
+        try:
+            first = _front(edge)
+            assert first is not None
+            first.kill()
+            second = wait_for(lambda: (f := _front(edge)) and f.pid != first.pid and f,
+                              timeout=20, what="a new DMI worker")  # fmt: skip
+            channel, stub = _stub(sockets)
+            with channel:
+                stub.ReportDeviceStatus(_report("thermo-1", "temperature", "19.5"), timeout=10,
+                                        wait_for_ready=True)  # fmt: skip
+            assert edge.twin("default/thermo-1", "temperature")["reported"]["value"] == "19.5"
+            assert "DMI front exited, restarting" in edge.log()
+        finally:
+            mapper.stop()
+    assert not second.is_running() or second.status() == psutil.STATUS_ZOMBIE

@@ -114,3 +114,11 @@ def test_the_http_api_asks_a_token_beyond_loopback(flags: list[str], needs: bool
 def test_a_bad_cap_or_auth_is_refused() -> None:
     with pytest.raises(ConfigError, match="max_optional_twins"):
         from_args(parse(["--node", "n", "--state-dir", "s", "--max-optional-twins", "5000"]))
+
+
+def test_the_dmi_worker_is_off_unless_asked(tmp_path: Path) -> None:
+    assert not from_args(parse(["--node", "n", "--state-dir", "s"])).dmi_worker
+    assert from_args(parse(["--node", "n", "--state-dir", "s", "--dmi-worker"])).dmi_worker
+    config = tmp_path / "edge.yaml"
+    config.write_text("node: n\nstate_dir: s\ndmi_worker: true\n")
+    assert from_args(parse(["--config", str(config)])).dmi_worker
