@@ -45,6 +45,14 @@ def dry_run(values: list[str]) -> bool:
 
 Obj = dict[str, Any]
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+GENERATE_TRIES = 8
+
+
+def _generated(prefix: str) -> str:
+    """A name from generateName: the prefix and five random characters, as Kubernetes'."""
+    return prefix + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+
+
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _KEPT = ("uid", "creationTimestamp", "generation", "deletionTimestamp")  # no client sets these
 
@@ -161,12 +169,12 @@ class ApiService:
                managed: list[fields.Entry] | None = None) -> Obj:  # fmt: skip
         obj = self._check_body(kind, copy_json(body), namespace)
         meta = obj["metadata"]
-        if not meta.get("name"):
+        generated = not meta.get("name")
+        if generated:
             if not meta.get("generateName"):
                 required = "Required value: name or generateName is required"
                 raise errors.invalid(kind, "", [("metadata.name", required)])
-            meta["name"] = meta["generateName"] + "".join(
-                secrets.choice(_NAME_CHARS) for _ in range(5))  # fmt: skip
+            meta["name"] = _generated(meta["generateName"])
         _check_name(kind, str(meta["name"]))
         if kind.namespaced and namespace not in self.namespaces:
             raise errors.not_found(self._type(NAMESPACE_KEY), namespace)
@@ -182,21 +190,36 @@ class ApiService:
             if self.store.get(kind.key, namespace, name) is not None:
                 raise errors.already_exists(kind, name)
             return self.served(kind, obj)
-        try:
-            stored = self.store.write(kind.key, namespace, name, obj, None, create=True)
-        except Conflict:
-            raise errors.already_exists(kind, name) from None
+        stored = self._insert(kind, namespace, obj, generated)
         self.after_write(kind, "ADDED", stored)
         return self.served(kind, stored)
 
+    def _insert(self, kind: ResourceType, namespace: str, obj: Obj, generated: bool) -> Obj:
+        """Store a new object; a generated name that is taken is drawn again (as Kubernetes'
+        RetryGenerateName does: 27^5 names collide often within a few thousand objects)."""
+        meta, tries = obj["metadata"], GENERATE_TRIES if generated else 1
+        while True:
+            try:
+                return self.store.write(kind.key, namespace, str(meta["name"]), obj, None,
+                                        create=True)  # fmt: skip
+            except Conflict:
+                tries -= 1
+                if not tries:
+                    raise errors.already_exists(kind, str(meta["name"])) from None
+                meta["name"] = _generated(meta["generateName"])
+
     def update(self, kind: ResourceType, namespace: str, name: str, body: Any,
                subresource: str = "", strict: bool = False,
-               managed: list[fields.Entry] | None = None) -> Obj:  # fmt: skip
+               managed: list[fields.Entry] | None = None, current: Obj | None = None
+               ) -> Obj:  # fmt: skip
+        """`current`: the stored object as the caller (a patch) just read it, not read again;
+        the write still refuses it if its version moved meanwhile."""
         obj = self._check_body(kind, copy_json(body), namespace)
         if obj["metadata"].get("name") not in (None, name):
             raise errors.bad_request("the name of the object does not match the name on the URL")
         obj["metadata"]["name"] = name
-        current = self.store.get(kind.key, namespace, name)
+        if current is None:
+            current = self.store.get(kind.key, namespace, name)
         if current is None:
             raise errors.not_found(kind, name)
         wanted_rv = obj["metadata"].get("resourceVersion")
@@ -253,7 +276,8 @@ class ApiService:
             raise errors.invalid(kind, name, [("metadata", "Invalid value: must be an object")])
         result["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         result["metadata"]["name"] = name
-        return self.update(kind, namespace, name, result, subresource, strict, managed), False
+        return self.update(kind, namespace, name, result, subresource, strict, managed,
+                           current), False  # fmt: skip
 
     def delete(self, kind: ResourceType, namespace: str, name: str, propagation: str = "",
                preconditions: dict[str, Any] | None = None) -> Obj:  # fmt: skip
