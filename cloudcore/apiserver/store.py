@@ -108,6 +108,10 @@ _BY_UID = text("SELECT resource, data FROM objects WHERE uid = :uid")
 _UPDATE = text(
     "UPDATE objects SET rv = :rv, data = :d WHERE resource = :r AND namespace = :ns AND name = :n"
 )
+_UPDATE_AT = text(  # only at the version the writer read: one statement, no read first
+    "UPDATE objects SET rv = :rv, data = :d "
+    "WHERE resource = :r AND namespace = :ns AND name = :n AND rv = :expected"
+)
 _DELETE = text("DELETE FROM objects WHERE resource = :r AND namespace = :ns AND name = :n")
 _LOG = text("INSERT INTO changes (rv, resource, type, data) VALUES (:rv, :r, :t, :d)")
 _TRIM = text("DELETE FROM changes WHERE rv <= :floor")
@@ -189,12 +193,16 @@ class Store:
                     uid = str(obj["metadata"].get("uid", ""))
                     conn.execute(_INSERT, {**key, "rv": rv, "uid": uid, "d": data})
                 else:
-                    row = conn.execute(_RV, key).first()
-                    if row is None:
-                        raise KeyError(name)
-                    if expected_rv is not None and row[0] != expected_rv:
+                    values = {**key, "rv": rv, "d": data}
+                    if expected_rv is None:
+                        updated = conn.execute(_UPDATE, values).rowcount
+                    else:
+                        updated = conn.execute(_UPDATE_AT, {**values, "expected": expected_rv}
+                                               ).rowcount  # fmt: skip
+                    if not updated:  # gone, or written by someone else since it was read
+                        if conn.execute(_RV, key).first() is None:
+                            raise KeyError(name)
                         raise Conflict("changed")
-                    conn.execute(_UPDATE, {**key, "rv": rv, "d": data})
                     conn.execute(_OWNERS_DROP, key)
                 for ref in obj["metadata"].get("ownerReferences") or []:
                     if isinstance(ref, dict) and ref.get("uid"):
