@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from kedge.process import write_private
+from kedge.certs import write_private
 
 ADMIN = "admin"
 NODE_PREFIX = "system:node:"
@@ -69,11 +69,7 @@ class Tokens:
                 self._save()
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_suffix(".tmp")
-        temp.unlink(missing_ok=True)
-        write_private(temp, json.dumps(self._users, indent=1))
-        temp.replace(self.path)
+        write_private(self.path, json.dumps(self._users, indent=1).encode())
         self._loaded = self.path.stat().st_mtime_ns
 
     def issue(self, user: str) -> str:

@@ -27,7 +27,7 @@ from cloudcore.apiserver.resources import CRD_KEY
 from cloudcore.apiserver.service import ApiService
 from cloudcore.apiserver.store import Store
 from cloudcore.pki import ensure_certificates, issue_client_certificate
-from kedge import webserver
+from kedge import certs, webserver
 from kedge.logs import setup_logging
 from kedge.process import private_state, write_private
 from kedge.sealing import Sealer
@@ -106,10 +106,7 @@ def write_kubeconfig(path: Path, server: str, token: str | None, ca: Path | None
         ],
         "current-context": "kedge",
     }
-    temp = path.with_suffix(".tmp")
-    temp.unlink(missing_ok=True)
-    write_private(temp, yaml.safe_dump(config, sort_keys=False))  # 0600 from the start
-    temp.replace(path)
+    certs.write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
 
 
 def node_client_certificate(pki: Path) -> tuple[Path, Path]:

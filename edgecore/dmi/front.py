@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kedge.dmi import MANAGER_METHODS
 from kedge.grpcwire.relay import Front
-from kedge.grpcwire.server import GrpcServer
+from kedge.grpcwire.server import GrpcServer, clear_stale
 from kedge.logs import setup_logging
 
 log = logging.getLogger("kedge.dmi")
@@ -47,8 +47,7 @@ def main() -> None:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args()
     setup_logging(args.log_level)
-    if args.socket.is_socket():  # left by a killed worker or edgecore
-        args.socket.unlink()
+    clear_stale(args.socket)  # left by a killed worker or edgecore
     asyncio.run(serve(args.socket, args.fd, args.max_message, args.node))
 
 

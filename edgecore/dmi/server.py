@@ -32,7 +32,7 @@ from devicetwin.service import TwinService
 from edgecore.dmi.convert import report_patches, target
 from edgecore.dmi.mappers import DmiMappers, MapperInfo
 from kedge.dmi import MANAGER_METHODS, pb
-from kedge.grpcwire.server import GrpcServer, Handler, Later, Reply
+from kedge.grpcwire.server import GrpcServer, Handler, Later, Reply, clear_stale
 from kedge.grpcwire.status import RpcError, Status
 from kedge.process import SOCKET_PATH_MAX
 
@@ -183,14 +183,9 @@ def _socket_problem(address: str) -> str | None:
     return None if stat.S_ISSOCK(mode) else f"{address} is not a Unix socket"
 
 
-def _clear_stale(path: Path) -> None:
-    if path.is_socket():  # left by a killed edgecore
-        path.unlink()
-
-
 async def serve(path: Path, manager: DeviceManager) -> GrpcServer:
     """Listen on `path` (a stale socket from a killed edgecore is replaced), owner-only."""
-    _clear_stale(path)
+    clear_stale(path)
     server = GrpcServer(methods(manager), max_message=MAX_MESSAGE)
     await server.start(path)
     return server

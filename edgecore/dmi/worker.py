@@ -36,7 +36,6 @@ class DmiWorker:
                  log_level: str = "info") -> None:  # fmt: skip
         self.path, self.handlers, self.node = path, handlers, node
         self.max_message, self.log_level = max_message, log_level
-        self.restarts = 0
         self._process: asyncio.subprocess.Process | None = None
         self._back: Back | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -90,7 +89,6 @@ class DmiWorker:
             await asyncio.sleep(delay)  # the restart backoff
             try:
                 await self._spawn()
-                self.restarts += 1
             except (FrontError, OSError) as exc:
                 log.error("DMI front restart failed: %s", exc, extra={"node": self.node})
 

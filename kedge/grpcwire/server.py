@@ -55,6 +55,13 @@ IDLE_TIMEOUT = 300.0  # a connection without calls for this long (up to twice) i
 PREFIX = 5  # a message's compressed flag and 4-byte length
 
 
+def clear_stale(path: Path) -> None:
+    """Remove a socket left at `path` by a killed server (anything else there stays, and
+    listening then fails with the reason)."""
+    if path.is_socket():
+        path.unlink()
+
+
 class GrpcServer:
     def __init__(self, methods: Mapping[str, Handler], max_message: int = 1 << 20,
                  preface_timeout: float = PREFACE_TIMEOUT,
