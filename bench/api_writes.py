@@ -4,8 +4,10 @@ the same `kedge apiserver`.
 
 Three writes cloudcore makes all the time: a Lease renewal (merge patch), a DeviceStatus report
 (merge patch) and an Event (create). `--count` of each, `--concurrency` in flight (as many
-writers share one process). CPU is this process's (all threads); the API server's own CPU per
-write is given beside it (what a fleet's status writes cost on the server side).
+writers share one process), against a store already holding `--objects` DeviceStatuses, each
+owned by its Device as cloudcore makes them (a fleet's store is not empty). CPU is this
+process's (all threads); the API server's own CPU per write is given beside it (what a fleet's
+status writes cost on the server side).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import psutil
 from kubernetes import client
 
+from cloudcore.apiserver.store import Store
 from controllers.apicall import write
 from controllers.leanapi import LeanApi, path_of
 from harness.apiserver import ApiServerProcess
@@ -103,18 +106,37 @@ def _cpu(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def _owned_status(name: str) -> dict[str, Any]:
+    owner = {"apiVersion": f"{G}/{V}", "kind": "Device", "name": name, "uid": f"uid-{name}",
+             "controller": True, "blockOwnerDeletion": True}  # fmt: skip
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "DeviceStatus",
+        "spec": {},
+        "metadata": {"name": name, "namespace": "default", "ownerReferences": [owner]},
+    }
+
+
+def seed(state: Path, objects: int) -> None:
+    """`objects` DeviceStatuses written into the API server's store before it starts."""
+    state.mkdir(parents=True, exist_ok=True)
+    store = Store(f"sqlite:///{state / 'apiserver.db'}")
+    for i in range(objects):
+        store.write(f"{G}/devicestatuses", "default", f"d{i}", _owned_status(f"d{i}"), None,
+                    create=True)  # fmt: skip
+    store.close()
+
+
 def _objects(api: client.ApiClient) -> None:
     client.CoordinationV1Api(api).create_namespaced_lease("kube-node-lease", {
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": "bench", "namespace": "kube-node-lease"}, "spec": {}})  # fmt: skip
-    status = {"apiVersion": f"{G}/{V}", "kind": "DeviceStatus",
-              "metadata": {"name": "bench", "namespace": "default"}, "spec": {}}  # fmt: skip
     client.CustomObjectsApi(api).create_namespaced_custom_object(
-        G, V, "default", "devicestatuses", status
+        G, V, "default", "devicestatuses", _owned_status("bench")
     )
 
 
-async def run(apiserver: ApiServerProcess, count: int, concurrency: int) -> None:
+async def run(apiserver: ApiServerProcess, count: int, concurrency: int, objects: int) -> None:
     api = apiserver.api_client()
     api.configuration.connection_pool_maxsize = 32  # as cloudcore's
     _objects(api)
@@ -129,9 +151,9 @@ async def run(apiserver: ApiServerProcess, count: int, concurrency: int) -> None
             results.setdefault(kind, {})[name] = await measure(one, count, concurrency, server)
     await lean.close()
     print(
-        f"| write ({count}, {concurrency} in flight) | official client: CPU ms/write "
-        "| writes/s | lean path: CPU ms/write | writes/s | CPU ratio "
-        "| API server CPU ms/write (lean path) |"
+        f"| write ({count}, {concurrency} in flight, {objects:,} stored) "
+        "| official client: CPU ms/write | writes/s | lean path: CPU ms/write | writes/s "
+        "| CPU ratio | API server CPU ms/write (lean path) |"
     )
     for kind, by in results.items():
         (o_cpu, o_rate, _), (l_cpu, l_rate, l_server) = by["official client"], by["lean path"]
@@ -145,11 +167,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--objects", type=int, default=0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        seed(Path(tmp) / "apiserver", args.objects)
         apiserver = ApiServerProcess(Path(tmp) / "apiserver").start()
         try:
-            asyncio.run(run(apiserver, args.count, args.concurrency))
+            asyncio.run(run(apiserver, args.count, args.concurrency, args.objects))
         finally:
             apiserver.stop()
 

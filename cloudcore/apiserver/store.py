@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     Column,
+    Index,
     Integer,
     MetaData,
     String,
@@ -50,6 +51,8 @@ owners = Table(  # ownerReferences, indexed: garbage collection finds dependents
     Column("resource", String, nullable=False),
     Column("namespace", String, nullable=False),
     Column("name", String, nullable=False),
+    # an update finds its object's rows by this, not by a scan of every owned object
+    Index("ix_owners_object", "resource", "namespace", "name"),
 )
 changes = Table(
     "changes",
@@ -104,6 +107,9 @@ _OWNED = text(
     "SELECT o.resource, o.data FROM owners w JOIN objects o ON o.resource = w.resource "
     "AND o.namespace = w.namespace AND o.name = w.name WHERE w.owner_uid = :owner"
 )
+_OWNERS_OF = text(
+    "SELECT owner_uid FROM owners WHERE resource = :r AND namespace = :ns AND name = :n"
+)
 _BY_UID = text("SELECT resource, data FROM objects WHERE uid = :uid")
 _UPDATE = text(
     "UPDATE objects SET rv = :rv, data = :d WHERE resource = :r AND namespace = :ns AND name = :n"
@@ -115,6 +121,20 @@ _UPDATE_AT = text(  # only at the version the writer read: one statement, no rea
 _DELETE = text("DELETE FROM objects WHERE resource = :r AND namespace = :ns AND name = :n")
 _LOG = text("INSERT INTO changes (rv, resource, type, data) VALUES (:rv, :r, :t, :d)")
 _TRIM = text("DELETE FROM changes WHERE rv <= :floor")
+
+
+def _set_owners(conn: Connection, key: dict[str, str], obj: dict[str, Any], create: bool
+                ) -> None:  # fmt: skip
+    """The object's rows in `owners`, rewritten only when its owners changed (most updates are
+    status writes that leave them as they were)."""
+    refs = obj["metadata"].get("ownerReferences") or []
+    uids = sorted({str(r["uid"]) for r in refs if isinstance(r, dict) and r.get("uid")})
+    if not create:
+        if sorted(str(row[0]) for row in conn.execute(_OWNERS_OF, key)) == uids:
+            return
+        conn.execute(_OWNERS_DROP, key)
+    for uid in uids:
+        conn.execute(_OWNERS_ADD, {**key, "owner": uid})
 
 
 SEALED = frozenset({"/secrets"})  # resources stored encrypted (EncryptionConfiguration's usual)
@@ -131,6 +151,8 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             _sqlite_pragmas(self.engine)
         metadata.create_all(self.engine)
+        for index in owners.indexes:  # a store made before an index existed gets it now
+            index.create(self.engine, checkfirst=True)
         with self.engine.begin() as conn:
             newest = [
                 conn.execute(select(func.max(changes.c.rv))).scalar(),
@@ -203,10 +225,7 @@ class Store:
                         if conn.execute(_RV, key).first() is None:
                             raise KeyError(name)
                         raise Conflict("changed")
-                    conn.execute(_OWNERS_DROP, key)
-                for ref in obj["metadata"].get("ownerReferences") or []:
-                    if isinstance(ref, dict) and ref.get("uid"):
-                        conn.execute(_OWNERS_ADD, {**key, "owner": str(ref["uid"])})
+                _set_owners(conn, key, obj, create)
                 self._log(conn, rv, resource, "ADDED" if create else "MODIFIED", data)
         except IntegrityError:
             raise Conflict("exists") from None
