@@ -1,4 +1,4 @@
-"""Object storage through SQLAlchemy: SQLite (WAL) by default, PostgreSQL by URL.
+"""Object storage: SQLite (WAL) by default, PostgreSQL by URL.
 
 Every write takes the next value of one counter as the object's resourceVersion and records the
 change, so resourceVersions are monotonic across all objects and a watch can resume from any
@@ -23,14 +23,11 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
-    func,
-    select,
-    text,
 )
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Engine
 
 from cloudcore.apiserver.arguments import CHANGE_LOG
+from cloudcore.apiserver.sqlconn import Cursor, Sql
 from kedge.sealing import PREFIX, Sealer, SealError
 
 metadata = MetaData()
@@ -93,57 +90,59 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
 
-_GET = text("SELECT data FROM objects WHERE resource = :r AND namespace = :ns AND name = :n")
-_RV = text("SELECT rv FROM objects WHERE resource = :r AND namespace = :ns AND name = :n")
-_INSERT = text(
+_GET = "SELECT data FROM objects WHERE resource = :r AND namespace = :ns AND name = :n"
+_RV = "SELECT rv FROM objects WHERE resource = :r AND namespace = :ns AND name = :n"
+_INSERT = (
     "INSERT INTO objects (resource, namespace, name, rv, uid, data) "
     "VALUES (:r, :ns, :n, :rv, :uid, :d)"
 )
-_OWNERS_DROP = text("DELETE FROM owners WHERE resource = :r AND namespace = :ns AND name = :n")
-_OWNERS_ADD = text(
+_OWNERS_DROP = "DELETE FROM owners WHERE resource = :r AND namespace = :ns AND name = :n"
+_OWNERS_ADD = (
     "INSERT INTO owners (owner_uid, resource, namespace, name) VALUES (:owner, :r, :ns, :n)"
 )
-_OWNED = text(
+_OWNED = (
     "SELECT o.resource, o.data FROM owners w JOIN objects o ON o.resource = w.resource "
     "AND o.namespace = w.namespace AND o.name = w.name WHERE w.owner_uid = :owner"
 )
-_OWNERS_OF = text(
-    "SELECT owner_uid FROM owners WHERE resource = :r AND namespace = :ns AND name = :n"
-)
-_BY_UID = text("SELECT resource, data FROM objects WHERE uid = :uid")
-_UPDATE = text(
+_OWNERS_OF = "SELECT owner_uid FROM owners WHERE resource = :r AND namespace = :ns AND name = :n"
+_BY_UID = "SELECT resource, data FROM objects WHERE uid = :uid"
+_UPDATE = (
     "UPDATE objects SET rv = :rv, data = :d WHERE resource = :r AND namespace = :ns AND name = :n"
 )
-_UPDATE_AT = text(  # only at the version the writer read: one statement, no read first
+_UPDATE_AT = (  # only at the version the writer read: one statement, no read first
     "UPDATE objects SET rv = :rv, data = :d "
     "WHERE resource = :r AND namespace = :ns AND name = :n AND rv = :expected"
 )
-_DELETE = text("DELETE FROM objects WHERE resource = :r AND namespace = :ns AND name = :n")
-_LOG = text("INSERT INTO changes (rv, resource, type, data) VALUES (:rv, :r, :t, :d)")
-_TRIM = text("DELETE FROM changes WHERE rv <= :floor")
+_DELETE = "DELETE FROM objects WHERE resource = :r AND namespace = :ns AND name = :n"
+_LOG = "INSERT INTO changes (rv, resource, type, data) VALUES (:rv, :r, :t, :d)"
+_TRIM = "DELETE FROM changes WHERE rv <= :floor"
+_LIST = "SELECT data FROM objects WHERE resource = :r ORDER BY namespace, name"
+_LIST_IN = "SELECT data FROM objects WHERE resource = :r AND namespace = :ns ORDER BY name"
+_OLDEST = "SELECT min(rv) FROM changes"
+_SINCE = "SELECT rv, type, data FROM changes WHERE resource = :r AND rv > :rv ORDER BY rv"
+_NEWEST = "SELECT max(rv) FROM changes UNION ALL SELECT max(rv) FROM objects"
 
 
-def _set_owners(conn: Connection, key: dict[str, str], obj: dict[str, Any], create: bool
-                ) -> None:  # fmt: skip
+def _set_owners(tx: Cursor, key: dict[str, str], obj: dict[str, Any], create: bool) -> None:
     """The object's rows in `owners`, rewritten only when its owners changed (most updates are
     status writes that leave them as they were)."""
     refs = obj["metadata"].get("ownerReferences") or []
     uids = sorted({str(r["uid"]) for r in refs if isinstance(r, dict) and r.get("uid")})
     if not create:
-        if sorted(str(row[0]) for row in conn.execute(_OWNERS_OF, key)) == uids:
+        if sorted(str(row[0]) for row in tx.rows(_OWNERS_OF, key)) == uids:
             return
-        conn.execute(_OWNERS_DROP, key)
+        tx.run(_OWNERS_DROP, key)
     for uid in uids:
-        conn.execute(_OWNERS_ADD, {**key, "owner": uid})
+        tx.run(_OWNERS_ADD, {**key, "owner": uid})
 
 
 SEALED = frozenset({"/secrets"})  # resources stored encrypted (EncryptionConfiguration's usual)
 
 
 class Store:
-    """Statements are prepared text: building SQLAlchemy expressions per write cost more than
-    SQLite itself. The newest resourceVersion is recovered at start from the stored rows.
-    With a `sealer`, Secrets are stored (objects and change log) sealed with it."""
+    """SQLAlchemy makes the schema; requests' statements go to the driver (`sqlconn`). The
+    newest resourceVersion is recovered at start from the stored rows. With a `sealer`,
+    Secrets are stored (objects and change log) sealed with it."""
 
     def __init__(self, url: str, history: int = CHANGE_LOG, sealer: Sealer | None = None) -> None:
         self.history, self.sealer = history, sealer
@@ -153,14 +152,12 @@ class Store:
         metadata.create_all(self.engine)
         for index in owners.indexes:  # a store made before an index existed gets it now
             index.create(self.engine, checkfirst=True)
-        with self.engine.begin() as conn:
-            newest = [
-                conn.execute(select(func.max(changes.c.rv))).scalar(),
-                conn.execute(select(func.max(objects.c.rv))).scalar(),
-            ]
-        self.rv = max([1, *(int(v) for v in newest if v is not None)])
+        self.sql = Sql(self.engine)
+        newest = self.sql.rows(_NEWEST, {})
+        self.rv = max([1, *(int(row[0]) for row in newest if row[0] is not None)])
 
     def close(self) -> None:
+        self.sql.close()
         self.engine.dispose()
 
     def _dump(self, resource: str, obj: dict[str, Any]) -> str:
@@ -176,23 +173,20 @@ class Store:
             data = self.sealer.open(data, resource)
         return dict(orjson.loads(data))
 
-    def _log(self, conn: Connection, rv: int, resource: str, kind: str, data: str) -> None:
-        conn.execute(_LOG, {"rv": rv, "r": resource, "t": kind, "d": data})
+    def _log(self, tx: Cursor, rv: int, resource: str, kind: str, data: str) -> None:
+        tx.run(_LOG, {"rv": rv, "r": resource, "t": kind, "d": data})
         if rv % max(1, self.history // 50) == 0:  # trim now and then, not on every write
-            conn.execute(_TRIM, {"floor": rv - self.history})
+            tx.run(_TRIM, {"floor": rv - self.history})
 
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(_GET, {"r": resource, "ns": namespace, "n": name}).first()
+        row = self.sql.first(_GET, {"r": resource, "ns": namespace, "n": name})
         return None if row is None else self._load(resource, row[0])
 
     def list(self, resource: str, namespace: str | None) -> tuple[list[dict[str, Any]], int]:
-        query = select(objects.c.data).where(objects.c.resource == resource)
-        if namespace is not None:
-            query = query.where(objects.c.namespace == namespace)
-        query = query.order_by(objects.c.namespace, objects.c.name)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+        if namespace is None:
+            rows = self.sql.rows(_LIST, {"r": resource})
+        else:
+            rows = self.sql.rows(_LIST_IN, {"r": resource, "ns": namespace})
         return [self._load(resource, row[0]) for row in rows], self.rv
 
     def write(
@@ -210,64 +204,55 @@ class Store:
         obj["metadata"]["resourceVersion"] = str(rv)
         data = self._dump(resource, obj)
         try:
-            with self.engine.begin() as conn:
+            with self.sql.transaction() as tx:
                 if create:
                     uid = str(obj["metadata"].get("uid", ""))
-                    conn.execute(_INSERT, {**key, "rv": rv, "uid": uid, "d": data})
+                    tx.run(_INSERT, {**key, "rv": rv, "uid": uid, "d": data})
                 else:
                     values = {**key, "rv": rv, "d": data}
                     if expected_rv is None:
-                        updated = conn.execute(_UPDATE, values).rowcount
+                        updated = tx.run(_UPDATE, values)
                     else:
-                        updated = conn.execute(_UPDATE_AT, {**values, "expected": expected_rv}
-                                               ).rowcount  # fmt: skip
+                        updated = tx.run(_UPDATE_AT, {**values, "expected": expected_rv})
                     if not updated:  # gone, or written by someone else since it was read
-                        if conn.execute(_RV, key).first() is None:
+                        if tx.first(_RV, key) is None:
                             raise KeyError(name)
                         raise Conflict("changed")
-                _set_owners(conn, key, obj, create)
-                self._log(conn, rv, resource, "ADDED" if create else "MODIFIED", data)
-        except IntegrityError:
+                _set_owners(tx, key, obj, create)
+                self._log(tx, rv, resource, "ADDED" if create else "MODIFIED", data)
+        except self.sql.dbapi.IntegrityError:
             raise Conflict("exists") from None
         self.rv = rv
         return obj
 
     def delete(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
         key = {"r": resource, "ns": namespace, "n": name}
-        with self.engine.begin() as conn:
-            row = conn.execute(_GET, key).first()
+        with self.sql.transaction() as tx:
+            row = tx.first(_GET, key)
             if row is None:
                 raise KeyError(name)
             obj = self._load(resource, row[0])
             rv = self.rv + 1
             obj["metadata"]["resourceVersion"] = str(rv)
-            conn.execute(_DELETE, key)
-            conn.execute(_OWNERS_DROP, key)
-            self._log(conn, rv, resource, "DELETED", self._dump(resource, obj))
+            tx.run(_DELETE, key)
+            tx.run(_OWNERS_DROP, key)
+            self._log(tx, rv, resource, "DELETED", self._dump(resource, obj))
         self.rv = rv
         return obj
 
     def owned_by(self, uid: str) -> Sequence[tuple[str, dict[str, Any]]]:
         """(resource, object) of every object naming `uid` in its ownerReferences."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(_OWNED, {"owner": uid}).all()
+        rows = self.sql.rows(_OWNED, {"owner": uid})
         return [(str(r[0]), self._load(str(r[0]), r[1])) for r in rows]
 
     def by_uid(self, uid: str) -> tuple[str, dict[str, Any]] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(_BY_UID, {"uid": uid}).first()
+        row = self.sql.first(_BY_UID, {"uid": uid})
         return None if row is None else (str(row[0]), self._load(str(row[0]), row[1]))
 
     def changes_since(self, rv: int, resource: str) -> Iterator[Change]:
         """Changes to `resource` after `rv`, oldest first; Gone when `rv` left the log."""
-        with self.engine.connect() as conn:
-            oldest = conn.execute(select(func.min(changes.c.rv))).scalar()
-            if oldest is not None and rv < int(oldest) - 1:
-                raise Gone(f"too old resource version: {rv} ({int(oldest) - 1})")
-            rows = conn.execute(
-                select(changes.c.rv, changes.c.type, changes.c.data)
-                .where(changes.c.resource == resource, changes.c.rv > rv)
-                .order_by(changes.c.rv)
-            ).all()
-        for row in rows:
+        oldest = self.sql.first(_OLDEST, {})[0]
+        if oldest is not None and rv < int(oldest) - 1:
+            raise Gone(f"too old resource version: {rv} ({int(oldest) - 1})")
+        for row in self.sql.rows(_SINCE, {"r": resource, "rv": rv}):
             yield Change(int(row[0]), resource, str(row[1]), self._load(resource, row[2]))
