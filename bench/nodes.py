@@ -149,10 +149,12 @@ def run_load(
     servers: list[psutil.Process],
     kill: tuple[str, Callable[[], None]] | None = None,
     others: tuple[psutil.Process, ...] = (),
-    stop: Callable[[], float] | None = None) -> dict[str, Any]:  # fmt: skip
+    stop: Callable[[], float] | None = None,
+    warm: int = 0) -> dict[str, Any]:  # fmt: skip
     """Connect everything, wait for `done`, measure the steady state (and, with `kill`, the
     time to reconnect a killed replica's nodes; `others`: more processes whose CPU counts;
-    `stop`: stops the servers with the sessions still open, returning the seconds it took)."""
+    `stop`: stops the servers with the sessions still open, returning the seconds it took;
+    `warm`: reports acked before measuring, beyond the settling time)."""
     rss_before = sum(p.memory_info().rss for p in servers)
     load = Load([sys.executable, "-m", "bench.nodeload", "--url", url, "--ca", str(ca),
                  "--nodes", str(nodes_json), "--heartbeat", str(args.heartbeat),
@@ -164,6 +166,9 @@ def run_load(
         wait_for(lambda: done(load.progress), timeout=1800, what="the initial sync")
         synced_s = float(load.progress["t"])
         time.sleep(args.settle)  # first heartbeats and first condition writes pass
+        wait_for(lambda: load.progress.get("acked", 0) >= warm, timeout=3600,
+                 what=f"{warm} reports acked")  # fmt: skip
+        warmed_s = float(load.progress["t"])
         generator = psutil.Process(load.process.pid)
         before = dict(load.progress)
         measured = cpu_over([*servers, generator, *others], args.steady)
@@ -172,7 +177,8 @@ def run_load(
         after = dict(load.progress)
         rss = sum(p.memory_info().rss for p in servers)
         result = {
-            "connected_s": connected_s, "synced_s": synced_s, "rss_mb": rss / 2**20,
+            "connected_s": connected_s, "synced_s": synced_s, "warmed_s": warmed_s,
+            "rss_mb": rss / 2**20,
             "per_node_kb": (rss - rss_before) / 1024 / args.nodes,
             "cpu": sum(server_cpu), "generator_cpu": generator_cpu,
             "apiserver_cpu": sum(other_cpu),
@@ -252,7 +258,8 @@ def replicas_run(args: argparse.Namespace, workdir: Path, pki: Path, nodes_json:
                           lambda p: p.get("objects", 0) >= wanted, processes,
                           (clouds[0].url, clouds[0].kill) if count > 1 else None,
                           (psutil.Process(apiserver.process.pid),),
-                          lambda: _stop(clouds))  # fmt: skip
+                          lambda: _stop(clouds),
+                          args.nodes * args.devices if args.warm else 0)  # fmt: skip
         result["false_unknown"] = _marked_unknown(clouds)
         return result
     finally:
@@ -288,6 +295,12 @@ def main() -> None:
     )
     parser.add_argument("--lease", type=float, default=120.0, help="node lease duration, s")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
+    parser.add_argument(
+        "--warm", action="store_true",
+        help="measure once as many reports were acked as there are devices: every device's "
+        "first report (its DeviceStatus made, its conditions written) behind, as in a fleet "
+        "whose cloudcore has run before",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the logs and state afterwards")
     parser.add_argument(
         "--status-qps", type=float, default=1000.0,
