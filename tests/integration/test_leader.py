@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -81,3 +82,35 @@ async def test_lean_errors_are_api_exceptions_with_the_status(
         await away.get(path_of("api", "v1", "nodes"))
     assert unreachable.value.status == 0
     await away.close()
+
+
+async def test_lean_credentials_refresh_once_a_period_and_at_once_after_a_401(
+    apiserver: ApiServerProcess,
+) -> None:
+    """The refresh hook (exec plugins, OIDC) is not run per request; an expired credential
+    (401) is refreshed and the request goes once more."""
+    configuration = apiserver.api_client().configuration
+    good = configuration.api_key["BearerToken"]
+    refreshed: list[float] = []
+
+    def refresh(c: Any) -> None:
+        refreshed.append(0)
+        c.api_key["BearerToken"] = good
+
+    configuration.refresh_api_key_hook = refresh
+    lean = LeanApi(configuration)
+    try:
+        nodes = path_of("api", "v1", "nodes")
+        for _ in range(20):
+            await lean.get(nodes)
+        assert len(refreshed) == 1  # the first request's, none after it within the period
+        configuration.api_key["BearerToken"] = "Bearer expired"
+        assert (await lean.get(nodes))["kind"] == "NodeList"  # 401, refreshed, sent again
+        assert len(refreshed) == 2
+        configuration.refresh_api_key_hook = lambda c: None  # the refresh gives nothing new
+        configuration.api_key["BearerToken"] = "Bearer revoked"
+        with pytest.raises(ApiException) as refused:
+            await lean.get(nodes)
+        assert refused.value.status == 401  # tried once more only
+    finally:
+        await lean.close()
