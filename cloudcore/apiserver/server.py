@@ -151,6 +151,7 @@ def build(args: argparse.Namespace) -> tuple[ApiService, uvicorn.Config]:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=3,  # watches and idle keep-alive connections end promptly
+        http="httptools",  # h11 (pure Python) took a fifth more CPU per write
         ws="wsproto",  # accepts `SPDY/3.1+portforward.k8s.io`, not an RFC token, as kubectl sends
         **ssl,
     )
