@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from kedge.grpcwire.batched import Batched
 from kedge.grpcwire.frames import (
     DEFAULT_FRAME_SIZE,
     DEFAULT_WINDOW,
     FRAME_HEADER,
     HEADER_SIZE,
     MAX_WINDOW,
-    PREFACE,
     ConnectionError_,
     ErrorCode,
     Flag,
@@ -25,6 +25,7 @@ from kedge.grpcwire.frames import (
     Setting,
     frame,
     goaway,
+    preface_end,
     rst_stream,
     settings,
     settings_values,
@@ -37,23 +38,26 @@ from kedge.grpcwire.stream import Host, Stream
 
 log = logging.getLogger("kedge.grpcwire")
 MAX_STREAMS = 1000  # calls in flight per connection
+LAST_STREAM = 0x7FFFFFFF  # a first GOAWAY's last stream: every call the client sent is taken
+DRAIN_PING = b"kedge-gw"  # the PING whose ack says the client has seen that GOAWAY
 MAX_HEADER_BLOCK = 64 << 10
 MAX_HEADER_LIST = 16 << 10
 CONNECTION_WINDOW = 16 << 20
 MAX_BUFFERED = 32 << 20  # request bytes held for calls not yet answered, all streams together
 
 
-class Connection(asyncio.Protocol):
+class Connection(Batched):
     def __init__(self, host: Host) -> None:
+        super().__init__()
         self.host = host
         self.stream_window = host.max_body + DEFAULT_FRAME_SIZE  # room to see one too large
-        self.transport: asyncio.Transport | None = None
         self.streams: dict[int, Stream] = {}
         self.decoder = HeaderDecoder()
         self.last_stream = 0
         self.peer_window, self.peer_frame = DEFAULT_WINDOW, DEFAULT_FRAME_SIZE
         self.send_window = DEFAULT_WINDOW
         self.closing = False  # GOAWAY sent: no new calls
+        self._draining: str | None = None  # why a first GOAWAY was sent, until its PING ack
         self._buffer = bytearray()
         self._settled = False  # preface and first SETTINGS seen
         self._preface_due: asyncio.TimerHandle | None = None
@@ -62,7 +66,6 @@ class Connection(asyncio.Protocol):
         self._receive_window = CONNECTION_WINDOW  # what the client may still send
         self._buffered = 0  # bytes of the bodies of the streams open
         self._continuing: tuple[int, int, bytearray] | None = None
-        self._out: list[bytes] = []
         self._blocked: list[Stream] = []
         self._handlers = {
             Frame.DATA: self._data, Frame.HEADERS: self._headers, Frame.PRIORITY: self._priority,
@@ -135,27 +138,12 @@ class Connection(asyncio.Protocol):
             self.fail(exc.code, exc.reason)
 
     def _preface(self, buffer: bytearray) -> int:
-        if len(buffer) < len(PREFACE) + HEADER_SIZE:
-            if not PREFACE.startswith(bytes(buffer[: len(PREFACE)])):
-                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "not an HTTP/2 client")
-            return -1
-        if not buffer.startswith(PREFACE) or buffer[len(PREFACE) + 3] != Frame.SETTINGS:
-            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "not an HTTP/2 client preface")
-        self._settled = True
-        if self._preface_due is not None:
-            self._preface_due.cancel()
-        return len(PREFACE)
-
-    def write(self, data: bytes) -> None:
-        """Queued; everything queued in one turn of the loop leaves in one write."""
-        if not self._out:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._out.append(data)
-
-    def _flush(self) -> None:
-        out, self._out = b"".join(self._out), []
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(out)
+        at = preface_end(buffer)
+        if at >= 0:
+            self._settled = True
+            if self._preface_due is not None:
+                self._preface_due.cancel()
+        return at
 
     def fail(self, code: ErrorCode, reason: str) -> None:
         """A connection error: GOAWAY with the reason, then the connection is closed."""
@@ -170,6 +158,17 @@ class Connection(asyncio.Protocol):
         idle = self._settled and not self.streams and self.last_stream == self._swept
         self._swept = self.last_stream
         return idle
+
+    def drain(self, reason: str) -> None:
+        """Close a connection a call may be on its way on (RFC 9113 6.8): a GOAWAY taking every
+        stream, and a PING whose ack says the client saw it, before the final GOAWAY. Asked
+        again before the ack: closed all the same."""
+        if self._draining is not None or self.closing:
+            self.shut(self._draining or reason)
+            return
+        self._draining = reason
+        self.write(goaway(LAST_STREAM, ErrorCode.NO_ERROR, reason))
+        self.write(frame(Frame.PING, 0, 0, DRAIN_PING))
 
     def shut(self, reason: str = "") -> None:
         """Stop taking calls (the ones in flight finish)."""
@@ -298,6 +297,8 @@ class Connection(asyncio.Protocol):
             raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "PING is 8 bytes")
         if not flags & Flag.ACK:
             self.write(frame(Frame.PING, Flag.ACK, 0, payload))
+        elif payload == DRAIN_PING and self._draining is not None:
+            self.shut(self._draining)  # the client has seen the first GOAWAY
 
     def _goaway(self, _flags: int, _stream: int, _payload: bytes) -> None:
         self.shut()  # the client starts nothing new; what is in flight is answered

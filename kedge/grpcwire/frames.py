@@ -104,3 +104,15 @@ def settings_values(payload: bytes) -> list[tuple[int, int]]:
         if key == Setting.MAX_FRAME_SIZE and not DEFAULT_FRAME_SIZE <= value < 1 << 24:
             raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "bad SETTINGS_MAX_FRAME_SIZE")
     return values
+
+
+def preface_end(buffer: bytearray) -> int:
+    """Where a client's preface (and the SETTINGS frame it must start with) ends; -1 while it
+    is not all here. ConnectionError_ for anything that is not an HTTP/2 client."""
+    if len(buffer) < len(PREFACE) + HEADER_SIZE:
+        if not PREFACE.startswith(bytes(buffer[: len(PREFACE)])):
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "not an HTTP/2 client")
+        return -1
+    if not buffer.startswith(PREFACE) or buffer[len(PREFACE) + 3] != Frame.SETTINGS:
+        raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "not an HTTP/2 client preface")
+    return len(PREFACE)

@@ -15,6 +15,7 @@ import logging
 import struct
 from collections.abc import Iterator, Sequence
 
+from kedge.grpcwire.batched import Batched
 from kedge.grpcwire.server import Handler, Later, invoke
 from kedge.grpcwire.status import RpcError, Status
 
@@ -30,14 +31,13 @@ class RelayError(Exception):
     """The other side broke the record format: the relay ends."""
 
 
-class _Records(asyncio.Protocol):
+class _Records(Batched):
     """Record framing, batched writes, and the end of the socket."""
 
     def __init__(self, head: struct.Struct, max_record: int) -> None:
+        super().__init__()
         self._head, self._max = head, max_record
         self._buffer = bytearray()
-        self._out: list[bytes] = []
-        self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -63,16 +63,6 @@ class _Records(asyncio.Protocol):
             at = end
         del buffer[:at]
 
-    def send(self, record: bytes) -> None:
-        if not self._out:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._out.append(record)
-
-    def _flush(self) -> None:
-        out, self._out = b"".join(self._out), []
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(out)
-
     def end(self, why: str) -> None:
         log.error("gRPC relay ended: %s", why)
         if self.transport is not None:
@@ -93,14 +83,14 @@ class Front(_Records):
 
     def listening(self) -> None:
         """Tell the serving process that clients can connect now."""
-        self.send(CALL.pack(0, READY, 0))
+        self.write(CALL.pack(0, READY, 0))
 
     def _forward(self, method: int, message: bytes) -> Later:
         if self.closed.done():
             raise GONE
         self._next = (self._next + 1) & 0xFFFFFFFF
         answer = self._waiting[self._next] = Later()
-        self.send(CALL.pack(self._next, method, len(message)) + message)
+        self.write(CALL.pack(self._next, method, len(message)) + message)
         return answer
 
     def data_received(self, data: bytes) -> None:
@@ -152,6 +142,6 @@ class Back(_Records):
     def _answer(self, call: int, result: bytes | RpcError) -> None:
         if isinstance(result, RpcError):
             reason = result.message.encode()
-            self.send(ANSWER.pack(call, int(result.code), len(reason)) + reason)
+            self.write(ANSWER.pack(call, int(result.code), len(reason)) + reason)
         else:
-            self.send(ANSWER.pack(call, 0, len(result)) + result)
+            self.write(ANSWER.pack(call, 0, len(result)) + result)

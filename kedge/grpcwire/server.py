@@ -95,7 +95,7 @@ class GrpcServer:
         for connection in list(self.connections):
             if connection.idle():
                 log.debug("idle gRPC client connection closed")
-                connection.shut(f"no call for {self.idle_timeout:g} s")
+                connection.drain(f"no call for {self.idle_timeout:g} s")
         self._sweeper = asyncio.get_running_loop().call_later(self.idle_timeout, self._sweep)
 
     async def stop(self, grace: float) -> None:

@@ -323,6 +323,37 @@ async def test_a_connection_without_calls_gets_a_goaway_and_clients_reconnect(
         await serving.stop(1.0)
 
 
+async def test_an_idle_close_still_answers_a_call_sent_before_the_client_saw_it(
+    tmp_path: Path,
+) -> None:
+    """First a GOAWAY taking every stream and a PING; a call the client had on its way is
+    answered; the final GOAWAY (naming that call's stream) comes only after the PING's ack."""
+    path = tmp_path / "d.sock"
+    serving = GrpcServer(METHODS, idle_timeout=0.2)
+    await serving.start(path)
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(HELLO)
+        seen = b""
+        while not any(k == Frame.PING for k, *_ in _frames(seen)):
+            chunk = await asyncio.wait_for(reader.read(65536), 10)
+            assert chunk, f"closed without a PING: {_frames(seen)}"
+            seen += chunk
+        first = next(p for k, _f, _s, p in _frames(seen) if k == Frame.GOAWAY)
+        assert struct.unpack(">I", first[:4])[0] == 0x7FFFFFFF  # every stream still taken
+        ping = next(p for k, _f, _s, p in _frames(seen) if k == Frame.PING)
+        writer.write(_request(1) + frame(Frame.DATA, Flag.END_STREAM, 1, _body(b"late")))
+        writer.write(frame(Frame.PING, Flag.ACK, 0, ping))
+        rest = await asyncio.wait_for(reader.read(), 10)  # to the close
+        writer.close()
+        frames = _frames(seen + rest)
+        assert any(k == Frame.DATA and p == _body(b"late") for k, _f, _s, p in frames)
+        last = [p for k, _f, _s, p in frames if k == Frame.GOAWAY][-1]
+        assert struct.unpack(">I", last[:4])[0] == 1 and last[8:] == b"no call for 0.2 s"
+    finally:
+        await serving.stop(1.0)
+
+
 async def test_a_connection_with_a_call_open_is_not_idle(tmp_path: Path) -> None:
     path = tmp_path / "o.sock"
     serving = GrpcServer(METHODS, idle_timeout=0.05)
